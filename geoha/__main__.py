@@ -1,0 +1,5 @@
+import sys
+
+from geoha.cli import main
+
+sys.exit(main())

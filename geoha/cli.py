@@ -1,0 +1,142 @@
+"""The `geoha` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from geoha.plan import Plan, Tools, expand, resolve_run_dir
+from geoha.spec import Spec, SpecError, load_spec
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr, with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def load(args: argparse.Namespace) -> tuple[Spec, Plan]:
+    path = Path(args.file) if args.file else None
+    spec = load_spec(path)
+    plan = expand(spec, resolve_run_dir(spec), Tools.discover())
+    return spec, plan
+
+
+def summary(spec: Spec, plan: Plan) -> str:
+    data = ", ".join(
+        f"{name} ({region.role.value}, {region.cidr}, dns weight {region.dns.weight})"
+        for name, region in spec.data_regions.items()
+    )
+    witnesses = [n for n, r in spec.regions.items() if not r.is_data]
+    witness = f"witness {', '.join(witnesses)}" if witnesses else "no witness"
+    tiers = "; ".join(
+        f"{name} web {r.web.autoscale.min}/{r.web.autoscale.desired}/{r.web.autoscale.max}, "
+        f"api {r.api.autoscale.min}/{r.api.autoscale.desired}/{r.api.autoscale.max}"
+        for name, r in spec.data_regions.items()
+    )
+    return (
+        f"Deployment '{spec.name}': data regions {data}; {witness}. "
+        f"Replication {spec.replication.value}, automatic failover "
+        f"{'on' if spec.automatic_failover else 'off'} (Patroni ttl {spec.patroni.ttl_s} s, "
+        f"loop_wait {spec.patroni.loop_wait_s} s, retry_timeout {spec.patroni.retry_timeout_s} s). "
+        f"Instances min/desired/max: {tiers}. DNS zone {spec.dns.zone}, ttl {spec.dns.ttl_s} s, "
+        f"health check every {spec.dns.health_check_interval_s} s, unhealthy after "
+        f"{spec.dns.failure_threshold} failures. {len(plan.nodes)} nodes; run directory {plan.run_dir}."
+    )
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec, plan = load(args)
+    print(summary(spec, plan))
+    return EXIT_OK
+
+
+def plan_rows(plan: Plan) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": n.name,
+            "region": n.region,
+            "role": n.role.value,
+            "address": n.address,
+            "ports": n.ports,
+            "data_dir": str(n.data_dir),
+            "command": list(n.command),
+            "health": n.health_url,
+        }
+        for n in plan.nodes
+    ]
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    _, plan = load(args)
+    rows = plan_rows(plan)
+    if args.json:
+        print(json.dumps({"run_dir": str(plan.run_dir), "nodes": rows}, indent=2))
+        return EXIT_OK
+    print(f"{'NODE':<16}{'REGION':<10}{'ROLE':<10}{'ADDRESS':<14}{'PORTS':<28}DATA DIRECTORY")
+    for r in rows:
+        ports = " ".join(f"{k}={v}" for k, v in r["ports"].items())
+        print(f"{r['name']:<16}{r['region']:<10}{r['role']:<10}{r['address']:<14}{ports:<28}{r['data_dir']}")
+    return EXIT_OK
+
+
+def add_file_arg(parser: argparse.ArgumentParser, short: bool = True) -> None:
+    flags = ["-f", "--file"] if short else ["--file"]
+    parser.add_argument(*flags, help="topology file (default: the built-in reference topology)")
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="geoha",
+        description="Multi-region active/active deployments: rehearse locally, render for the cloud.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a topology file and summarise it")
+    add_file_arg(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("plan", help="list every node the topology expands to")
+    add_file_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_plan)
+
+    from geoha import commands
+
+    commands.register(sub, add_file_arg)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command = args.func
+    try:
+        return func(args)
+    except SpecError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except CliError as exc:
+        print(f"geoha: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("geoha: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The data tier as seen from outside: roles, replication lag, etcd health, switchover, DSNs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import psycopg
+
+from geoha.data.migrate import superuser_conn
+from geoha.data.secrets import APP_USER, Secrets
+from geoha.plan import Node, Plan
+
+HTTP_TIMEOUT_S = 2.0
+
+
+class ClusterError(Exception):
+    """The cluster cannot do what was asked; the message says why."""
+
+
+def patroni_get(node: Node, path: str) -> dict[str, Any] | None:
+    try:
+        resp = httpx.get(f"http://{node.endpoint('patroni')}{path}", timeout=HTTP_TIMEOUT_S)
+        body: dict[str, Any] = resp.json()
+        return body
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def cluster_members(plan: Plan) -> list[dict[str, Any]] | None:
+    """Patroni's `/cluster` view from the first database node that answers."""
+    for node in plan.database_nodes:
+        body = patroni_get(node, "/cluster")
+        if body is not None and "members" in body:
+            members: list[dict[str, Any]] = body["members"]
+            return members
+    return None
+
+
+def primary_node(plan: Plan) -> Node | None:
+    """The node that holds the leader lock and runs as primary, if any."""
+    for node in plan.database_nodes:
+        body = patroni_get(node, "/patroni")
+        if body and body.get("role") in ("primary", "master") and body.get("state") == "running":
+            return node
+    return None
+
+
+def replication_rows(primary: Node, secrets: Secrets) -> dict[str, dict[str, Any]]:
+    """pg_stat_replication on the primary, by replica name (Patroni's application_name)."""
+    query = """
+        SELECT application_name, state, sync_state,
+               pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,
+               extract(epoch FROM replay_lag) * 1000
+          FROM pg_stat_replication"""
+    try:
+        with superuser_conn(primary, secrets) as conn:
+            rows = conn.execute(query).fetchall()
+    except psycopg.Error:
+        return {}
+    result = {}
+    for name, state, sync_state, lag_bytes, lag_ms in rows:
+        result[name] = {
+            "replication_state": state,
+            "sync_state": sync_state,
+            "lag_bytes": lag_bytes,
+            # replay_lag is NULL once an idle replica has caught up.
+            "lag_ms": round(float(lag_ms), 1) if lag_ms is not None else (0.0 if lag_bytes == 0 else None),
+        }
+    return result
+
+
+def database_status(plan: Plan, secrets: Secrets) -> dict[str, Any]:
+    primary = primary_node(plan)
+    replication = replication_rows(primary, secrets) if primary else {}
+    nodes = []
+    for node in plan.database_nodes:
+        body = patroni_get(node, "/patroni") or {}
+        role = body.get("role")
+        entry: dict[str, Any] = {
+            "name": node.name,
+            "region": node.region,
+            "address": node.address,
+            "role": "primary" if role in ("primary", "master") else role or "unreachable",
+            "state": body.get("state", "unreachable"),
+            "timeline": body.get("timeline"),
+            "replication_state": None,
+            "sync": None,
+            "lag_bytes": None,
+            "lag_ms": None,
+        }
+        if node is primary:
+            entry.update(replication_state="primary", lag_bytes=0, lag_ms=0.0)
+        elif node.name in replication:
+            row = replication[node.name]
+            entry.update(
+                replication_state=row["replication_state"],
+                sync=row["sync_state"] == "sync",
+                lag_bytes=row["lag_bytes"],
+                lag_ms=row["lag_ms"],
+            )
+        elif body:
+            entry["replication_state"] = body.get("replication_state", "not streaming")
+        nodes.append(entry)
+    return {"primary": primary.name if primary else None, "nodes": nodes}
+
+
+def etcd_status(plan: Plan) -> list[dict[str, Any]]:
+    members = []
+    for node in plan.etcd_nodes:
+        try:
+            body = httpx.get(node.health_url, timeout=HTTP_TIMEOUT_S).json()
+            healthy = str(body.get("health")) == "true"
+        except (httpx.HTTPError, ValueError):
+            healthy = False
+        members.append(
+            {"name": node.name, "region": node.region, "address": node.address, "healthy": healthy}
+        )
+    return members
+
+
+def switchover(plan: Plan, to_region: str, timeout_s: float = 60.0) -> str:
+    """Planned switchover to `to_region`'s database; returns once it is primary and the old one follows."""
+    if to_region not in plan.spec.data_regions:
+        raise ClusterError(
+            f"--to: a data region ({', '.join(plan.spec.data_regions)}) (got {to_region!r})"
+        )
+    target = plan.database_node(to_region)
+    current = primary_node(plan)
+    if current is None:
+        raise ClusterError("no primary is running: nothing to switch over from")
+    if current is target:
+        return f"{target.name} is already the primary"
+    try:
+        resp = httpx.post(
+            f"http://{current.endpoint('patroni')}/switchover",
+            json={"leader": current.name, "candidate": target.name},
+            timeout=30.0,
+        )
+    except httpx.HTTPError as exc:
+        raise ClusterError(f"Patroni on {current.name} did not answer: {exc}") from None
+    if resp.status_code != 200:
+        raise ClusterError(f"Patroni refused the switchover: {resp.text.strip()}")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        old = patroni_get(current, "/patroni") or {}
+        if primary_node(plan) is target and old.get("replication_state") == "streaming":
+            return f"switched over: {target.name} is primary, {current.name} streams from it"
+        time.sleep(0.5)
+    raise ClusterError(
+        f"switchover to {target.name} did not complete in {timeout_s:.0f} s (see geoha status)"
+    )
+
+
+def dsn(plan: Plan, region: str, write: bool) -> str:
+    """The libpq URI an application in `region` uses.
+
+    write: every database node, `target_session_attrs=read-write`, so writes
+    reach the current primary wherever it is. read: the region's own node
+    first, then the others. The password comes from the run directory's
+    pgpass file, never from the URI.
+    """
+    if region not in plan.spec.data_regions:
+        raise ClusterError(
+            f"--region: a data region ({', '.join(plan.spec.data_regions)}) (got {region!r})"
+        )
+    local = plan.database_node(region)
+    ordered = [local] + [n for n in plan.database_nodes if n is not local]
+    hosts = ",".join(n.endpoint("postgres") for n in ordered)
+    params = {
+        "target_session_attrs": "read-write" if write else "any",
+        "connect_timeout": "2",
+        "passfile": str(plan.pgpass_path),
+        "application_name": f"geoha-{region}",
+    }
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
+    return f"postgresql://{APP_USER}@{hosts}/{plan.spec.database.name}?{query}"

@@ -1,0 +1,189 @@
+"""`expand(spec) -> Plan`: every concrete node of a deployment.
+
+The plan is the only place topology is derived from the spec. Each node has a
+role, a region, an address (its own loopback address locally, its private
+address in the cloud -- same layout `NET.TIER.N`), its ports, its folder under
+the run directory, the command that starts it and its health check. Nothing
+downstream re-derives topology from the spec.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from geoha.spec import Spec
+
+
+class NodeRole(StrEnum):
+    ETCD = "etcd"
+    DATABASE = "database"
+
+
+# Layout inside a region NET.T.N (DESIGN "Local runtime").
+TIER_FRONTEND_LB = 1
+TIER_WEB = 2
+TIER_BACKEND_LB = 3
+TIER_API = 4
+TIER_DATABASE = 5
+TIER_ETCD = 6
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Where the executables a plan starts live on this machine."""
+
+    patroni: str
+    etcd: str
+    pg_bin_dir: str
+
+    @staticmethod
+    def discover() -> Tools:
+        venv_bin = Path(sys.executable).parent
+        pg_bin = Path("/usr/lib/postgresql/15/bin")
+        return Tools(
+            patroni=str(venv_bin / "patroni"),
+            etcd=shutil.which("etcd") or "/usr/bin/etcd",
+            pg_bin_dir=str(pg_bin),
+        )
+
+
+@dataclass(frozen=True)
+class Node:
+    """One "VM" of the deployment."""
+
+    name: str
+    region: str
+    role: NodeRole
+    address: str
+    ports: dict[str, int]
+    dir: Path
+    command: tuple[str, ...]
+    health_url: str
+    db_user: bool = False
+    """True when the node must run as the unprivileged database user."""
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / ("patroni.yml" if self.role is NodeRole.DATABASE else "etcd.yml")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "node.log"
+
+    def endpoint(self, port: str) -> str:
+        return f"{self.address}:{self.ports[port]}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: Spec
+    run_dir: Path
+    nodes: tuple[Node, ...]
+    pg_bin_dir: str = "/usr/lib/postgresql/15/bin"
+    app_client_addresses: tuple[str, ...] = field(default=())
+    """Addresses of every API instance the autoscaler may start (pg_hba for the app user)."""
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def by_role(self, role: NodeRole) -> list[Node]:
+        return [n for n in self.nodes if n.role is role]
+
+    @property
+    def etcd_nodes(self) -> list[Node]:
+        return self.by_role(NodeRole.ETCD)
+
+    @property
+    def database_nodes(self) -> list[Node]:
+        return self.by_role(NodeRole.DATABASE)
+
+    def database_node(self, region: str) -> Node:
+        for node in self.database_nodes:
+            if node.region == region:
+                return node
+        raise KeyError(region)
+
+    @property
+    def secrets_path(self) -> Path:
+        return self.run_dir / "secrets.json"
+
+    @property
+    def pgpass_path(self) -> Path:
+        return self.run_dir / "pgpass"
+
+
+def node_address(net: ipaddress.IPv4Network, tier: int, index: int) -> str:
+    """Address of node `index` (1-based) of `tier` inside a region network."""
+    return str(net.network_address + tier * 256 + index)
+
+
+def resolve_run_dir(spec: Spec, cwd: Path | None = None) -> Path:
+    run_dir = Path(os.path.expanduser(spec.run_dir))
+    if not run_dir.is_absolute():
+        run_dir = (cwd or Path.cwd()) / run_dir
+    return run_dir
+
+
+def expand(spec: Spec, run_dir: Path, tools: Tools) -> Plan:
+    """Every node of `spec`, with local loopback addresses under `run_dir`."""
+    nodes: list[Node] = []
+    app_clients: list[str] = []
+    client, peer = spec.etcd.client_port, spec.etcd.peer_port
+    for region_name, region in spec.regions.items():
+        net = region.loopback_net
+        etcd_name = f"{region_name}-etcd"
+        etcd_dir = run_dir / "nodes" / etcd_name
+        etcd_addr = node_address(net, TIER_ETCD, 1)
+        nodes.append(
+            Node(
+                name=etcd_name,
+                region=region_name,
+                role=NodeRole.ETCD,
+                address=etcd_addr,
+                ports={"client": client, "peer": peer},
+                dir=etcd_dir,
+                command=(tools.etcd, "--config-file", str(etcd_dir / "etcd.yml")),
+                health_url=f"http://{etcd_addr}:{client}/health",
+            )
+        )
+    for region_name, region in spec.data_regions.items():
+        net = region.loopback_net
+        db_name = f"{region_name}-db"
+        db_dir = run_dir / "nodes" / db_name
+        db_addr = node_address(net, TIER_DATABASE, 1)
+        nodes.append(
+            Node(
+                name=db_name,
+                region=region_name,
+                role=NodeRole.DATABASE,
+                address=db_addr,
+                ports={"postgres": spec.database.port, "patroni": spec.database.patroni_port},
+                dir=db_dir,
+                command=(tools.patroni, str(db_dir / "patroni.yml")),
+                health_url=f"http://{db_addr}:{spec.database.patroni_port}/health",
+                db_user=True,
+            )
+        )
+        app_clients += [
+            node_address(net, TIER_API, i) for i in range(1, region.api.autoscale.max + 1)
+        ]
+    return Plan(
+        spec=spec,
+        run_dir=run_dir,
+        nodes=tuple(nodes),
+        pg_bin_dir=tools.pg_bin_dir,
+        app_client_addresses=tuple(app_clients),
+    )

@@ -1,0 +1,104 @@
+"""Patroni configuration of a database node (PostgreSQL 15 under Patroni, etcd3 DCS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from geoha.data.secrets import APP_USER, REPLICATION_USER, SUPERUSER, Secrets
+from geoha.plan import Node, Plan
+from geoha.render.etcd import client_url
+from geoha.render.files import File
+from geoha.spec import ReplicationMode
+
+# On one machine every loopback connection leaves from 127.0.0.1, whatever
+# address it goes to; the cloud render lists only the plan's addresses.
+LOCAL_SOURCE = "127.0.0.1"
+
+
+def hba_rules(plan: Plan, local: bool = True) -> list[str]:
+    """pg_hba: scram-sha-256 only, and only from the addresses that need each user."""
+    db_hosts = [n.address for n in plan.database_nodes]
+    app_hosts = list(plan.app_client_addresses)
+    if local:
+        db_hosts.append(LOCAL_SOURCE)
+        app_hosts.append(LOCAL_SOURCE)
+    database = plan.spec.database.name
+    rules = ["local all all reject"]
+    rules += [f"host all {SUPERUSER} {h}/32 scram-sha-256" for h in db_hosts]
+    rules += [f"host replication {REPLICATION_USER} {h}/32 scram-sha-256" for h in db_hosts]
+    rules += [f"host {database} {APP_USER} {h}/32 scram-sha-256" for h in app_hosts]
+    rules.append("host all all 0.0.0.0/0 reject")
+    return rules
+
+
+def patroni_config(plan: Plan, node: Node, secrets: Secrets, local: bool = True) -> dict[str, Any]:
+    spec = plan.spec
+    timing = spec.patroni
+    sync = spec.replication is ReplicationMode.SYNC
+    parameters: dict[str, Any] = {
+        "wal_level": "replica",
+        "hot_standby": "on",
+        "wal_log_hints": "on",  # pg_rewind needs it: a failed primary rejoins by itself
+        "wal_sender_timeout": f"{spec.database.wal_sender_timeout_s}s",
+        "wal_receiver_timeout": f"{spec.database.wal_sender_timeout_s}s",
+        "max_wal_senders": 10,
+        "max_replication_slots": 10,
+        "wal_keep_size": "256MB",
+        "password_encryption": "scram-sha-256",
+        "max_connections": 200,
+        "hot_standby_feedback": "on",
+    }
+    return {
+        "scope": spec.name,
+        "namespace": "/geoha/",
+        "name": node.name,
+        "log": {"level": "INFO", "format": "%(asctime)s %(levelname)s: %(message)s"},
+        "restapi": {"listen": node.endpoint("patroni"), "connect_address": node.endpoint("patroni")},
+        "etcd3": {"hosts": [client_url(e).removeprefix("http://") for e in plan.etcd_nodes]},
+        "bootstrap": {
+            "dcs": {
+                "ttl": timing.ttl_s,
+                "loop_wait": timing.loop_wait_s,
+                "retry_timeout": timing.retry_timeout_s,
+                "maximum_lag_on_failover": timing.maximum_lag_on_failover_bytes,
+                "synchronous_mode": sync,
+                "failsafe_mode": False,
+                "postgresql": {
+                    "use_pg_rewind": True,
+                    "use_slots": True,
+                    "parameters": parameters,
+                },
+            },
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums", {"auth": "scram-sha-256"}],
+        },
+        "postgresql": {
+            "listen": node.endpoint("postgres"),
+            "connect_address": node.endpoint("postgres"),
+            "data_dir": str(node.data_dir),
+            "bin_dir": plan.pg_bin_dir,
+            "pgpass": str(node.dir / "pgpass"),
+            "authentication": {
+                "superuser": {"username": SUPERUSER, "password": secrets.superuser},
+                "replication": {"username": REPLICATION_USER, "password": secrets.replication},
+            },
+            "parameters": {
+                # Every node listens on port 5432 of its own address: no shared socket folder.
+                "unix_socket_directories": str(node.dir),
+                "logging_collector": "on",
+                "log_directory": str(node.dir / "pglog"),
+                "log_filename": "postgresql-%a.log",
+                "log_truncate_on_rotation": "on",
+                "log_min_error_statement": "panic",
+            },
+            "pg_hba": hba_rules(plan, local),
+        },
+        "tags": {"nofailover": not spec.automatic_failover, "noloadbalance": False},
+    }
+
+
+def render_patroni(plan: Plan, node: Node, secrets: Secrets, local: bool = True) -> list[File]:
+    config = patroni_config(plan, node, secrets, local)
+    text = "# rendered by geoha; changes are overwritten\n" + yaml.safe_dump(config, sort_keys=False)
+    return [File(node.config_path, text, 0o600)]

@@ -1,0 +1,427 @@
+"""The topology file (`geoha.toml`) as validated pydantic models.
+
+Every field has a default taken from the reference topology (Delhi primary,
+Chennai replica, Mumbai witness), so an empty file -- or no file at all -- is
+the reference deployment. Units are in the field names (`ttl_s`, `_percent`).
+Unknown keys are rejected. Cross-field rules live on the models; errors are
+reported as `dotted.path: what was expected (got VALUE)`, all at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+MAX_INSTANCES = 20
+MIN_PASSWORD_CHARS = 16
+
+
+def _dns_label(value: str) -> str:
+    if not DNS_LABEL.match(value):
+        raise ValueError(
+            "a DNS-safe name: lowercase letters, digits and '-', starting with a letter, "
+            "at most 32 characters"
+        )
+    return value
+
+
+RegionName = Annotated[str, AfterValidator(_dns_label)]
+
+
+class SpecError(Exception):
+    """The topology file is unusable; `errors` holds one line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+class RegionRole(StrEnum):
+    """What a region holds at bootstrap."""
+
+    PRIMARY = "primary"  # data region whose database is the preferred primary
+    REPLICA = "replica"  # data region whose database starts as a replica
+    WITNESS = "witness"  # etcd member only: a third vote, no data, no traffic
+
+
+class ReplicationMode(StrEnum):
+    SYNC = "sync"  # Patroni synchronous_mode: an acknowledged write is in two regions
+    ASYNC = "async"  # lower write latency; the last writes can be lost on failover
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+Password = Annotated[str | None, Field(default=None, min_length=MIN_PASSWORD_CHARS)]
+
+
+class Autoscale(Strict):
+    """Instance counts and CPU thresholds of one autoscaled tier."""
+
+    min: int = Field(default=1, ge=1, le=MAX_INSTANCES)
+    """Fewest instances the autoscaler keeps (count, default 1)."""
+    desired: int = Field(default=2, ge=1, le=MAX_INSTANCES)
+    """Instances started by `geoha up` (count, default 2)."""
+    max: int = Field(default=5, ge=1, le=MAX_INSTANCES)
+    """Most instances the autoscaler starts (count, default 5, at most 20)."""
+    scale_up_cpu_percent: float = Field(default=70.0, gt=0, le=100)
+    """Average CPU above which the tier grows (percent, default 70)."""
+    scale_down_cpu_percent: float = Field(default=30.0, ge=0, lt=100)
+    """Average CPU below which the tier shrinks (percent, default 30)."""
+    cooldown_s: float = Field(default=30.0, ge=0)
+    """Quiet time after a scaling action (seconds, default 30)."""
+    scale_in_stabilization_s: float = Field(default=60.0, ge=0)
+    """How long load must stay low before an instance is removed (seconds, default 60)."""
+
+class Tier(Strict):
+    """One autoscaled tier (web or api) of a data region."""
+
+    autoscale: Autoscale = Autoscale()
+    """Instance counts and thresholds of the tier."""
+
+
+class RegionDns(Strict):
+    """How global DNS sends traffic to a region."""
+
+    weight: int = Field(default=50, ge=0, le=255)
+    """Route 53 weighted-routing weight (0-255, default 50)."""
+
+
+class Region(Strict):
+    """One cloud region. The table key (`regions.NAME`) is its DNS-safe name."""
+
+    role: RegionRole = RegionRole.REPLICA
+    """`primary` (preferred primary), `replica`, or `witness` (etcd only)."""
+    cidr: str = "10.10.0.0/16"
+    """Private network of the region in the cloud (IPv4 CIDR, /16 or larger)."""
+    local_net: str | None = None
+    """Loopback /16 that stands for the region in `geoha up` (default 127.<second octet of cidr>.0.0/16)."""
+    web: Tier = Tier()
+    """The web tier (Caddy + React build); data regions only."""
+    api: Tier = Tier()
+    """The API tier; data regions only."""
+    dns: RegionDns = RegionDns()
+    """Weighted DNS settings; data regions only."""
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"an IPv4 network such as 10.10.0.0/16 ({exc})") from None
+        if net.prefixlen > 16:
+            raise ValueError("a network of /16 or larger (a region lays out nodes as X.Y.TIER.N)")
+        return value
+
+    @field_validator("local_net")
+    @classmethod
+    def _local_net(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"a loopback /16 such as 127.10.0.0/16 ({exc})") from None
+        if net.prefixlen != 16 or not net.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+            raise ValueError("a /16 inside 127.0.0.0/8, such as 127.10.0.0/16")
+        if net.network_address.packed[1] == 0:
+            raise ValueError("a /16 other than 127.0.0.0/16 (kept for global services)")
+        return value
+
+    @property
+    def is_data(self) -> bool:
+        return self.role is not RegionRole.WITNESS
+
+    @property
+    def loopback_net(self) -> ipaddress.IPv4Network:
+        if self.local_net is not None:
+            return ipaddress.IPv4Network(self.local_net)
+        second = ipaddress.IPv4Network(self.cidr).network_address.packed[1]
+        return ipaddress.IPv4Network(f"127.{second}.0.0/16")
+
+
+class Patroni(Strict):
+    """Patroni's HA timings (Patroni refuses ttl < 20, loop_wait < 1, retry_timeout < 3)."""
+
+    ttl_s: int = Field(default=20, ge=20, le=300)
+    """Leader key lifetime: how long a dead primary holds the lock (seconds, default 20)."""
+    loop_wait_s: int = Field(default=1, ge=1, le=60)
+    """Sleep between HA loop runs (seconds, default 1)."""
+    retry_timeout_s: int = Field(default=3, ge=3, le=60)
+    """Timeout of DCS and PostgreSQL operations before demotion (seconds, default 3)."""
+    maximum_lag_on_failover_bytes: int = Field(default=1_048_576, ge=0)
+    """A replica further behind than this may not be promoted (bytes, default 1 MiB)."""
+
+class Database(Strict):
+    """PostgreSQL settings shared by every database node."""
+
+    name: str = Field(default="geoha", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    """Application database name (default `geoha`)."""
+    port: int = Field(default=5432, ge=1024, le=65535)
+    """PostgreSQL port on every database node (default 5432)."""
+    patroni_port: int = Field(default=8008, ge=1024, le=65535)
+    """Patroni REST API port on every database node (default 8008)."""
+    wal_sender_timeout_s: int = Field(default=5, ge=1, le=600)
+    """How fast a primary drops a silent replica connection (seconds, default 5)."""
+    superuser_password: Password
+    """Superuser password (at least 16 characters; default: generated, 32 characters)."""
+    replication_password: Password
+    """Replication user password (at least 16 characters; default: generated)."""
+    app_password: Password
+    """Application user password (at least 16 characters; default: generated)."""
+
+class Etcd(Strict):
+    """The DCS: one etcd member per region, the witness included."""
+
+    client_port: int = Field(default=2379, ge=1024, le=65535)
+    """etcd client port on every member (default 2379)."""
+    peer_port: int = Field(default=2380, ge=1024, le=65535)
+    """etcd peer port on every member (default 2380)."""
+
+class Dns(Strict):
+    """Global DNS (Route 53 semantics: weighted records with health checks)."""
+
+    zone: str = Field(default="geoha.test", pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
+    """Zone the application's name lives in (default `geoha.test`)."""
+    ttl_s: int = Field(default=30, ge=1, le=86400)
+    """TTL of the weighted answers (seconds, default 30)."""
+    health_check_interval_s: int = Field(default=10, ge=1, le=300)
+    """Time between health checks of a region (seconds, default 10; Route 53 allows 10 or 30)."""
+    failure_threshold: int = Field(default=3, ge=1, le=10)
+    """Consecutive failed checks before a region is unhealthy (count, default 3)."""
+
+
+def _reference_regions() -> dict[str, Region]:
+    return {
+        "delhi": Region(role=RegionRole.PRIMARY, cidr="10.10.0.0/16"),
+        "chennai": Region(role=RegionRole.REPLICA, cidr="10.20.0.0/16"),
+        "mumbai": Region(role=RegionRole.WITNESS, cidr="10.30.0.0/16"),
+    }
+
+
+class Spec(Strict):
+    """A whole geoha deployment."""
+
+    name: RegionName = "geoha"
+    """Deployment name: Patroni scope and prefix of cloud resources (DNS-safe, default `geoha`)."""
+    run_dir: str = ".geoha"
+    """Folder of state, data and logs of `geoha up`, relative to the current directory (default `.geoha`)."""
+    replication: ReplicationMode = ReplicationMode.SYNC
+    """`sync` (no acknowledged write lost on failover, the default) or `async`."""
+    automatic_failover: bool = True
+    """Promote a replica by itself when the primary region is lost (default true)."""
+    regions: dict[RegionName, Region] = Field(default_factory=_reference_regions)
+    """Regions by name; the reference is delhi (primary), chennai (replica), mumbai (witness)."""
+    patroni: Patroni = Patroni()
+    """Patroni HA timings."""
+    database: Database = Database()
+    """PostgreSQL settings."""
+    etcd: Etcd = Etcd()
+    """etcd ports."""
+    dns: Dns = Dns()
+    """Global DNS settings."""
+
+    @field_validator("run_dir")
+    @classmethod
+    def _run_dir(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a folder path")
+        return value
+
+    @property
+    def data_regions(self) -> dict[str, Region]:
+        return {name: r for name, r in self.regions.items() if r.is_data}
+
+    @property
+    def primary_region(self) -> str:
+        return next(n for n, r in self.regions.items() if r.role is RegionRole.PRIMARY)
+
+    def cross_field_errors(self) -> list[str]:
+        """Rules spanning several fields, as `dotted.path: expected (got VALUE)` lines."""
+        errors: list[str] = []
+        primaries = [n for n, r in self.regions.items() if r.role is RegionRole.PRIMARY]
+        if len(primaries) != 1:
+            errors.append(
+                "regions: exactly one region with role = \"primary\" "
+                f"(got {len(primaries)}: {primaries})"
+            )
+        data = list(self.data_regions)
+        witnesses = [n for n, r in self.regions.items() if r.role is RegionRole.WITNESS]
+        if self.automatic_failover and len(data) == 2 and not witnesses:
+            errors.append(
+                "regions: a witness region (role = \"witness\") when two data regions fail over "
+                "automatically -- without a third vote neither side can tell a dead region "
+                f"from a cut link (got data regions {data} and no witness)"
+            )
+        errors += self._tier_errors()
+        errors += self._port_errors()
+        errors += self._network_errors()
+        errors += self._witness_errors()
+        errors += self._weight_errors()
+        return errors
+
+    def _tier_errors(self) -> list[str]:
+        errors: list[str] = []
+        for name, region in self.data_regions.items():
+            for tier_name in ("web", "api"):
+                scale: Autoscale = getattr(region, tier_name).autoscale
+                path = f"regions.{name}.{tier_name}.autoscale"
+                if scale.desired < scale.min:
+                    errors.append(
+                        f"{path}.desired: at least min ({scale.min}) (got {scale.desired})"
+                    )
+                if scale.max < max(scale.min, scale.desired):
+                    errors.append(
+                        f"{path}.max: at least min and desired ({max(scale.min, scale.desired)}) "
+                        f"(got {scale.max})"
+                    )
+                if scale.scale_up_cpu_percent <= scale.scale_down_cpu_percent:
+                    errors.append(
+                        f"{path}.scale_up_cpu_percent: above scale_down_cpu_percent "
+                        f"({scale.scale_down_cpu_percent}) (got {scale.scale_up_cpu_percent})"
+                    )
+        return errors
+
+    def _port_errors(self) -> list[str]:
+        errors: list[str] = []
+        timing = self.patroni
+        if timing.loop_wait_s + 2 * timing.retry_timeout_s > timing.ttl_s:
+            errors.append(
+                "patroni.ttl_s: at least loop_wait_s + 2 * retry_timeout_s "
+                f"({timing.loop_wait_s + 2 * timing.retry_timeout_s}) (got {timing.ttl_s})"
+            )
+        if self.database.port == self.database.patroni_port:
+            errors.append(
+                f"database.patroni_port: a port other than database.port (got {self.database.port})"
+            )
+        if self.etcd.client_port == self.etcd.peer_port:
+            errors.append(
+                f"etcd.peer_port: a port other than etcd.client_port (got {self.etcd.peer_port})"
+            )
+        return errors
+
+    def _network_errors(self) -> list[str]:
+        errors: list[str] = []
+        names = list(self.regions)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                net_a = ipaddress.IPv4Network(self.regions[a].cidr)
+                net_b = ipaddress.IPv4Network(self.regions[b].cidr)
+                if net_a.overlaps(net_b):
+                    errors.append(
+                        f"regions.{b}.cidr: a network not overlapping regions.{a}.cidr "
+                        f"(got {self.regions[b].cidr}, overlaps {self.regions[a].cidr})"
+                    )
+                if self.regions[a].loopback_net == self.regions[b].loopback_net:
+                    errors.append(
+                        f"regions.{b}.local_net: a loopback /16 not used by region {a} "
+                        f"(got {self.regions[b].loopback_net}; set local_net)"
+                    )
+        for name, region in self.regions.items():
+            if region.local_net is None and region.loopback_net.network_address.packed[1] == 0:
+                errors.append(
+                    f"regions.{name}.local_net: a loopback /16 other than 127.0.0.0/16, "
+                    f"needed because cidr {region.cidr} has 0 as its second octet (got none)"
+                )
+        return errors
+
+    def _witness_errors(self) -> list[str]:
+        errors: list[str] = []
+        for name, region in self.regions.items():
+            if region.is_data:
+                continue
+            for tier in ("web", "api", "dns"):
+                if tier in region.model_fields_set:
+                    errors.append(
+                        f"regions.{name}.{tier}: nothing -- a witness region runs etcd only, "
+                        "no data and no traffic (got a table)"
+                    )
+        return errors
+
+    def _weight_errors(self) -> list[str]:
+        weights = {n: r.dns.weight for n, r in self.data_regions.items()}
+        if weights and not any(weights.values()):
+            return [f"regions: at least one data region with dns.weight above 0 (got {weights})"]
+        return []
+
+
+def _error_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc if str(part) != "[key]")
+
+
+def _error_message(err: Any) -> str:
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if err["type"] == "extra_forbidden":
+        msg = "no such key (unknown keys are rejected)"
+    return msg
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """One `dotted.path: expected (got VALUE)` line per pydantic error."""
+    lines = []
+    for err in exc.errors():
+        path = _error_path(err["loc"]) or "(top level)"
+        got = err.get("input")
+        if path.endswith("password") and isinstance(got, str):
+            shown = f"{len(got)} characters"  # never echo a secret
+        elif isinstance(got, dict):
+            shown = "a table"
+        else:
+            shown = repr(got)
+        message = _error_message(err)
+        if "(got" in message:
+            lines.append(f"{path}: {message}")
+        else:
+            lines.append(f"{path}: {message} (got {shown})")
+    return lines
+
+
+def parse_spec(data: dict[str, Any]) -> Spec:
+    """Validate parsed TOML data into a Spec, or raise SpecError listing every problem."""
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc)) from None
+    errors = spec.cross_field_errors()
+    if errors:
+        raise SpecError(errors)
+    return spec
+
+
+def load_spec(path: Path | None) -> Spec:
+    """Read a topology file, or the reference topology when `path` is None."""
+    if path is None:
+        return parse_spec({})
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([f"{path}: a readable topology file (got: no such file)"]) from None
+    except IsADirectoryError:
+        raise SpecError([f"{path}: a topology file (got: a directory)"]) from None
+    except PermissionError:
+        raise SpecError([f"{path}: a readable topology file (got: permission denied)"]) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError([f"{path}: UTF-8 text (got undecodable byte at offset {exc.start})"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError([f"{path}: valid TOML ({exc})"]) from None
+    return parse_spec(data)

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Installs what geoha needs on Debian 12 and builds the project's virtualenv.
+# Idempotent: a second run installs nothing and takes a few seconds.
+# Works as root, or as an ordinary user with sudo.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO/.venv"
+STAMP="$VENV/.geoha-installed"
+
+log() { echo "[setup] $*"; }
+die() { echo "[setup] error: $*" >&2; exit 1; }
+
+# --- apt packages ----------------------------------------------------------
+PACKAGES=(
+    postgresql-15 postgresql-client-15 etcd-server etcd-client
+    haproxy caddy iptables wrk curl ca-certificates python3-venv
+    chromium chromium-driver
+)
+# A Node.js from another source (e.g. NodeSource, which ships its own npm)
+# may already be on PATH; Debian's nodejs/npm would conflict with it.
+if ! command -v node >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
+fi
+
+is_installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    is_installed "$pkg" || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing apt packages: ${missing[*]}"
+    if [ "$(id -u)" -eq 0 ]; then
+        SUDO=()
+    elif command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    else
+        die "missing packages (${missing[*]}) need root: run as root, or as a user with sudo"
+    fi
+    # Package scripts may try to start services (etcd, haproxy, caddy, the
+    # default PostgreSQL cluster); there is no systemd here and geoha starts
+    # its own processes, so those services are not needed.
+    # No recommends: chromium's would pull in systemd, avahi, cups, ...
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+else
+    log "apt packages: all present"
+fi
+
+# --- virtualenv (system python, never a pyenv one) -------------------------
+venv_ok() {
+    [ -x "$VENV/bin/python" ] && [ -f "$VENV/pyvenv.cfg" ] &&
+        grep -Eq '^home[[:space:]]*=[[:space:]]*/usr/bin[[:space:]]*$' "$VENV/pyvenv.cfg"
+}
+
+if ! venv_ok; then
+    log "creating virtualenv $VENV with /usr/bin/python3"
+    /usr/bin/python3 -m venv --clear "$VENV"
+    rm -f "$STAMP"
+fi
+
+if [ -f "$STAMP" ] && [ "$STAMP" -nt "$REPO/pyproject.toml" ]; then
+    log "python packages: up to date"
+else
+    log "installing python packages into .venv (pip install -e '.[dev]')"
+    "$VENV/bin/pip" install -q --upgrade pip
+    (cd "$REPO" && "$VENV/bin/pip" install -q -e '.[dev]')
+    touch "$STAMP"
+fi
+
+# --- can user postgres reach the repository? --------------------------------
+# As root, PostgreSQL and Patroni run as the unprivileged user postgres from
+# this .venv, so every directory from / down to the repo must be o+x.
+if [ "$(id -u)" -eq 0 ]; then
+    dir="$REPO"
+    while :; do
+        if [ -z "$(find "$dir" -maxdepth 0 -perm -o+x 2>/dev/null)" ]; then
+            echo "[setup] WARNING: $dir is not traversable by others (o+x missing):" \
+                "the database processes (user postgres) cannot reach $REPO." \
+                "Fix it (e.g. chmod o+x $dir) or clone the repository elsewhere." >&2
+        fi
+        [ "$dir" = "/" ] && break
+        dir="$(dirname "$dir")"
+    done
+fi
+
+log "done"
