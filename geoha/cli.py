@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,7 +52,8 @@ def summary(spec: Spec, plan: Plan) -> str:
         f"loop_wait {spec.patroni.loop_wait_s} s, retry_timeout {spec.patroni.retry_timeout_s} s). "
         f"Instances min/desired/max: {tiers}. DNS zone {spec.dns.zone}, ttl {spec.dns.ttl_s} s, "
         f"health check every {spec.dns.health_check_interval_s} s, unhealthy after "
-        f"{spec.dns.failure_threshold} failures. {len(plan.nodes)} nodes; run directory {plan.run_dir}."
+        f"{spec.dns.failure_threshold} failures. {len(plan.nodes)} nodes; "
+        f"run directory {plan.run_dir}."
     )
 
 
@@ -83,11 +85,29 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"run_dir": str(plan.run_dir), "nodes": rows}, indent=2))
         return EXIT_OK
-    print(f"{'NODE':<16}{'REGION':<10}{'ROLE':<10}{'ADDRESS':<14}{'PORTS':<28}DATA DIRECTORY")
-    for r in rows:
-        ports = " ".join(f"{k}={v}" for k, v in r["ports"].items())
-        print(f"{r['name']:<16}{r['region']:<10}{r['role']:<10}{r['address']:<14}{ports:<28}{r['data_dir']}")
+    print_table(
+        ["NODE", "REGION", "ROLE", "ADDRESS", "PORTS", "DATA DIRECTORY"],
+        [
+            [
+                r["name"],
+                r["region"],
+                r["role"],
+                r["address"],
+                " ".join(f"{k}={v}" for k, v in r["ports"].items()),
+                r["data_dir"],
+            ]
+            for r in rows
+        ],
+    )
     return EXIT_OK
+
+
+def print_table(headers: list[str], rows: list[list[Any]]) -> None:
+    """Columns padded to their widest cell; None shows as '-'."""
+    cells = [headers] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), flush=True)
 
 
 def add_file_arg(parser: argparse.ArgumentParser, short: bool = True) -> None:
@@ -101,7 +121,8 @@ Command = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="geoha",
-        description="Multi-region active/active deployments: rehearse locally, render for the cloud.",
+        description="Multi-region active/active deployments: "
+        "rehearse locally, render for the cloud.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -133,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"geoha: {exc}", file=sys.stderr)
         return exc.code
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("geoha: interrupted", file=sys.stderr)
         return 130

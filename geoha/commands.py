@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from geoha.cli import CliError, load
+from geoha.cli import CliError, load, print_table
 from geoha.data import cluster
 from geoha.data.secrets import load_or_create_secrets
 from geoha.plan import Plan
@@ -48,14 +48,19 @@ def check_tools(plan: Plan) -> None:
 
 
 def check_database_user_access(plan: Plan) -> None:
-    """As root, PostgreSQL runs as `postgres`: it must reach the virtualenv and the run directory."""
+    """As root, PostgreSQL runs as `postgres`: it must reach the virtualenv and run directory."""
     if os.geteuid() != 0:
         return
     user = RunAs.database_user()
     patroni = next(n.command[0] for n in plan.database_nodes)
     probe = [patroni, "--version"]
     result = subprocess.run(
-        probe, user=user.uid, group=user.gid, extra_groups=[], capture_output=True, check=False,
+        probe,
+        user=user.uid,
+        group=user.gid,
+        extra_groups=[],
+        capture_output=True,
+        check=False,
         cwd="/",
     )
     if result.returncode != 0:
@@ -76,12 +81,12 @@ def prepare_run_dir(spec: Spec, plan: Plan) -> None:
     os.chmod(plan.run_dir, 0o755)
     spec_path = plan.run_dir / SPEC_FILE
     text = spec.model_dump_json(indent=2)
-    if spec_path.exists() and spec_path.read_text(encoding="utf-8") != text:
-        if control.controller_running(plan.run_dir) or any_node_running(plan):
-            raise CliError(
-                f"a deployment with a different topology is running in {plan.run_dir}: "
-                "run `geoha down` first"
-            )
+    changed = spec_path.exists() and spec_path.read_text(encoding="utf-8") != text
+    if changed and (control.controller_running(plan.run_dir) or any_node_running(plan)):
+        raise CliError(
+            f"a deployment with a different topology is running in {plan.run_dir}: "
+            "run `geoha down` first"
+        )
     spec_path.write_text(text, encoding="utf-8")
 
 
@@ -155,7 +160,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             say(f"last lines of {node.log_path}:")
             for line in tail(node.log_path):
                 say(f"  | {line}")
-        say("the deployment is left as it is for inspection: `geoha status`, `geoha logs NODE`, `geoha down`")
+        say(
+            "the deployment is left as it is for inspection: "
+            "`geoha status`, `geoha logs NODE`, `geoha down`"
+        )
         return EXIT_FAILED
     status = cluster.database_status(plan, load_or_create_secrets(spec, plan.secrets_path))
     say(f"ready in {snap['ready_after_s']} s: primary {status['primary']}")
@@ -217,8 +225,12 @@ def controller_snapshot(plan: Plan) -> dict[str, Any] | None:
 
 def gather_status(spec: Spec, plan: Plan) -> dict[str, Any]:
     snap = controller_snapshot(plan)
-    secrets = load_or_create_secrets(spec, plan.secrets_path) if plan.secrets_path.exists() else None
-    databases = cluster.database_status(plan, secrets) if secrets else {"primary": None, "nodes": []}
+    secrets = (
+        load_or_create_secrets(spec, plan.secrets_path) if plan.secrets_path.exists() else None
+    )
+    databases = (
+        cluster.database_status(plan, secrets) if secrets else {"primary": None, "nodes": []}
+    )
     processes = (snap or {}).get("nodes", {})
     for entry in databases["nodes"]:
         entry["process"] = processes.get(entry["name"], {})
@@ -253,19 +265,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     if ctl.get("error"):
         say(f"  last error: {ctl['error']}")
-    say(f"primary: {status['cluster']['primary'] or 'none'}  replication: {status['cluster']['replication']}")
-    say(f"{'DATABASE':<14}{'REGION':<10}{'ROLE':<10}{'TL':<4}{'REPLICATION':<14}{'SYNC':<6}{'LAG B':<8}LAG MS")
-    for d in status["databases"]:
-        sync = "-" if d["sync"] is None else ("yes" if d["sync"] else "no")
-        say(
-            f"{d['name']:<14}{d['region']:<10}{d['role']:<10}{d['timeline'] or '-'!s:<4}"
-            f"{d['replication_state'] or '-':<14}{sync:<6}{d['lag_bytes'] if d['lag_bytes'] is not None else '-'!s:<8}"
-            f"{d['lag_ms'] if d['lag_ms'] is not None else '-'}"
-        )
+    say(f"primary: {status['cluster']['primary'] or 'none'}")
+    say(f"replication: {status['cluster']['replication']}")
+    print_table(
+        ["DATABASE", "REGION", "ROLE", "TL", "REPLICATION", "SYNC", "LAG B", "LAG MS"],
+        [
+            [
+                d["name"],
+                d["region"],
+                d["role"],
+                d["timeline"],
+                d["replication_state"],
+                None if d["sync"] is None else ("yes" if d["sync"] else "no"),
+                d["lag_bytes"],
+                d["lag_ms"],
+            ]
+            for d in status["databases"]
+        ],
+    )
     healthy = sum(1 for m in status["etcd"] if m["healthy"])
-    say(f"etcd: {healthy}/{len(status['etcd'])} healthy  " + "  ".join(
-        f"{m['name']}={'ok' if m['healthy'] else 'DOWN'}" for m in status["etcd"]
-    ))
+    say(
+        f"etcd: {healthy}/{len(status['etcd'])} healthy  "
+        + "  ".join(f"{m['name']}={'ok' if m['healthy'] else 'DOWN'}" for m in status["etcd"])
+    )
     return EXIT_OK
 
 
@@ -275,19 +297,29 @@ def cmd_ps(args: argparse.Namespace) -> int:
     processes = (snap or {}).get("nodes", {})
     if snap is None:
         say("controller: not running")
-    say(f"{'NODE':<16}{'ROLE':<10}{'ADDRESS':<14}{'PID':<9}{'STATE':<22}{'RESTARTS':<9}HEALTH")
+    rows = []
     for node in plan.nodes:
         p = processes.get(node.name, {})
         proc = adopt_process(node.dir)
-        pid = p.get("pid") or (proc.pid if proc else "-")
         if p.get("stopped_by_chaos"):
             state = "stopped (chaos)"
         elif p.get("running") or proc is not None:
             state = "running"
         else:
             state = "stopped"
-        health = p.get("detail", "-") if p else "-"
-        say(f"{node.name:<16}{node.role.value:<10}{node.address:<14}{pid!s:<9}{state:<22}{p.get('restarts', 0)!s:<9}{health}")
+        pid = p.get("pid") or (proc.pid if proc else None)
+        rows.append(
+            [
+                node.name,
+                node.role.value,
+                node.address,
+                pid,
+                state,
+                p.get("restarts", 0),
+                p.get("detail"),
+            ]
+        )
+    print_table(["NODE", "ROLE", "ADDRESS", "PID", "STATE", "RESTARTS", "HEALTH"], rows)
     return EXIT_OK
 
 
@@ -349,7 +381,10 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         code = 2 if str(exc).startswith("NODE:") else EXIT_FAILED
         raise CliError(str(exc), code) from None
     if op == "kill_node":
-        say(f"{args.node}: killed ({result['killed']} processes); the controller will not restart it")
+        say(
+            f"{args.node}: killed ({result['killed']} processes); "
+            "the controller will not restart it"
+        )
     else:
         say(result.get("message") or f"{args.node}: started")
     return EXIT_OK

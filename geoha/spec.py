@@ -4,7 +4,9 @@ Every field has a default taken from the reference topology (Delhi primary,
 Chennai replica, Mumbai witness), so an empty file -- or no file at all -- is
 the reference deployment. Units are in the field names (`ttl_s`, `_percent`).
 Unknown keys are rejected. Cross-field rules live on the models; errors are
-reported as `dotted.path: what was expected (got VALUE)`, all at once.
+reported as `dotted.path: what was expected (got VALUE)`, in two passes:
+every field error at once, then -- once every field is valid -- every
+cross-field error at once. Types are strict: "30" is not a number.
 """
 
 from __future__ import annotations
@@ -64,10 +66,12 @@ class ReplicationMode(StrEnum):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, strict=True
+    )
 
 
-Password = Annotated[str | None, Field(default=None, min_length=MIN_PASSWORD_CHARS)]
+Password = Annotated[str | None, Field(min_length=MIN_PASSWORD_CHARS)]
 
 
 class Autoscale(Strict):
@@ -88,6 +92,7 @@ class Autoscale(Strict):
     scale_in_stabilization_s: float = Field(default=60.0, ge=0)
     """How long load must stay low before an instance is removed (seconds, default 60)."""
 
+
 class Tier(Strict):
     """One autoscaled tier (web or api) of a data region."""
 
@@ -105,12 +110,12 @@ class RegionDns(Strict):
 class Region(Strict):
     """One cloud region. The table key (`regions.NAME`) is its DNS-safe name."""
 
-    role: RegionRole = RegionRole.REPLICA
+    role: RegionRole = Field(default=RegionRole.REPLICA, strict=False)
     """`primary` (preferred primary), `replica`, or `witness` (etcd only)."""
     cidr: str = "10.10.0.0/16"
     """Private network of the region in the cloud (IPv4 CIDR, /16 or larger)."""
     local_net: str | None = None
-    """Loopback /16 that stands for the region in `geoha up` (default 127.<second octet of cidr>.0.0/16)."""
+    """Loopback /16 standing for the region locally (default 127.<cidr's 2nd octet>.0.0/16)."""
     web: Tier = Tier()
     """The web tier (Caddy + React build); data regions only."""
     api: Tier = Tier()
@@ -168,6 +173,7 @@ class Patroni(Strict):
     maximum_lag_on_failover_bytes: int = Field(default=1_048_576, ge=0)
     """A replica further behind than this may not be promoted (bytes, default 1 MiB)."""
 
+
 class Database(Strict):
     """PostgreSQL settings shared by every database node."""
 
@@ -179,12 +185,13 @@ class Database(Strict):
     """Patroni REST API port on every database node (default 8008)."""
     wal_sender_timeout_s: int = Field(default=5, ge=1, le=600)
     """How fast a primary drops a silent replica connection (seconds, default 5)."""
-    superuser_password: Password
+    superuser_password: Password = None
     """Superuser password (at least 16 characters; default: generated, 32 characters)."""
-    replication_password: Password
+    replication_password: Password = None
     """Replication user password (at least 16 characters; default: generated)."""
-    app_password: Password
+    app_password: Password = None
     """Application user password (at least 16 characters; default: generated)."""
+
 
 class Etcd(Strict):
     """The DCS: one etcd member per region, the witness included."""
@@ -194,10 +201,13 @@ class Etcd(Strict):
     peer_port: int = Field(default=2380, ge=1024, le=65535)
     """etcd peer port on every member (default 2380)."""
 
+
 class Dns(Strict):
     """Global DNS (Route 53 semantics: weighted records with health checks)."""
 
-    zone: str = Field(default="geoha.test", pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
+    zone: str = Field(
+        default="geoha.test", pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$"
+    )
     """Zone the application's name lives in (default `geoha.test`)."""
     ttl_s: int = Field(default=30, ge=1, le=86400)
     """TTL of the weighted answers (seconds, default 30)."""
@@ -221,8 +231,9 @@ class Spec(Strict):
     name: RegionName = "geoha"
     """Deployment name: Patroni scope and prefix of cloud resources (DNS-safe, default `geoha`)."""
     run_dir: str = ".geoha"
-    """Folder of state, data and logs of `geoha up`, relative to the current directory (default `.geoha`)."""
-    replication: ReplicationMode = ReplicationMode.SYNC
+    """Folder of state, data and logs of `geoha up`, relative to the current directory
+    (default `.geoha`)."""
+    replication: ReplicationMode = Field(default=ReplicationMode.SYNC, strict=False)
     """`sync` (no acknowledged write lost on failover, the default) or `async`."""
     automatic_failover: bool = True
     """Promote a replica by itself when the primary region is lost (default true)."""
@@ -258,14 +269,14 @@ class Spec(Strict):
         primaries = [n for n, r in self.regions.items() if r.role is RegionRole.PRIMARY]
         if len(primaries) != 1:
             errors.append(
-                "regions: exactly one region with role = \"primary\" "
+                'regions: exactly one region with role = "primary" '
                 f"(got {len(primaries)}: {primaries})"
             )
         data = list(self.data_regions)
         witnesses = [n for n, r in self.regions.items() if r.role is RegionRole.WITNESS]
         if self.automatic_failover and len(data) == 2 and not witnesses:
             errors.append(
-                "regions: a witness region (role = \"witness\") when two data regions fail over "
+                'regions: a witness region (role = "witness") when two data regions fail over '
                 "automatically -- without a third vote neither side can tell a dead region "
                 f"from a cut link (got data regions {data} and no witness)"
             )
@@ -380,8 +391,9 @@ def format_validation_error(exc: ValidationError) -> list[str]:
     for err in exc.errors():
         path = _error_path(err["loc"]) or "(top level)"
         got = err.get("input")
-        if path.endswith("password") and isinstance(got, str):
-            shown = f"{len(got)} characters"  # never echo a secret
+        if err["type"] == "extra_forbidden" or "password" in path or "secret" in path:
+            # Never echo what may be a secret, even under a misspelled key.
+            shown = f"{len(got)} characters" if isinstance(got, str) else f"a {type(got).__name__}"
         elif isinstance(got, dict):
             shown = "a table"
         else:
@@ -419,7 +431,9 @@ def load_spec(path: Path | None) -> Spec:
     except PermissionError:
         raise SpecError([f"{path}: a readable topology file (got: permission denied)"]) from None
     except UnicodeDecodeError as exc:
-        raise SpecError([f"{path}: UTF-8 text (got undecodable byte at offset {exc.start})"]) from None
+        raise SpecError(
+            [f"{path}: UTF-8 text (got undecodable byte at offset {exc.start})"]
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -67,7 +67,9 @@ def replication_rows(primary: Node, secrets: Secrets) -> dict[str, dict[str, Any
             "sync_state": sync_state,
             "lag_bytes": lag_bytes,
             # replay_lag is NULL once an idle replica has caught up.
-            "lag_ms": round(float(lag_ms), 1) if lag_ms is not None else (0.0 if lag_bytes == 0 else None),
+            "lag_ms": round(float(lag_ms), 1)
+            if lag_ms is not None
+            else (0.0 if lag_bytes == 0 else None),
         }
     return result
 
@@ -122,7 +124,10 @@ def etcd_status(plan: Plan) -> list[dict[str, Any]]:
 
 
 def switchover(plan: Plan, to_region: str, timeout_s: float = 60.0) -> str:
-    """Planned switchover to `to_region`'s database; returns once it is primary and the old one follows."""
+    """Planned switchover to `to_region`'s database.
+
+    Returns once the target is primary and the old primary streams from it.
+    """
     if to_region not in plan.spec.data_regions:
         raise ClusterError(
             f"--to: a data region ({', '.join(plan.spec.data_regions)}) (got {to_region!r})"

@@ -22,7 +22,7 @@ MIGRATIONS_PACKAGE = "geoha.data.migrations"
 def migrations() -> list[tuple[str, str]]:
     """(version, SQL) of every migration, in order."""
     files = resources.files(MIGRATIONS_PACKAGE)
-    found = sorted(f for f in files.iterdir() if f.name.endswith(".sql"))
+    found = sorted((f for f in files.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in found]
 
 

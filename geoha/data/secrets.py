@@ -47,7 +47,8 @@ def load_or_create_secrets(spec: Spec, path: Path) -> Secrets:
         "app": spec.database.app_password,
     }
     values = {
-        key: given[key] or stored.get(key) or generate_password() for key in ("superuser", "replication", "app")
+        key: given[key] or stored.get(key) or generate_password()
+        for key in ("superuser", "replication", "app")
     }
     result = Secrets(**values)
     if values != stored:

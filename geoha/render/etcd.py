@@ -40,5 +40,7 @@ def render_etcd(plan: Plan, node: Node) -> list[File]:
         "logger": "zap",
         "log-outputs": ["stderr"],
     }
-    text = "# rendered by geoha; changes are overwritten\n" + yaml.safe_dump(config, sort_keys=False)
+    text = "# rendered by geoha; changes are overwritten\n" + yaml.safe_dump(
+        config, sort_keys=False
+    )
     return [File(node.config_path, text, 0o644)]

@@ -55,7 +55,10 @@ def patroni_config(plan: Plan, node: Node, secrets: Secrets, local: bool = True)
         "namespace": "/geoha/",
         "name": node.name,
         "log": {"level": "INFO", "format": "%(asctime)s %(levelname)s: %(message)s"},
-        "restapi": {"listen": node.endpoint("patroni"), "connect_address": node.endpoint("patroni")},
+        "restapi": {
+            "listen": node.endpoint("patroni"),
+            "connect_address": node.endpoint("patroni"),
+        },
         "etcd3": {"hosts": [client_url(e).removeprefix("http://") for e in plan.etcd_nodes]},
         "bootstrap": {
             "dcs": {
@@ -71,7 +74,12 @@ def patroni_config(plan: Plan, node: Node, secrets: Secrets, local: bool = True)
                     "parameters": parameters,
                 },
             },
-            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums", {"auth": "scram-sha-256"}],
+            "initdb": [
+                {"encoding": "UTF8"},
+                {"locale": "C.UTF-8"},
+                "data-checksums",
+                {"auth": "scram-sha-256"},
+            ],
         },
         "postgresql": {
             "listen": node.endpoint("postgres"),
@@ -100,5 +108,7 @@ def patroni_config(plan: Plan, node: Node, secrets: Secrets, local: bool = True)
 
 def render_patroni(plan: Plan, node: Node, secrets: Secrets, local: bool = True) -> list[File]:
     config = patroni_config(plan, node, secrets, local)
-    text = "# rendered by geoha; changes are overwritten\n" + yaml.safe_dump(config, sort_keys=False)
+    text = "# rendered by geoha; changes are overwritten\n" + yaml.safe_dump(
+        config, sort_keys=False
+    )
     return [File(node.config_path, text, 0o600)]

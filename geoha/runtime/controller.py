@@ -43,6 +43,7 @@ from geoha.spec import Spec
 
 SPEC_FILE = "spec.json"
 PID_FILE = "controller.pid"
+LAST_PRIMARY_FILE = "last-primary"
 START_ORDER = (NodeRole.ETCD, NodeRole.DATABASE)
 HEALTH_INTERVAL_S = 1.0
 ETCD_START_TIMEOUT_S = 60.0
@@ -91,9 +92,10 @@ class Controller:
     # -- events -----------------------------------------------------------
     def say(self, message: str, node: str | None = None) -> None:
         """Record one sentence of what the controller did and why."""
-        event = {"seq": len(self.events) + 1, "t": time.time(), "node": node, "message": message}
+        now = time.time()
+        event = {"seq": len(self.events) + 1, "t": now, "node": node, "message": message}
         self.events.append(event)
-        stamp = time.strftime("%H:%M:%S", time.localtime(event["t"]))
+        stamp = time.strftime("%H:%M:%S", time.localtime(now))
         print(f"{stamp} {message}", flush=True)
 
     # -- node lifecycle ---------------------------------------------------
@@ -140,7 +142,15 @@ class Controller:
         hosts = [n.address for n in self.plan.database_nodes]
         spec = self.plan.spec
         write_files(
-            [pgpass_file(self.plan.pgpass_path, hosts, spec.database.port, spec.database.name, self.secrets.app)]
+            [
+                pgpass_file(
+                    self.plan.pgpass_path,
+                    hosts,
+                    spec.database.port,
+                    spec.database.name,
+                    self.secrets.app,
+                )
+            ]
         )
         for state in self.nodes.values():
             state.kind.prepare(state.node)
@@ -163,8 +173,21 @@ class Controller:
         details = "; ".join(f"{s.node.name}: {s.health.detail}" for s in sick)
         raise RuntimeError(f"not healthy after {timeout_s:.0f} s while {what}: {details}")
 
-    def _initialized(self) -> bool:
-        return any((s.node.data_dir / "PG_VERSION").exists() for s in self.of_role(NodeRole.DATABASE))
+    def _first_database(self) -> NodeState:
+        """The node to start first: the last primary, else the preferred one (bootstrap)."""
+        initialized = any(
+            (s.node.data_dir / "PG_VERSION").exists() for s in self.of_role(NodeRole.DATABASE)
+        )
+        name = f"{self.plan.spec.primary_region}-db"
+        last = self.plan.run_dir / LAST_PRIMARY_FILE
+        if initialized and last.exists() and last.read_text().strip() in self.nodes:
+            name = last.read_text().strip()
+        why = "the last primary" if initialized else "bootstrapping the cluster, preferred primary"
+        self.say(f"{name}: starts first ({why})", name)
+        return self.nodes[name]
+
+    def remember_primary(self, name: str) -> None:
+        (self.plan.run_dir / LAST_PRIMARY_FILE).write_text(name + "\n")
 
     def of_role(self, role: NodeRole) -> list[NodeState]:
         return [s for s in self.nodes.values() if s.node.role is role]
@@ -187,11 +210,10 @@ class Controller:
             await self.wait_healthy(etcd, ETCD_START_TIMEOUT_S, "starting etcd")
             self.say(f"etcd: {len(etcd)}/{len(etcd)} members healthy")
             databases = self.of_role(NodeRole.DATABASE)
-            if not self._initialized():
-                first = self.nodes[f"{self.plan.spec.primary_region}-db"]
-                self.say(f"{first.node.name}: bootstrapping the cluster (preferred primary)", first.node.name)
+            if not any(s.running() for s in databases):
+                first = self._first_database()
                 self.start_missing([first])
-                await self.wait_healthy([first], DATABASE_START_TIMEOUT_S, "bootstrapping")
+                await self.wait_healthy([first], DATABASE_START_TIMEOUT_S, "starting the primary")
             self.start_missing(databases)
             await self.wait_healthy(databases, DATABASE_START_TIMEOUT_S, "starting databases")
             await self.migrate()
@@ -209,7 +231,9 @@ class Controller:
             raise RuntimeError("no primary to apply the schema to")
         applied = await asyncio.to_thread(bootstrap_application, self.plan, primary, self.secrets)
         if applied:
-            self.say(f"schema: applied migrations {', '.join(applied)} on {primary.name}", primary.name)
+            self.say(
+                f"schema: applied migrations {', '.join(applied)} on {primary.name}", primary.name
+            )
         else:
             self.say(f"schema: up to date on {primary.name}", primary.name)
 
@@ -221,11 +245,16 @@ class Controller:
                 results = await asyncio.gather(
                     *(s.kind.probe(s.node, client) for s in states), return_exceptions=True
                 )
-                for state, result in zip(states, results, strict=True):
-                    if isinstance(result, BaseException):
-                        result = Health(False, f"probe failed: {result}")
+                for state, outcome in zip(states, results, strict=True):
+                    result = (
+                        Health(False, f"probe failed: {outcome}")
+                        if isinstance(outcome, BaseException)
+                        else outcome
+                    )
                     if state.proc is None:
-                        result = Health(False, "stopped by chaos" if state.stopped_by_chaos else "not running")
+                        result = Health(
+                            False, "stopped by chaos" if state.stopped_by_chaos else "not running"
+                        )
                     if result.healthy != state.health.healthy and state.wanted:
                         change = "healthy" if result.healthy else "unhealthy"
                         self.say(f"{state.node.name}: {change} ({result.detail})", state.node.name)
@@ -246,7 +275,8 @@ class Controller:
                 backoff = min(2.0**state.restarts, MAX_RESTART_BACKOFF_S)
                 state.next_restart_at = now + backoff
                 self.say(
-                    f"{state.node.name}: exited (code {code}); restarting, restart #{state.restarts}",
+                    f"{state.node.name}: exited (code {code}); "
+                    f"restarting, restart #{state.restarts}",
                     state.node.name,
                 )
                 # Leftovers of the node (e.g. an orphaned postmaster) go first.
@@ -269,7 +299,11 @@ class Controller:
             state.wanted = False
             state.stopped_by_chaos = True
             count = await asyncio.to_thread(self.kill, state)
-            self.say(f"{state.node.name}: killed by chaos (SIGKILL to {count} processes); not restarting", state.node.name)
+            self.say(
+                f"{state.node.name}: killed by chaos "
+                f"(SIGKILL to {count} processes); not restarting",
+                state.node.name,
+            )
             return {"killed": count}
         if op == "start_node":
             state = self._state(args.get("node"))
@@ -319,8 +353,15 @@ class Controller:
             state.wanted = False
         if self._bring_up is not None and not self._bring_up.done():
             self._bring_up.cancel()
-        for role in reversed(START_ORDER):
-            await asyncio.gather(*(self.stop(s) for s in self.of_role(role)))
+        # Replicas before the primary, so the primary keeps its role for the next `up`.
+        databases = self.of_role(NodeRole.DATABASE)
+        primary = [s for s in databases if s.health.detail == "primary"]
+        if primary:
+            self.remember_primary(primary[0].node.name)
+        await asyncio.gather(*(self.stop(s) for s in databases if s not in primary))
+        for state in primary:
+            await self.stop(state)
+        await asyncio.gather(*(self.stop(s) for s in self.of_role(NodeRole.ETCD)))
         self.say("controller: every node stopped")
         self._stop.set()
 
@@ -330,7 +371,10 @@ class Controller:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.shutdown()))
         self.adopt()
-        loops = [asyncio.create_task(self.health_loop()), asyncio.create_task(self.supervise_loop())]
+        loops = [
+            asyncio.create_task(self.health_loop()),
+            asyncio.create_task(self.supervise_loop()),
+        ]
         self._bring_up = asyncio.create_task(self.bring_up())
         await self._stop.wait()
         for task in loops:

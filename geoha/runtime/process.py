@@ -155,7 +155,7 @@ def adopt_process(node_dir: Path) -> NodeProcess | None:
 def group_members(pgid: int) -> list[psutil.Process]:
     members = []
     for proc in psutil.process_iter(["pid"]):
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error, OSError):
             if os.getpgid(proc.pid) == pgid:
                 members.append(proc)
     return members
