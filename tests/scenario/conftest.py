@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tempfile
 import sys
-import threading
+import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +55,9 @@ class Deployment:
         spec = load_spec(topology)
         self.plan: Plan = expand(spec, Path(spec.run_dir), Tools.discover())
 
-    def geoha(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def geoha(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "geoha", args[0], "-f", str(self.topology), *args[1:]]
         if args[0] == "logs":
             argv = [sys.executable, "-m", "geoha", *args, "--file", str(self.topology)]
@@ -126,62 +126,3 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
         ]
         shutil.rmtree(base, ignore_errors=True)
         assert not leftovers, f"still running after geoha down: {leftovers}"
-
-
-@dataclass
-class WriterLoop:
-    """Inserts a row every ~50 ms through a DSN, recording every acknowledged insert.
-
-    Bounded: stops after `max_s` seconds or `max_rows` rows, whichever first.
-    """
-
-    dsn: str
-    max_s: float = 120.0
-    max_rows: int = 5000
-    acked: list[int] = field(default_factory=list)
-    errors: int = 0
-    first_error_at: float | None = None
-    first_ack_after_error_at: float | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> WriterLoop:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        started = time.monotonic()
-        conn: psycopg.Connection | None = None
-        seq = 0
-        while not self._stop.is_set() and time.monotonic() - started < self.max_s:
-            if len(self.acked) >= self.max_rows:
-                break
-            try:
-                if conn is None or conn.closed:
-                    conn = psycopg.connect(self.dsn, autocommit=True)
-                seq += 1
-                row = conn.execute(
-                    "INSERT INTO themes (name, config) VALUES (%s, %s) RETURNING id",
-                    (f"writer-{seq}", json.dumps({"seq": seq})),
-                ).fetchone()
-                assert row is not None
-                self.acked.append(int(row[0]))
-                if self.first_error_at is not None and self.first_ack_after_error_at is None:
-                    self.first_ack_after_error_at = time.monotonic()
-            except psycopg.Error:
-                self.errors += 1
-                if self.first_error_at is None:
-                    self.first_error_at = time.monotonic()
-                if conn is not None:
-                    conn.close()
-                conn = None
-                time.sleep(0.2)
-            time.sleep(0.05)
-        if conn is not None:
-            conn.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -11,8 +12,9 @@ import psutil
 import psycopg
 import pytest
 
+from geoha.ops.writer import WriterLoop, count_present
 from geoha.runtime.process import read_record
-from tests.scenario.conftest import Deployment, WriterLoop
+from tests.scenario.conftest import Deployment
 
 pytestmark = pytest.mark.scenario
 
@@ -27,13 +29,6 @@ def streaming_sync_replica(dep: Deployment, name: str) -> bool:
     return bool(db["role"] == "replica" and db["replication_state"] == "streaming" and db["sync"])
 
 
-def count_ids(dsn: str, ids: list[int]) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT count(*) FROM themes WHERE id = ANY(%s)", (ids,)).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def test_up_from_nothing_and_a_write_through_chennai(deployment: Deployment) -> None:
     dep = deployment
     status = dep.status()
@@ -43,7 +38,9 @@ def test_up_from_nothing_and_a_write_through_chennai(deployment: Deployment) -> 
     delhi = dep.database("delhi-db")
     assert (delhi["role"], delhi["region"]) == ("primary", "delhi")
     assert delhi["timeline"] >= 1
-    dep.wait_for("chennai-db a streaming sync replica", lambda: streaming_sync_replica(dep, "chennai-db"))
+    dep.wait_for(
+        "chennai-db a streaming sync replica", lambda: streaming_sync_replica(dep, "chennai-db")
+    )
     chennai = dep.database("chennai-db")
     assert chennai["lag_bytes"] is not None and chennai["lag_ms"] is not None
     assert [m["healthy"] for m in status["etcd"]] == [True, True, True]
@@ -71,8 +68,6 @@ def test_security_defaults(deployment: Deployment) -> None:
     secrets = plan.secrets_path
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
     assert stat.S_IMODE(plan.pgpass_path.stat().st_mode) == 0o600
-    import json
-
     passwords = json.loads(secrets.read_text())
     assert len(set(passwords.values())) == 3
     assert all(len(p) >= 24 for p in passwords.values())
@@ -80,7 +75,11 @@ def test_security_defaults(deployment: Deployment) -> None:
         assert stat.S_IMODE(node.config_path.stat().st_mode) == 0o600
     # No password in any log or in what the CLI prints.
     printed = dep.geoha("status").stdout + dep.geoha("ps").stdout + dep.dsn("delhi", write=True)
-    logs = [p for p in plan.run_dir.rglob("*") if p.is_file() and (p.suffix == ".log" or "pglog" in p.parts)]
+    logs = [
+        p
+        for p in plan.run_dir.rglob("*")
+        if p.is_file() and (p.suffix == ".log" or "pglog" in p.parts)
+    ]
     assert logs
     for password in passwords.values():
         assert password not in printed
@@ -108,7 +107,9 @@ def test_security_defaults(deployment: Deployment) -> None:
 
 def test_kill_primary_under_writes_loses_no_acknowledged_write(deployment: Deployment) -> None:
     dep = deployment
-    dep.wait_for("chennai-db a streaming sync replica", lambda: streaming_sync_replica(dep, "chennai-db"))
+    dep.wait_for(
+        "chennai-db a streaming sync replica", lambda: streaming_sync_replica(dep, "chennai-db")
+    )
     writer = WriterLoop(dep.dsn("delhi", write=True)).start()
     try:
         dep.wait_for("writes flowing", lambda: len(writer.acked) >= 20)
@@ -116,25 +117,33 @@ def test_kill_primary_under_writes_loses_no_acknowledged_write(deployment: Deplo
         assert primary_name(dep) != "delhi-db"
         dep.wait_for("chennai-db promoted", lambda: primary_name(dep) == "chennai-db")
         acked_at_promotion = len(writer.acked)
-        dep.wait_for("writes on the new primary", lambda: len(writer.acked) >= acked_at_promotion + 20)
+        dep.wait_for(
+            "writes on the new primary", lambda: len(writer.acked) >= acked_at_promotion + 20
+        )
     finally:
         writer.stop()
     assert writer.errors > 0, "the writer should have seen the primary go away"
     # Every acknowledged insert is on the new primary.
-    assert count_ids(dep.node_dsn("chennai-db"), writer.acked) == len(writer.acked)
+    assert count_present(dep.node_dsn("chennai-db"), writer.acked) == len(writer.acked)
     # The killed node is not restarted by the controller...
     time.sleep(3)
     assert dep.database("delhi-db")["role"] == "unreachable"
     assert "stopped (chaos)" in dep.geoha("ps").stdout
     # ...and once started again it rejoins as a replica by itself (pg_rewind if needed).
     dep.geoha("chaos", "start-node", "delhi-db")
-    dep.wait_for("delhi-db rejoins as a streaming replica", lambda: streaming_sync_replica(dep, "delhi-db"), 120)
-    assert count_ids(dep.node_dsn("delhi-db"), writer.acked) == len(writer.acked)
+    dep.wait_for(
+        "delhi-db rejoins as a streaming replica",
+        lambda: streaming_sync_replica(dep, "delhi-db"),
+        120,
+    )
+    assert count_present(dep.node_dsn("delhi-db"), writer.acked) == len(writer.acked)
 
 
 def test_whole_primary_region_lost_promotes_through_the_witness(deployment: Deployment) -> None:
     dep = deployment
-    dep.wait_for("chennai-db a streaming sync replica", lambda: streaming_sync_replica(dep, "chennai-db"))
+    dep.wait_for(
+        "chennai-db a streaming sync replica", lambda: streaming_sync_replica(dep, "chennai-db")
+    )
     writer = WriterLoop(dep.dsn("chennai", write=True)).start()
     try:
         dep.wait_for("writes flowing", lambda: len(writer.acked) >= 10)
@@ -147,7 +156,7 @@ def test_whole_primary_region_lost_promotes_through_the_witness(deployment: Depl
         dep.wait_for("writes on chennai", lambda: len(writer.acked) >= acked + 10)
     finally:
         writer.stop()
-    assert count_ids(dep.node_dsn("chennai-db"), writer.acked) == len(writer.acked)
+    assert count_present(dep.node_dsn("chennai-db"), writer.acked) == len(writer.acked)
     dep.geoha("chaos", "start-node", "delhi-etcd")
     dep.geoha("chaos", "start-node", "delhi-db")
     dep.wait_for("delhi-db rejoins", lambda: streaming_sync_replica(dep, "delhi-db"), 120)
@@ -173,7 +182,9 @@ def test_witness_loss_changes_nothing(deployment: Deployment) -> None:
 
 def test_switchover_to_chennai_and_back(deployment: Deployment) -> None:
     dep = deployment
-    dep.wait_for("chennai-db a streaming sync replica", lambda: streaming_sync_replica(dep, "chennai-db"))
+    dep.wait_for(
+        "chennai-db a streaming sync replica", lambda: streaming_sync_replica(dep, "chennai-db")
+    )
     out = dep.geoha("switchover", "--to", "chennai").stdout
     assert "chennai-db is primary" in out
     assert primary_name(dep) == "chennai-db"
@@ -199,5 +210,12 @@ def test_controller_restarts_a_crashed_node(deployment: Deployment) -> None:
         "chennai-etcd healthy again",
         lambda: {m["name"]: m["healthy"] for m in dep.status()["etcd"]}["chennai-etcd"],
     )
-    assert "restarting" in dep.geoha("logs", "chennai-etcd").stdout + (dep.plan.run_dir / "controller.log").read_text()
-    assert not psutil.pid_exists(record.pid) or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE
+    assert (
+        "restarting"
+        in dep.geoha("logs", "chennai-etcd").stdout
+        + (dep.plan.run_dir / "controller.log").read_text()
+    )
+    assert (
+        not psutil.pid_exists(record.pid)
+        or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE
+    )
