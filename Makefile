@@ -10,7 +10,7 @@ TYPED = geoha
 TYPED_PATHS = $(wildcard $(TYPED))
 LINTED_PATHS = $(wildcard geoha tests bench)
 
-.PHONY: setup up down test lint
+.PHONY: setup up down test lint golden docs
 
 setup:
 	scripts/setup.sh
@@ -27,3 +27,11 @@ test: setup
 lint:
 	$(VENV)/ruff check $(LINTED_PATHS)
 	$(VENV)/mypy $(TYPED_PATHS)
+
+# Regenerate the renderers' golden files after an intended change; review the diff.
+golden:
+	GEOHA_UPDATE_GOLDEN=1 $(VENV)/python -m pytest -q tests/unit/test_render_golden.py
+
+# Regenerate docs/TOPOLOGY.md from the spec models' docstrings.
+docs:
+	$(VENV)/python -m geoha.spec_doc > docs/TOPOLOGY.md

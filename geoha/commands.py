@@ -20,7 +20,7 @@ from geoha.plan import Plan
 from geoha.runtime import control
 from geoha.runtime.controller import PID_FILE, SPEC_FILE
 from geoha.runtime.kinds import kinds
-from geoha.runtime.process import RunAs, adopt_process, clear_record, stop_node
+from geoha.runtime.process import RunAs, adopt_process, clear_record
 from geoha.spec import Spec
 
 UP_TIMEOUT_S = 300.0
@@ -186,8 +186,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     for node in reversed(plan.nodes):
         proc = adopt_process(node.dir)
         if proc is not None:
-            kind = by_role[node.role]
-            stop_node(proc.record, lambda kind=kind, node=node: kind.extra_pids(node))  # type: ignore[misc]
+            by_role[node.role].stop(node, proc.record)
             clear_record(node.dir)
             say(f"  {node.name}: stopped")
     stop_stray_controller(plan.run_dir)

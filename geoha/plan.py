@@ -9,6 +9,7 @@ downstream re-derives topology from the spec.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import shutil
@@ -18,6 +19,9 @@ from enum import StrEnum
 from pathlib import Path
 
 from geoha.spec import Spec
+
+SHARED_PATRONI = Path("/opt/geoha/venv/bin/patroni")
+SHARED_RUN_ROOT = Path("/var/lib/geoha")
 
 
 class NodeRole(StrEnum):
@@ -44,10 +48,14 @@ class Tools:
 
     @staticmethod
     def discover() -> Tools:
-        venv_bin = Path(sys.executable).parent
+        patroni = Path(sys.executable).parent / "patroni"
+        if os.geteuid() == 0 and not reachable_by_others(patroni):
+            # The database user cannot reach this checkout (e.g. under /root):
+            # scripts/setup.sh then builds a Patroni virtualenv it can reach.
+            patroni = SHARED_PATRONI
         pg_bin = Path("/usr/lib/postgresql/15/bin")
         return Tools(
-            patroni=str(venv_bin / "patroni"),
+            patroni=str(patroni),
             etcd=shutil.which("etcd") or "/usr/bin/etcd",
             pg_bin_dir=str(pg_bin),
         )
@@ -130,11 +138,27 @@ def node_address(net: ipaddress.IPv4Network, tier: int, index: int) -> str:
     return str(net.network_address + tier * 256 + index)
 
 
+def reachable_by_others(path: Path) -> bool:
+    """Whether every folder above `path` lets other users through (o+x)."""
+    return all(os.stat(p).st_mode & 0o001 for p in path.absolute().parents if p.exists())
+
+
 def resolve_run_dir(spec: Spec, cwd: Path | None = None) -> Path:
+    """The run directory: `run_dir` under the current directory unless absolute.
+
+    As root, the database runs as an unprivileged user that must reach its data;
+    when the current directory is private (e.g. under /root), the default run
+    directory moves to /var/lib/geoha/<hash of the directory>.
+    """
+    base = cwd or Path.cwd()
     run_dir = Path(os.path.expanduser(spec.run_dir))
-    if not run_dir.is_absolute():
-        run_dir = (cwd or Path.cwd()) / run_dir
-    return run_dir
+    if run_dir.is_absolute():
+        return run_dir
+    default = spec.run_dir == Spec.model_fields["run_dir"].default
+    if default and os.geteuid() == 0 and not reachable_by_others(base / run_dir):
+        digest = hashlib.sha256(str(base).encode()).hexdigest()[:10]
+        return SHARED_RUN_ROOT / f"{spec.name}-{digest}"
+    return base / run_dir
 
 
 def expand(spec: Spec, run_dir: Path, tools: Tools) -> Plan:

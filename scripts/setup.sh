@@ -74,19 +74,26 @@ else
 fi
 
 # --- can user postgres reach the repository? --------------------------------
-# As root, PostgreSQL and Patroni run as the unprivileged user postgres from
-# this .venv, so every directory from / down to the repo must be o+x.
-if [ "$(id -u)" -eq 0 ]; then
-    dir="$REPO"
-    while :; do
-        if [ -z "$(find "$dir" -maxdepth 0 -perm -o+x 2>/dev/null)" ]; then
-            echo "[setup] WARNING: $dir is not traversable by others (o+x missing):" \
-                "the database processes (user postgres) cannot reach $REPO." \
-                "Fix it (e.g. chmod o+x $dir) or clone the repository elsewhere." >&2
-        fi
-        [ "$dir" = "/" ] && break
+# As root, PostgreSQL and Patroni run as the unprivileged user postgres. When
+# this checkout is private (e.g. under /root), postgres cannot run Patroni from
+# .venv: build a Patroni virtualenv it can reach (geoha then uses it, and keeps
+# its default run directory under /var/lib/geoha).
+reachable() {
+    local dir="$1"
+    while [ "$dir" != "/" ]; do
         dir="$(dirname "$dir")"
+        [ -n "$(find "$dir" -maxdepth 0 -perm -o+x 2>/dev/null)" ] || return 1
     done
+}
+if [ "$(id -u)" -eq 0 ] && ! reachable "$VENV/bin"; then
+    shared=/opt/geoha/venv
+    if [ ! -x "$shared/bin/patroni" ] || [ "$STAMP" -nt "$shared/.installed" ]; then
+        log "checkout not reachable by user postgres: building $shared for Patroni"
+        /usr/bin/python3 -m venv "$shared"
+        "$shared/bin/pip" install -q "$(grep -o "patroni\[etcd3\][^\"]*" "$REPO/pyproject.toml")" \
+            "$(grep -o "psycopg\[binary\][^\"]*" "$REPO/pyproject.toml")"
+        touch "$shared/.installed"
+    fi
 fi
 
 log "done"

@@ -35,9 +35,7 @@ from geoha.runtime.process import (
     NodeProcess,
     adopt_process,
     clear_record,
-    kill_node,
     start_process,
-    stop_node,
 )
 from geoha.spec import Spec
 
@@ -110,7 +108,7 @@ class Controller:
     def kill(self, state: NodeState) -> int:
         if state.proc is None:
             return 0
-        count = kill_node(state.proc.record, lambda: state.kind.extra_pids(state.node))
+        count = state.kind.kill(state.node, state.proc.record)
         state.proc.exit_code()  # reap
         state.proc = None
         clear_record(state.node.dir)
@@ -121,7 +119,7 @@ class Controller:
         if state.proc is None:
             return
         record = state.proc.record
-        await asyncio.to_thread(stop_node, record, lambda: state.kind.extra_pids(state.node))
+        await asyncio.to_thread(state.kind.stop, state.node, record)
         state.proc.exit_code()
         state.proc = None
         clear_record(state.node.dir)

@@ -20,7 +20,7 @@ from geoha.plan import Node, NodeRole, Plan
 from geoha.render.etcd import render_etcd
 from geoha.render.files import File
 from geoha.render.patroni import render_patroni
-from geoha.runtime.process import RunAs
+from geoha.runtime.process import ProcessRecord, RunAs, kill_node, stop_node
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,20 @@ class NodeKind(ABC):
     async def probe(self, node: Node, client: httpx.AsyncClient) -> Health:
         """Whether the node is serving, with a short human detail."""
 
+    stop_timeout_s = 30.0
+    """How long a node may take to stop after SIGTERM before it is killed."""
+
     def extra_pids(self, node: Node) -> list[int]:
         """Processes of the node that left its process group (they are killed with it)."""
         return []
+
+    def stop(self, node: Node, record: ProcessRecord) -> None:
+        """SIGTERM, wait up to stop_timeout_s, then SIGKILL whatever of the node is left."""
+        stop_node(record, lambda: self.extra_pids(node), self.stop_timeout_s)
+
+    def kill(self, node: Node, record: ProcessRecord) -> int:
+        """SIGKILL every process of the node at once; returns how many there were."""
+        return kill_node(record, lambda: self.extra_pids(node))
 
     def prepare(self, node: Node) -> None:
         """Create the node's folder with the ownership its user needs."""
@@ -59,6 +70,10 @@ class NodeKind(ABC):
 
 
 class EtcdKind(NodeKind):
+    # etcd is crash-safe; a leader stopped last waits for a leadership transfer to
+    # members that are already gone, so it is not given long.
+    stop_timeout_s = 3.0
+
     def render(self, plan: Plan, node: Node, secrets: Secrets) -> list[File]:
         return render_etcd(plan, node)
 

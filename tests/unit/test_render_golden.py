@@ -25,7 +25,9 @@ FAKE = Secrets(superuser="S" * 32, replication="R" * 32, app="A" * 32)
 
 
 def reference_plan() -> Plan:
-    tools = Tools(patroni="/opt/geoha/.venv/bin/patroni", etcd="/usr/bin/etcd", pg_bin_dir="/pg/bin")
+    tools = Tools(
+        patroni="/opt/geoha/.venv/bin/patroni", etcd="/usr/bin/etcd", pg_bin_dir="/pg/bin"
+    )
     return expand(load_spec(None), Path("/srv/geoha/run"), tools)
 
 

@@ -1,0 +1,1 @@
+"""The reference application that a geoha deployment serves (API and web)."""

@@ -1,0 +1,333 @@
+"""The two connection pools and the rules for using them.
+
+- write pool: every node, `target_session_attrs=read-write`, so a write lands on
+  the current primary wherever it is; retried while nothing was sent, bounded
+  by GEOHA_WRITE_TIMEOUT_S, then 503.
+- read pool: the local node first (libpq host order), falling back to the others.
+- read-your-writes: a read carrying a commit LSN is served by the read pool's node
+  only once it has replayed that LSN (bounded wait), else by the primary.
+
+The role of the node that answered comes from the `in_hot_standby` parameter the
+server reports (PostgreSQL >= 14 re-reports it after a promotion at the next
+query), so knowing it costs no extra round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from asyncpg.pool import Pool, PoolConnectionProxy
+
+from app.api.config import DatabaseTarget, SessionAttrs, Settings
+from app.api.errors import ApiError, unavailable
+
+log = logging.getLogger("geoha.api.db")
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+Conn = PoolConnectionProxy[asyncpg.Record]
+Op = Callable[[Conn], Awaitable[T]]
+
+# Errors meaning "this node or connection cannot serve": try another, or 503.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InternalClientError,
+)
+# After the commit, the WAL insert position is at or past the end of our commit
+# record. `pg_current_wal_insert_lsn()` read *inside* the transaction would be
+# before the commit record (a replica at that LSN does not yet see the row), and
+# `pg_current_wal_lsn()` (the write position) can lag the commit record under
+# synchronous_commit=off. So: insert LSN, on the same connection, after commit.
+COMMIT_LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
+CAUGHT_UP_SQL = (
+    "SELECT NOT pg_is_in_recovery() OR coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)"
+)
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_ERRORS)
+NODE_SQL = "SELECT pg_is_in_recovery(), host(inet_server_addr()), inet_server_port()"
+RETRY_BACKOFF_S = (0.05, 0.1, 0.2, 0.4)
+RYW_POLL_S = (0.002, 0.004, 0.008, 0.016, 0.025)
+
+
+class NodeRole(StrEnum):
+    PRIMARY = "primary"
+    REPLICA = "replica"
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T_co]):
+    """A result and where it came from; `lsn` is set on writes (the commit's WAL position)."""
+
+    value: T_co
+    role: NodeRole
+    lsn: str | None = None
+
+
+class NotPlaced(Exception):
+    """Nothing was sent to a usable node; safe to try again."""
+
+
+class NoNodeAvailable(Exception):
+    """No node in the URI could be connected to with the wanted session attributes."""
+
+
+ACQUIRE_ERRORS: tuple[type[BaseException], ...] = (NoNodeAvailable, *CONNECTION_ERRORS)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+async def _accepts(conn: asyncpg.Connection[Any], attrs: SessionAttrs) -> bool:
+    if attrs is SessionAttrs.ANY:
+        return True
+    settings = conn.get_settings()
+    standby_flag = getattr(settings, "in_hot_standby", None)
+    if standby_flag is None:  # servers before 14 do not report it
+        standby = bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
+    else:
+        standby = standby_flag == "on"
+    if attrs is SessionAttrs.READ_WRITE:
+        return not standby and getattr(settings, "default_transaction_read_only", "off") != "on"
+    if attrs is SessionAttrs.PRIMARY:
+        return not standby
+    return standby  # standby, read-only
+
+
+def host_walk_connect(target: DatabaseTarget, application_name: str) -> Any:
+    """A pool `connect` that tries each host in order with libpq's per-host timeout.
+
+    asyncpg applies one timeout to the whole host list, so a blackholed first
+    host would starve the others; this walks them like libpq does.
+    """
+
+    async def connect(*_args: object, **kwargs: Any) -> asyncpg.Connection[Any]:
+        failures: list[str] = []
+        for (host, port), dsn in zip(target.hosts, target.host_dsns, strict=True):
+            settings = (
+                None if "application_name=" in dsn else {"application_name": application_name}
+            )
+            try:
+                conn: asyncpg.Connection[Any] = await asyncpg.connect(
+                    dsn,
+                    timeout=target.connect_timeout_s,
+                    server_settings=settings,
+                    connection_class=kwargs["connection_class"],
+                    record_class=kwargs["record_class"],
+                )
+            except CONNECT_ERRORS as exc:
+                failures.append(f"{host}:{port} {_describe(exc)}")
+                continue
+            if await _accepts(conn, target.session_attrs):
+                return conn
+            failures.append(f"{host}:{port} is not {target.session_attrs.value}")
+            conn.terminate()
+        raise NoNodeAvailable("; ".join(failures))
+
+    return connect
+
+
+async def _keep_session(_conn: asyncpg.Connection[Any]) -> None:
+    """Pool reset: nothing. The API never changes session state (no SET, LISTEN,
+    advisory locks or cursors), and asyncpg rolls back open transactions itself,
+    so the default reset query would only cost a round trip per request."""
+
+
+def role_of(conn: Conn) -> NodeRole:
+    flag = getattr(conn.get_settings(), "in_hot_standby", None)
+    return NodeRole.REPLICA if flag == "on" else NodeRole.PRIMARY
+
+
+class Database:
+    """Owns the write and read pools; every database access goes through here."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._write: Pool[asyncpg.Record] | None = None
+        self._read: Pool[asyncpg.Record] | None = None
+
+    async def open(self) -> None:
+        """Create both pools without connecting: the API starts even while the
+        database tier is down, and answers 503 until it is back."""
+        self._write = await self._pool(self._settings.write)
+        self._read = await self._pool(self._settings.read)
+
+    async def _pool(self, target: DatabaseTarget) -> Pool[asyncpg.Record]:
+        return await asyncpg.create_pool(
+            min_size=0,
+            max_size=self._settings.pool_size,
+            max_inactive_connection_lifetime=60.0,
+            connect=host_walk_connect(target, self._settings.instance),
+            reset=_keep_session,
+        )
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        for pool in (self._write, self._read):
+            if pool is None:
+                continue
+            try:
+                await asyncio.wait_for(pool.close(), timeout_s)
+            except TimeoutError:
+                pool.terminate()
+        self._write = self._read = None
+
+    def _pools(self) -> tuple[Pool[asyncpg.Record], Pool[asyncpg.Record]]:
+        if self._write is None or self._read is None:
+            raise unavailable("the API is starting or stopping")
+        return self._write, self._read
+
+    async def write(self, op: Op[T]) -> Answer[T]:
+        """Run one autocommit statement on the primary; returns its commit LSN."""
+        write_pool, _ = self._pools()
+        return await self._with_retries(write_pool, op, self._deadline(), writing=True)
+
+    async def read(self, op: Op[T], min_lsn: str | None = None) -> Answer[T]:
+        """Run a read on the local node, or on the primary if the local node has
+        not replayed `min_lsn` within GEOHA_RYW_WAIT_MS."""
+        write_pool, read_pool = self._pools()
+        if min_lsn is not None:
+            answer = await self._read_caught_up(read_pool, op, min_lsn)
+            if answer is not None:
+                return answer
+            return await self._with_retries(write_pool, op, self._deadline(), writing=False)
+        return await self._with_retries(read_pool, op, self._deadline(), writing=False)
+
+    def _deadline(self) -> float:
+        return asyncio.get_running_loop().time() + self._settings.write_timeout_s
+
+    async def _with_retries(
+        self, pool: Pool[asyncpg.Record], op: Op[T], deadline: float, *, writing: bool
+    ) -> Answer[T]:
+        loop = asyncio.get_running_loop()
+        last = "no node answered"
+        for attempt in range(1000):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await self._once(pool, op, writing=writing)
+            except TimeoutError:
+                break
+            except NotPlaced as exc:
+                last = str(exc)
+            pause = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
+            if loop.time() + pause >= deadline:
+                break
+            await asyncio.sleep(pause)
+        what = "no primary accepted the write" if writing else "no database node answered"
+        raise unavailable(f"{what} within {self._settings.write_timeout_s:g}s ({last})")
+
+    async def _once(self, pool: Pool[asyncpg.Record], op: Op[T], *, writing: bool) -> Answer[T]:
+        try:
+            conn = await pool.acquire()
+        except ACQUIRE_ERRORS as exc:
+            raise NotPlaced(_describe(exc)) from None
+        try:
+            return await self._run(pool, conn, op, writing=writing)
+        except asyncio.CancelledError:
+            conn.terminate()  # timed out mid-query: do not wait for the server
+            raise
+        finally:
+            await pool.release(conn)
+
+    async def _run(
+        self, pool: Pool[asyncpg.Record], conn: Conn, op: Op[T], *, writing: bool
+    ) -> Answer[T]:
+        try:
+            value = await op(conn)
+        except asyncpg.exceptions.ReadOnlySQLTransactionError:
+            await pool.expire_connections()  # the node was demoted under us
+            raise NotPlaced("the node became read-only") from None
+        except asyncpg.exceptions.TransactionRollbackError as exc:
+            if writing:
+                raise
+            raise NotPlaced(_describe(exc)) from None  # e.g. a recovery conflict on a replica
+        except CONNECTION_ERRORS as exc:
+            if not writing or (conn.is_closed() and isinstance(exc, asyncpg.InterfaceError)):
+                raise NotPlaced(_describe(exc)) from None
+            raise unavailable(
+                f"the connection to the primary was lost during the write; "
+                f"its outcome is unknown ({_describe(exc)})"
+            ) from None
+        if not writing:
+            return Answer(value, role_of(conn))
+        return Answer(value, NodeRole.PRIMARY, await self._commit_lsn(conn))
+
+    async def _commit_lsn(self, conn: Conn) -> str | None:
+        try:
+            lsn: str = await conn.fetchval(COMMIT_LSN_SQL)
+        except CONNECTION_ERRORS as exc:
+            # The write is committed: answer it, without a read-your-writes token.
+            log.warning("commit LSN unavailable after a committed write: %s", _describe(exc))
+            return None
+        return lsn
+
+    async def _read_caught_up(
+        self, pool: Pool[asyncpg.Record], op: Op[T], min_lsn: str
+    ) -> Answer[T] | None:
+        """Poll the read pool's node until it has replayed `min_lsn`; `None` if the
+        wait (GEOHA_RYW_WAIT_MS) ran out or the node failed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.ryw_wait_ms / 1000
+        for attempt in range(100_000):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    answer = await self._once(pool, _if_caught_up(op, min_lsn), writing=False)
+            except (TimeoutError, NotPlaced, ApiError):
+                return None
+            if answer.value is not None:
+                return Answer(answer.value[0], answer.role)
+            pause = RYW_POLL_S[min(attempt, len(RYW_POLL_S) - 1)]
+            if loop.time() + pause >= deadline:
+                return None
+            await asyncio.sleep(pause)
+        return None
+
+    async def local_node(self) -> NodeRole:
+        """Role of the local node (the read URI's first host), read through the read
+        pool; raises 503 if the pool is not connected to that node."""
+        _, read_pool = self._pools()
+        answer = await self._with_retries(read_pool, _node_facts, self._deadline(), writing=False)
+        in_recovery, address, port = answer.value
+        host, want_port = self._settings.read.hosts[0]
+        if (address, port) != (host, want_port) and _is_ip(host):
+            # The pool fell back to a remote node; reconnect (local first) from now on.
+            await read_pool.expire_connections()
+            raise unavailable(
+                f"local node {host}:{want_port} is not reachable (served by {address}:{port})"
+            )
+        return NodeRole.REPLICA if in_recovery else NodeRole.PRIMARY
+
+
+def _if_caught_up(op: Op[T], min_lsn: str) -> Op[tuple[T] | None]:
+    async def guarded(conn: Conn) -> tuple[T] | None:
+        if not await conn.fetchval(CAUGHT_UP_SQL, min_lsn):
+            return None
+        return (await op(conn),)
+
+    return guarded
+
+
+async def _node_facts(conn: Conn) -> tuple[bool, str, int]:
+    row = await conn.fetchrow(NODE_SQL)
+    if row is None:
+        raise NotPlaced("no answer to the node query")
+    return bool(row[0]), str(row[1]), int(row[2])
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
