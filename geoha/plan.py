@@ -14,6 +14,7 @@ import ipaddress
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +28,11 @@ SHARED_RUN_ROOT = Path("/var/lib/geoha")
 class NodeRole(StrEnum):
     ETCD = "etcd"
     DATABASE = "database"
+
+
+ROLE_SUFFIX = {NodeRole.ETCD: "etcd", NodeRole.DATABASE: "db"}
+NUMBERED_ROLES: frozenset[NodeRole] = frozenset()
+"""Roles with several instances per region, named REGION-ROLE-N."""
 
 
 # Layout inside a region NET.T.N (DESIGN "Local runtime").
@@ -161,48 +167,71 @@ def resolve_run_dir(spec: Spec, cwd: Path | None = None) -> Path:
     return base / run_dir
 
 
+def make_node(
+    run_dir: Path,
+    region: str,
+    net: ipaddress.IPv4Network,
+    *,
+    role: NodeRole,
+    position: tuple[int, int],
+    ports: dict[str, int],
+    command: Callable[[Path], tuple[str, ...]],
+    health: tuple[str, str],
+    db_user: bool = False,
+) -> Node:
+    """One node at NET.TIER.INDEX (`position`); `health` is (port name, URL path)."""
+    tier, index = position
+    name = f"{region}-{ROLE_SUFFIX[role]}" + (f"-{index}" if role in NUMBERED_ROLES else "")
+    node_dir = run_dir / "nodes" / name
+    address = node_address(net, tier, index)
+    port_name, path = health
+    return Node(
+        name=name,
+        region=region,
+        role=role,
+        address=address,
+        ports=ports,
+        dir=node_dir,
+        command=command(node_dir),
+        health_url=f"http://{address}:{ports[port_name]}{path}",
+        db_user=db_user,
+    )
+
+
 def expand(spec: Spec, run_dir: Path, tools: Tools) -> Plan:
     """Every node of `spec`, with local loopback addresses under `run_dir`."""
     nodes: list[Node] = []
     app_clients: list[str] = []
-    client, peer = spec.etcd.client_port, spec.etcd.peer_port
+    etcd_ports = {"client": spec.etcd.client_port, "peer": spec.etcd.peer_port}
+    db_ports = {"postgres": spec.database.port, "patroni": spec.database.patroni_port}
     for region_name, region in spec.regions.items():
-        net = region.loopback_net
-        etcd_name = f"{region_name}-etcd"
-        etcd_dir = run_dir / "nodes" / etcd_name
-        etcd_addr = node_address(net, TIER_ETCD, 1)
-        nodes.append(
-            Node(
-                name=etcd_name,
-                region=region_name,
-                role=NodeRole.ETCD,
-                address=etcd_addr,
-                ports={"client": client, "peer": peer},
-                dir=etcd_dir,
-                command=(tools.etcd, "--config-file", str(etcd_dir / "etcd.yml")),
-                health_url=f"http://{etcd_addr}:{client}/health",
-            )
+        etcd = make_node(
+            run_dir,
+            region_name,
+            region.loopback_net,
+            role=NodeRole.ETCD,
+            position=(TIER_ETCD, 1),
+            ports=etcd_ports,
+            command=lambda d: (tools.etcd, "--config-file", str(d / "etcd.yml")),
+            health=("client", "/health"),
         )
+        nodes.append(etcd)
     for region_name, region in spec.data_regions.items():
-        net = region.loopback_net
-        db_name = f"{region_name}-db"
-        db_dir = run_dir / "nodes" / db_name
-        db_addr = node_address(net, TIER_DATABASE, 1)
-        nodes.append(
-            Node(
-                name=db_name,
-                region=region_name,
-                role=NodeRole.DATABASE,
-                address=db_addr,
-                ports={"postgres": spec.database.port, "patroni": spec.database.patroni_port},
-                dir=db_dir,
-                command=(tools.patroni, str(db_dir / "patroni.yml")),
-                health_url=f"http://{db_addr}:{spec.database.patroni_port}/health",
-                db_user=True,
-            )
+        database = make_node(
+            run_dir,
+            region_name,
+            region.loopback_net,
+            role=NodeRole.DATABASE,
+            position=(TIER_DATABASE, 1),
+            ports=db_ports,
+            command=lambda d: (tools.patroni, str(d / "patroni.yml")),
+            health=("patroni", "/health"),
+            db_user=True,
         )
+        nodes.append(database)
         app_clients += [
-            node_address(net, TIER_API, i) for i in range(1, region.api.autoscale.max + 1)
+            node_address(region.loopback_net, TIER_API, i)
+            for i in range(1, region.api.autoscale.max + 1)
         ]
     return Plan(
         spec=spec,

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from geoha.plan import resolve_run_dir
+from geoha.spec import load_spec
+
 REPO = Path(__file__).resolve().parents[2]
 BAD_DIR = Path(__file__).parent / "bad_topologies"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -120,7 +123,7 @@ def test_plan_json_reference(tmp_path: Path) -> None:
     addresses = [ipaddress.IPv4Address(n["address"]) for n in nodes]
     assert all(a in ipaddress.IPv4Network("127.0.0.0/8") for a in addresses)
     assert len(set(addresses)) == len(addresses)
-    assert Path(plan["run_dir"]) == tmp_path.resolve() / ".geoha"
+    assert Path(plan["run_dir"]) == resolve_run_dir(load_spec(None), tmp_path.resolve())
     assert list(tmp_path.iterdir()) == [], "plan must not create the run directory"
 
 

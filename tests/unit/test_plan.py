@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,27 @@ def test_local_net_is_used(tmp_path: Path) -> None:
 
 
 def test_resolve_run_dir(tmp_path: Path) -> None:
-    assert resolve_run_dir(load_spec(None), tmp_path) == tmp_path / ".geoha"
+    reachable = Path(tempfile.mkdtemp(prefix="geoha-unit-"))
+    try:
+        reachable.chmod(0o711)
+        assert resolve_run_dir(load_spec(None), reachable) == reachable / ".geoha"
+    finally:
+        reachable.rmdir()
     absolute = parse_spec({"run_dir": str(tmp_path / "state")})
     assert resolve_run_dir(absolute, Path("/elsewhere")) == tmp_path / "state"
+
+
+def test_private_directory_as_root_moves_the_default_run_dir(tmp_path: Path) -> None:
+    # As root the database runs as `postgres`, which cannot reach a private folder
+    # (pytest's tmp_path is 0700): the default run directory moves to /var/lib/geoha.
+    private = tmp_path / "repo"
+    private.mkdir()
+    run_dir = resolve_run_dir(load_spec(None), private)
+    if os.geteuid() == 0:
+        assert run_dir.parent == Path("/var/lib/geoha")
+        assert run_dir == resolve_run_dir(load_spec(None), private)  # stable
+    else:
+        assert run_dir == private / ".geoha"
+    # An explicit run_dir is always kept.
+    explicit = parse_spec({"run_dir": "state"})
+    assert resolve_run_dir(explicit, private) == private / "state"

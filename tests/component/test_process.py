@@ -1,0 +1,84 @@
+"""Process supervision on real processes: groups, records, kill and stop."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import psutil
+
+from geoha.runtime.process import (
+    adopt_process,
+    clear_record,
+    kill_node,
+    read_record,
+    start_process,
+    stop_node,
+)
+
+# A "node" whose leader spawns a child in its group and a detached grandchild in a
+# session of its own (as Patroni does with the postmaster); it prints the detached pid.
+SCRIPT = """
+sleep 300 &
+setsid sleep 301 &
+echo $! > detached.pid
+wait
+"""
+
+
+def start_node(tmp_path: Path) -> tuple[int, int]:
+    proc = start_process(["bash", "-c", SCRIPT], tmp_path, tmp_path / "node.log", None)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "detached.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    detached = int((tmp_path / "detached.pid").read_text())
+    return proc.pid, detached
+
+
+def test_record_adopt_and_kill_every_process_of_a_node(tmp_path: Path) -> None:
+    leader, detached = start_node(tmp_path)
+    record = read_record(tmp_path)
+    assert record is not None and record.pid == leader and record.alive()
+    assert os.getpgid(leader) == leader  # its own process group (new session)
+    adopted = adopt_process(tmp_path)
+    assert adopted is not None and adopted.running()
+    group = [p.pid for p in psutil.process_iter() if _pgid(p.pid) == leader]
+    assert len(group) >= 2
+    killed = kill_node(record, lambda: [detached])
+    assert killed >= 3
+    for pid in [*group, detached]:
+        assert not _alive(pid), pid
+    clear_record(tmp_path)
+    assert adopt_process(tmp_path) is None
+
+
+def test_stop_terminates_gracefully_then_kills_leftovers(tmp_path: Path) -> None:
+    leader, detached = start_node(tmp_path)
+    record = read_record(tmp_path)
+    assert record is not None
+    started = time.monotonic()
+    # SIGTERM reaches the group; the detached sleep ignores nothing but is outside the
+    # group, so only the final SIGKILL round (after the timeout) reaches it.
+    stop_node(record, lambda: [detached] if _alive(detached) else [], timeout_s=1.0)
+    assert time.monotonic() - started < 10
+    assert not _alive(leader) and not _alive(detached)
+
+
+def test_a_stale_record_names_no_process(tmp_path: Path) -> None:
+    (tmp_path / "pid.json").write_text(f'{{"pid": {os.getpid()}, "create_time": 1.0}}')
+    assert adopt_process(tmp_path) is None  # same pid, other start time: not ours
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
