@@ -6,9 +6,9 @@ VENV  := .venv/bin
 
 # Paths checked by mypy --strict. app/api joins this list once it exists;
 # only paths that exist are passed on.
-TYPED = geoha
+TYPED = geoha app/api
 TYPED_PATHS = $(wildcard $(TYPED))
-LINTED_PATHS = $(wildcard geoha tests bench)
+LINTED_PATHS = $(wildcard geoha app tests bench)
 
 .PHONY: setup up down test lint golden docs
 

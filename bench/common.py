@@ -83,6 +83,7 @@ local_net = "127.170.0.0/16"
 """
 
     def __init__(self, replication: str = "sync") -> None:
+        self.replication = replication
         self.base = Path(tempfile.mkdtemp(prefix="geoha-bench-"))
         self.base.chmod(0o711)
         self.topology = self.base / "geoha.toml"
@@ -110,6 +111,12 @@ local_net = "127.170.0.0/16"
     def replica_streaming(self, name: str) -> bool:
         db = next(d for d in self.status()["databases"] if d["name"] == name)
         return bool(db["role"] == "replica" and db["replication_state"] == "streaming")
+
+    def can_take_over(self, name: str) -> bool:
+        """A streaming replica that Patroni may promote: in sync mode, the sync standby only."""
+        db = next(d for d in self.status()["databases"] if d["name"] == name)
+        streaming = db["role"] == "replica" and db["replication_state"] == "streaming"
+        return bool(streaming and (db["sync"] or self.replication == "async"))
 
     def wait_for(self, what: str, predicate: Callable[[], bool], timeout_s: float = 120) -> float:
         started = time.monotonic()

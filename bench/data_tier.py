@@ -42,7 +42,7 @@ def one_failover(dep: BenchDeployment, dsn: str) -> dict[str, Any]:
     victim = dep.primary()
     assert victim is not None
     survivor = other_db(victim)
-    dep.wait_for("sync replica", lambda: dep.replica_streaming(survivor))
+    dep.wait_for("a replica that can take over", lambda: dep.can_take_over(survivor))
     writer = WriterLoop(dsn, interval_s=WRITE_INTERVAL_S, max_s=120).start()
     try:
         dep.wait_for("writes flowing", lambda: len(writer.acks) >= 50)
@@ -73,7 +73,7 @@ def one_switchover(dep: BenchDeployment, dsn: str) -> dict[str, Any]:
     current = dep.primary()
     assert current is not None
     target = other_db(current)
-    dep.wait_for("sync replica", lambda: dep.replica_streaming(target))
+    dep.wait_for("a replica that can take over", lambda: dep.can_take_over(target))
     writer = WriterLoop(dsn, interval_s=WRITE_INTERVAL_S, max_s=120).start()
     try:
         dep.wait_for("writes flowing", lambda: len(writer.acks) >= 50)

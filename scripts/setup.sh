@@ -96,4 +96,21 @@ if [ "$(id -u)" -eq 0 ] && ! reachable "$VENV/bin"; then
     fi
 fi
 
+# --- web app: npm ci when the lock file changed, vite build when sources did -----
+WEB="$REPO/app/web"
+if [ -f "$WEB/package.json" ]; then
+    if [ ! -d "$WEB/node_modules" ] || [ "$WEB/package-lock.json" -nt "$WEB/node_modules/.package-lock.json" ]; then
+        log "installing web app packages (npm ci)"
+        (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    newest_source="$(find "$WEB/src" "$WEB/index.html" "$WEB/vite.config.ts" "$WEB/package-lock.json" \
+        -newer "$WEB/dist/index.html" -print -quit 2>/dev/null || true)"
+    if [ ! -f "$WEB/dist/index.html" ] || [ -n "$newest_source" ]; then
+        log "building the web app (vite build)"
+        (cd "$WEB" && npm run --silent build >/dev/null)
+    else
+        log "web app: build up to date"
+    fi
+fi
+
 log "done"

@@ -9,16 +9,21 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ -x .venv/bin/python ] || { echo "[test] .venv missing: run scripts/setup.sh first" >&2; exit 1; }
 
 lint_paths=()
-for p in geoha tests bench; do
+for p in geoha app tests bench; do
     [ -e "$p" ] && lint_paths+=("$p")
 done
 echo "[test] ruff check ${lint_paths[*]}"
 .venv/bin/ruff check "${lint_paths[@]}"
 
 # The Makefile passes its TYPED list (only paths that exist); default: geoha.
-read -r -a typed <<<"${TYPED:-geoha}"
+read -r -a typed <<<"${TYPED:-geoha app/api}"
 echo "[test] mypy ${typed[*]}"
 .venv/bin/mypy "${typed[@]}"
+
+if [ "$#" -eq 0 ] && [ -f app/web/package.json ]; then
+    echo "[test] web app: type check and unit tests"
+    (cd app/web && npm run --silent lint && npm test --silent)
+fi
 
 echo "[test] pytest $*"
 rc=0

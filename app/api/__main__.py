@@ -31,7 +31,6 @@ def main() -> int:
         interface=Interfaces.ASGI,
         workers=1,
         websockets=False,
-        process_name=f"geoha-api {os.environ.get('GEOHA_INSTANCE', '')}".strip(),
     )
     server.serve()
     return 0

@@ -20,19 +20,23 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import Pool, PoolConnectionProxy
 
 from app.api.config import DatabaseTarget, SessionAttrs, Settings
 from app.api.errors import ApiError, unavailable
+from app.api.wal import commit_token
 
 log = logging.getLogger("geoha.api.db")
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
-Conn = PoolConnectionProxy[asyncpg.Record]
+if TYPE_CHECKING:
+    Conn: TypeAlias = PoolConnectionProxy[asyncpg.Record]
+else:  # not subscriptable at run time
+    Conn = PoolConnectionProxy
 Op = Callable[[Conn], Awaitable[T]]
 
 # Errors meaning "this node or connection cannot serve": try another, or 503.
@@ -45,14 +49,16 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InvalidAuthorizationSpecificationError,
     asyncpg.exceptions.InternalClientError,
 )
-# After the commit, the WAL insert position is at or past the end of our commit
-# record. `pg_current_wal_insert_lsn()` read *inside* the transaction would be
-# before the commit record (a replica at that LSN does not yet see the row), and
-# `pg_current_wal_lsn()` (the write position) can lag the commit record under
-# synchronous_commit=off. So: insert LSN, on the same connection, after commit.
-COMMIT_LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
+# The read-your-writes token: the WAL insert position read after COMMIT on the
+# same connection, with the WAL geometry to interpret it (see wal.py for why).
+COMMIT_LSN_SQL = (
+    "SELECT pg_current_wal_insert_lsn()::text, "
+    "pg_size_bytes(current_setting('wal_segment_size')), "
+    "current_setting('wal_block_size')::int"
+)
 CAUGHT_UP_SQL = (
-    "SELECT NOT pg_is_in_recovery() OR coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)"
+    "SELECT NOT pg_is_in_recovery() "
+    "OR coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)"
 )
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_ERRORS)
 NODE_SQL = "SELECT pg_is_in_recovery(), host(inet_server_addr()), inet_server_port()"
@@ -235,7 +241,8 @@ class Database:
         try:
             return await self._run(pool, conn, op, writing=writing)
         except asyncio.CancelledError:
-            conn.terminate()  # timed out mid-query: do not wait for the server
+            if not _is_closed(conn):
+                conn.terminate()  # timed out mid-query: do not wait for the server
             raise
         finally:
             await pool.release(conn)
@@ -253,7 +260,7 @@ class Database:
                 raise
             raise NotPlaced(_describe(exc)) from None  # e.g. a recovery conflict on a replica
         except CONNECTION_ERRORS as exc:
-            if not writing or (conn.is_closed() and isinstance(exc, asyncpg.InterfaceError)):
+            if not writing or (isinstance(exc, asyncpg.InterfaceError) and _is_closed(conn)):
                 raise NotPlaced(_describe(exc)) from None
             raise unavailable(
                 f"the connection to the primary was lost during the write; "
@@ -265,12 +272,14 @@ class Database:
 
     async def _commit_lsn(self, conn: Conn) -> str | None:
         try:
-            lsn: str = await conn.fetchval(COMMIT_LSN_SQL)
+            row = await conn.fetchrow(COMMIT_LSN_SQL)
         except CONNECTION_ERRORS as exc:
             # The write is committed: answer it, without a read-your-writes token.
             log.warning("commit LSN unavailable after a committed write: %s", _describe(exc))
             return None
-        return lsn
+        if row is None:
+            return None
+        return commit_token(row[0], row[1], row[2])
 
     async def _read_caught_up(
         self, pool: Pool[asyncpg.Record], op: Op[T], min_lsn: str
@@ -323,6 +332,13 @@ async def _node_facts(conn: Conn) -> tuple[bool, str, int]:
     if row is None:
         raise NotPlaced("no answer to the node query")
     return bool(row[0]), str(row[1]), int(row[2])
+
+
+def _is_closed(conn: Conn) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # a closed connection is released back to the pool
+        return True
 
 
 def _is_ip(host: str) -> bool:

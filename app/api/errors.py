@@ -37,8 +37,8 @@ def unprocessable(field: str | None, message: str) -> ApiError:
     return ApiError(422, "validation_failed", message, field)
 
 
-def not_found(message: str = "no such resource") -> ApiError:
-    return ApiError(404, "not_found", message)
+def not_found(message: str = "no such resource", headers: Headers | None = None) -> ApiError:
+    return ApiError(404, "not_found", message, headers=headers)
 
 
 def unavailable(message: str) -> ApiError:

@@ -112,7 +112,7 @@ class Handlers:
         theme_id = parse_id(params["id"])
         answer = await self._db.read(store.get_theme(theme_id), min_lsn_of(request))
         if answer.value is None:
-            raise not_found(f"theme {theme_id} does not exist")
+            raise not_found(f"theme {theme_id} does not exist", _role_header(answer))
         return json_response(200, store.theme_json(answer.value), _role_header(answer))
 
     async def _body(self, request: Request) -> bytes:
@@ -142,14 +142,14 @@ class Handlers:
 
     async def _updated(self, theme_id: int, answer: Answer[store.Row | None]) -> Response:
         if answer.value is None:
-            raise not_found(f"theme {theme_id} does not exist")
+            raise not_found(f"theme {theme_id} does not exist", _role_header(answer))
         return json_response(200, store.theme_json(answer.value), _commit_headers(answer))
 
     async def delete_theme(self, _request: Request, params: dict[str, str]) -> Response:
         theme_id = parse_id(params["id"])
         answer = await self._write(store.delete_theme(theme_id))
         if not answer.value:
-            raise not_found(f"theme {theme_id} does not exist")
+            raise not_found(f"theme {theme_id} does not exist", _role_header(answer))
         return Response(204, b"", _commit_headers(answer), content_type=None)
 
     async def _write(self, op: Op[T]) -> Answer[T]:

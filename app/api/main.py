@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -94,8 +93,7 @@ class GeohaApi:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
-                except ConfigError as exc:
-                    print(f"geoha-api: {exc}", file=sys.stderr, flush=True)
+                except ConfigError as exc:  # granian logs the message and exits 1
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})

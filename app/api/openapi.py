@@ -90,20 +90,24 @@ def _schemas() -> dict[str, Any]:
                 "next_cursor": {"type": ["string", "null"]},
             },
         },
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "field", "message"],
-                    "properties": {
-                        "code": {"type": "string"},
-                        "field": {"type": ["string", "null"]},
-                        "message": {"type": "string"},
-                    },
-                }
-            },
+        "Error": _error_schema(),
+    }
+
+
+def _error_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "field", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "field": {"type": ["string", "null"]},
+                    "message": {"type": "string"},
+                },
+            }
         },
     }
 
@@ -157,8 +161,11 @@ def _write_ok(status: str, description: str, with_body: bool = True) -> dict[str
     return {status: {**answer, "headers": headers}}
 
 
-def _paths() -> dict[str, Any]:
-    p = {k: {"$ref": f"#/components/parameters/{k}"} for k in ("id", "limit", "cursor", "minLsn")}
+def _param(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _service_paths() -> dict[str, Any]:
     health = {"type": "object"}
     return {
         "/health": {
@@ -182,6 +189,12 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _json({"type": "object"}, "OpenAPI")},
             }
         },
+    }
+
+
+def _theme_paths() -> dict[str, Any]:
+    p = {k: _param(k) for k in ("id", "limit", "cursor", "minLsn")}
+    return {
         "/api/v1/themes": {
             "get": {
                 "summary": "list themes, newest first",
@@ -197,35 +210,39 @@ def _paths() -> dict[str, Any]:
                 },
             },
         },
-        "/api/v1/themes/{id}": {
-            "parameters": [p["id"]],
-            "get": {
-                "summary": "one theme",
-                "parameters": [p["minLsn"]],
-                "responses": {"200": _json(_ref("Theme"), "the theme"), **_errors(400, 404, 503)},
+        "/api/v1/themes/{id}": _theme_item_path(p),
+    }
+
+
+def _theme_item_path(p: dict[str, dict[str, str]]) -> dict[str, Any]:
+    return {
+        "parameters": [p["id"]],
+        "get": {
+            "summary": "one theme",
+            "parameters": [p["minLsn"]],
+            "responses": {"200": _json(_ref("Theme"), "the theme"), **_errors(400, 404, 503)},
+        },
+        "put": {
+            "summary": "replace name and config",
+            "requestBody": _body("ThemeReplace"),
+            "responses": {
+                **_write_ok("200", "updated"),
+                **_errors(400, 404, 413, 415, 422, 503),
             },
-            "put": {
-                "summary": "replace name and config",
-                "requestBody": _body("ThemeReplace"),
-                "responses": {
-                    **_write_ok("200", "updated"),
-                    **_errors(400, 404, 413, 415, 422, 503),
-                },
+        },
+        "patch": {
+            "summary": "change name and/or config",
+            "requestBody": _body("ThemePatch"),
+            "responses": {
+                **_write_ok("200", "updated"),
+                **_errors(400, 404, 413, 415, 422, 503),
             },
-            "patch": {
-                "summary": "change name and/or config",
-                "requestBody": _body("ThemePatch"),
-                "responses": {
-                    **_write_ok("200", "updated"),
-                    **_errors(400, 404, 413, 415, 422, 503),
-                },
-            },
-            "delete": {
-                "summary": "delete a theme",
-                "responses": {
-                    **_write_ok("204", "deleted", with_body=False),
-                    **_errors(400, 404, 503),
-                },
+        },
+        "delete": {
+            "summary": "delete a theme",
+            "responses": {
+                **_write_ok("204", "deleted", with_body=False),
+                **_errors(400, 404, 503),
             },
         },
     }
@@ -240,7 +257,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "Themes CRUD. Every response carries X-Served-By; responses "
             "that touched the database carry X-DB-Role.",
         },
-        "paths": _paths(),
+        "paths": {**_service_paths(), **_theme_paths()},
         "components": {"schemas": _schemas(), "parameters": _parameters()},
     }
 

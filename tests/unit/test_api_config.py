@@ -1,0 +1,92 @@
+"""Environment parsing: defaults, libpq URIs, and one clear error per bad variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.api.config import ConfigError, SessionAttrs, load_settings, parse_dsn, parse_listen
+
+WRITE = (
+    "postgresql://geoha_app@127.10.5.1:5432,127.20.5.1:5433/geoha"
+    "?target_session_attrs=read-write&connect_timeout=2&passfile=/tmp/pgpass"
+)
+READ = "postgresql://geoha_app@127.20.5.1,127.10.5.1/geoha?target_session_attrs=any"
+
+
+def env(**overrides: str) -> dict[str, str]:
+    base = {
+        "GEOHA_REGION": "delhi",
+        "GEOHA_INSTANCE": "delhi-api-1",
+        "GEOHA_WRITE_DSN": WRITE,
+        "GEOHA_READ_DSN": READ,
+    }
+    base.update(overrides)
+    return base
+
+
+def test_defaults() -> None:
+    settings = load_settings(env())
+    assert settings.served_by == "delhi/delhi-api-1"
+    assert (settings.pool_size, settings.write_timeout_s, settings.ryw_wait_ms) == (10, 3.0, 500)
+    assert settings.max_body_bytes == 65536 and settings.cors_origins == frozenset()
+
+
+def test_multi_host_uri_is_split_per_host() -> None:
+    target = parse_dsn("GEOHA_WRITE_DSN", WRITE)
+    assert target.hosts == (("127.10.5.1", 5432), ("127.20.5.1", 5433))
+    assert target.session_attrs is SessionAttrs.READ_WRITE
+    assert target.connect_timeout_s == 2.0
+    assert (
+        target.host_dsns[1]
+        == "postgresql://geoha_app@127.20.5.1:5433/geoha?passfile=%2Ftmp%2Fpgpass"
+    )
+    read = parse_dsn("GEOHA_READ_DSN", READ)
+    assert read.hosts[0] == ("127.20.5.1", 5432) and read.session_attrs is SessionAttrs.ANY
+
+
+def test_cors_origins() -> None:
+    settings = load_settings(env(GEOHA_CORS_ORIGINS="https://a.example, http://localhost:5173"))
+    assert settings.cors_origins == {"https://a.example", "http://localhost:5173"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GEOHA_REGION", ""),
+        ("GEOHA_REGION", "Delhi!"),
+        ("GEOHA_INSTANCE", "a b"),
+        ("GEOHA_POOL_SIZE", "abc"),
+        ("GEOHA_POOL_SIZE", "0"),
+        ("GEOHA_WRITE_TIMEOUT_S", "-1"),
+        ("GEOHA_WRITE_TIMEOUT_S", "soon"),
+        ("GEOHA_RYW_WAIT_MS", "1.5"),
+        ("GEOHA_MAX_BODY_BYTES", "10"),
+        ("GEOHA_CORS_ORIGINS", "*"),
+        ("GEOHA_CORS_ORIGINS", "https://a.example/path"),
+        ("GEOHA_WRITE_DSN", "mysql://x@h/db"),
+        ("GEOHA_WRITE_DSN", ""),
+        ("GEOHA_WRITE_DSN", "postgresql://u@h/db?target_session_attrs=any"),
+        ("GEOHA_READ_DSN", "postgresql://u@h/db?target_session_attrs=sometimes"),
+        ("GEOHA_READ_DSN", "postgresql://u@h:99999/db"),
+        ("GEOHA_READ_DSN", "postgresql://u@h/db?connect_timeout=0"),
+    ],
+)
+def test_bad_values_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(env(**{variable: value}))
+    assert exc.value.variable == variable
+    assert str(exc.value).startswith(f"{variable}=") and "\n" not in str(exc.value)
+
+
+def test_password_never_in_the_message() -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(env(GEOHA_WRITE_DSN="postgresql://u:hunter2@h/db?target_session_attrs=any"))
+    assert "hunter2" not in str(exc.value)
+
+
+def test_listen() -> None:
+    assert parse_listen("127.240.4.1:8080") == ("127.240.4.1", 8080)
+    assert parse_listen("[::1]:80") == ("::1", 80)
+    for bad in ("8080", "host:", "h:0", "h:70000"):
+        with pytest.raises(ConfigError):
+            parse_listen(bad)
