@@ -8,14 +8,24 @@ Targets (issue "Foundation"): up <= 30 s, failover median <= 20 s, switchover ga
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import time
 from typing import Any
 
-from bench.common import BenchDeployment, machine_facts, min_median_max, write_json, write_section
+from bench.common import (
+    REPO,
+    BenchDeployment,
+    machine_facts,
+    min_median_max,
+    write_json,
+    write_section,
+)
 from geoha.ops.writer import WriterLoop, count_present
 
 WRITE_INTERVAL_S = 0.02
+RESULTS = REPO / "bench" / "results" / "data_tier.json"
 
 
 def measure_up(runs: int) -> list[dict[str, float]]:
@@ -172,10 +182,21 @@ def main() -> None:
     parser.add_argument("--switchovers", type=int, default=4)
     parser.add_argument("--up-runs", type=int, default=3)
     parser.add_argument("--modes", default="sync,async")
+    parser.add_argument(
+        "--only-up",
+        action="store_true",
+        help="measure `geoha up` only; keep the failover results of the last full run",
+    )
     args = parser.parse_args()
     facts = machine_facts()
     up = measure_up(args.up_runs)
-    tiers = {m: measure_data_tier(args.runs, args.switchovers, m) for m in args.modes.split(",")}
+    if args.only_up:
+        tiers = json.loads(RESULTS.read_text())["tiers"]
+    else:
+        tiers = {
+            m: measure_data_tier(args.runs, args.switchovers, m) for m in args.modes.split(",")
+        }
+    facts["load_average_after"] = list(os.getloadavg())
     write_json("data_tier", {"machine": facts, "up": up, "tiers": tiers})
     markdown = report(up, tiers, facts)
     write_section("data-tier", markdown)
