@@ -74,6 +74,7 @@ def plan_rows(plan: Plan) -> list[dict[str, Any]]:
             "data_dir": str(n.data_dir),
             "command": list(n.command),
             "health": n.health_url,
+            "standby": n.standby,
         }
         for n in plan.nodes
     ]
@@ -86,7 +87,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps({"run_dir": str(plan.run_dir), "nodes": rows}, indent=2))
         return EXIT_OK
     print_table(
-        ["NODE", "REGION", "ROLE", "ADDRESS", "PORTS", "DATA DIRECTORY"],
+        ["NODE", "REGION", "ROLE", "ADDRESS", "PORTS", "STARTS", "DIRECTORY"],
         [
             [
                 r["name"],
@@ -94,7 +95,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 r["role"],
                 r["address"],
                 " ".join(f"{k}={v}" for k, v in r["ports"].items()),
-                r["data_dir"],
+                "autoscaler" if r["standby"] else "up",
+                str(Path(r["data_dir"]).parent),
             ]
             for r in rows
         ],

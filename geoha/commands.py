@@ -16,12 +16,14 @@ from typing import Any
 from geoha.cli import CliError, load, print_table
 from geoha.data import cluster
 from geoha.data.secrets import load_or_create_secrets
-from geoha.plan import Plan
+from geoha.plan import NodeRole, Plan
+from geoha.render.haproxy import ADMIN_SOCKET
 from geoha.runtime import control
 from geoha.runtime.controller import PID_FILE, SPEC_FILE
 from geoha.runtime.kinds import kinds
 from geoha.runtime.process import RunAs, adopt_process, clear_record
 from geoha.spec import Spec
+from geoha.traffic.lb_admin import LbAdminError, server_states
 
 UP_TIMEOUT_S = 300.0
 EXIT_OK = 0
@@ -167,8 +169,44 @@ def cmd_up(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     status = cluster.database_status(plan, load_or_create_secrets(spec, plan.secrets_path))
     say(f"ready in {snap['ready_after_s']} s: primary {status['primary']}")
-    say("  write DSN: geoha dsn --region " + plan.spec.primary_region + " --write")
-    say("  status:    geoha status")
+    for region in plan.spec.data_regions:
+        http, https = region_urls(plan, region)
+        say(f"  open {http}  ({region}; HTTPS: {https}, CA: geoha ca)")
+    say("  status: geoha status    write DSN: geoha dsn --region REGION --write")
+    return EXIT_OK
+
+
+def region_urls(plan: Plan, region: str) -> tuple[str, str]:
+    """The HTTP and HTTPS entry of a data region: its frontend LB."""
+    fe = plan.only(region, NodeRole.FRONTEND_LB)
+    return (
+        f"http://{fe.address}:{fe.ports['http']}/",
+        f"https://{fe.address}:{fe.ports['https']}/",
+    )
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    _, plan = load(args)
+    regions = [args.region] if args.region else list(plan.spec.data_regions)
+    for region in regions:
+        if region not in plan.spec.data_regions:
+            raise CliError(
+                f"REGION: a data region ({', '.join(plan.spec.data_regions)}) (got {region!r})", 2
+            )
+        http, https = region_urls(plan, region)
+        print(http if args.region else f"{region}: {http}  {https}")
+    return EXIT_OK
+
+
+def cmd_ca(args: argparse.Namespace) -> int:
+    _, plan = load(args)
+    path = plan.run_dir / "tls" / "ca.pem"
+    if not path.exists():
+        raise CliError(f"no CA yet ({path}): it is created by `geoha up`")
+    if args.path:
+        print(path)
+    else:
+        print(path.read_text(), end="")
     return EXIT_OK
 
 
@@ -248,7 +286,46 @@ def gather_status(spec: Spec, plan: Plan) -> dict[str, Any]:
         "cluster": {"primary": databases["primary"], "replication": spec.replication.value},
         "databases": databases["nodes"],
         "etcd": etcd,
+        "traffic": traffic_status(plan, processes),
     }
+
+
+def traffic_status(plan: Plan, processes: dict[str, Any]) -> dict[str, Any]:
+    """Per data region: its entry URLs, every LB with its servers' states, every instance."""
+    regions: dict[str, Any] = {}
+    for region in plan.spec.data_regions:
+        lbs = []
+        for role in (NodeRole.FRONTEND_LB, NodeRole.BACKEND_LB):
+            lb = plan.only(region, role)
+            try:
+                servers = server_states(lb.dir / ADMIN_SOCKET)
+            except LbAdminError:
+                servers = {}
+            proc = processes.get(lb.name, {})
+            lbs.append(
+                {
+                    "name": lb.name,
+                    "role": role.value,
+                    "address": lb.address,
+                    "healthy": bool(proc.get("healthy")),
+                    "servers": servers,
+                }
+            )
+        instances = [
+            {
+                "name": n.name,
+                "role": n.role.value,
+                "address": n.address,
+                "running": bool(processes.get(n.name, {}).get("running")),
+                "healthy": bool(processes.get(n.name, {}).get("healthy")),
+                "standby": n.standby,
+            }
+            for role in (NodeRole.WEB, NodeRole.API)
+            for n in plan.in_region(region, role)
+        ]
+        http, https = region_urls(plan, region)
+        regions[region] = {"url": http, "https_url": https, "lbs": lbs, "instances": instances}
+    return regions
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -282,6 +359,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             for d in status["databases"]
         ],
     )
+    for region, info in status["traffic"].items():
+        say(f"{region}: {info['url']}  {info['https_url']}")
+        for lb in info["lbs"]:
+            pools = "; ".join(
+                f"{backend}: " + ", ".join(f"{s}={st}" for s, st in servers.items())
+                for backend, servers in lb["servers"].items()
+            )
+            say(f"  {lb['name']:<12} {'ok' if lb['healthy'] else 'DOWN':<5} {pools}")
+        running = [i for i in info["instances"] if i["running"]]
+        say(
+            "  instances: "
+            + ", ".join(f"{i['name']}={'ok' if i['healthy'] else 'DOWN'}" for i in running)
+        )
     healthy = sum(1 for m in status["etcd"] if m["healthy"])
     say(
         f"etcd: {healthy}/{len(status['etcd'])} healthy  "
@@ -414,6 +504,10 @@ def register(sub: Any, add_file_arg: Callable[[argparse.ArgumentParser, bool], N
     p = add("dsn", cmd_dsn, "the libpq URI an application in a region uses")
     p.add_argument("--region", required=True)
     p.add_argument("--write", action="store_true", help="the read-write URI (all nodes)")
+    p = add("open", cmd_open, "the URL of a region's frontend LB (every region's without REGION)")
+    p.add_argument("region", metavar="REGION", nargs="?")
+    p = add("ca", cmd_ca, "the deployment's CA certificate (PEM), for HTTPS clients")
+    p.add_argument("--path", action="store_true", help="print its path instead")
     p = add("switchover", cmd_switchover, "planned switchover of the primary to another region")
     p.add_argument("--to", required=True, metavar="REGION")
     p = add("chaos", cmd_chaos, "inject faults")

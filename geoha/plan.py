@@ -25,14 +25,38 @@ SHARED_PATRONI = Path("/opt/geoha/venv/bin/patroni")
 SHARED_RUN_ROOT = Path("/var/lib/geoha")
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 class NodeRole(StrEnum):
     ETCD = "etcd"
     DATABASE = "database"
+    API = "api"
+    BACKEND_LB = "backend-lb"
+    WEB = "web"
+    FRONTEND_LB = "frontend-lb"
 
 
-ROLE_SUFFIX = {NodeRole.ETCD: "etcd", NodeRole.DATABASE: "db"}
-NUMBERED_ROLES: frozenset[NodeRole] = frozenset()
+ROLE_SUFFIX = {
+    NodeRole.ETCD: "etcd",
+    NodeRole.DATABASE: "db",
+    NodeRole.API: "api",
+    NodeRole.BACKEND_LB: "be",
+    NodeRole.WEB: "web",
+    NodeRole.FRONTEND_LB: "fe",
+}
+NUMBERED_ROLES = frozenset({NodeRole.API, NodeRole.WEB})
 """Roles with several instances per region, named REGION-ROLE-N."""
+CONFIG_FILE = {
+    NodeRole.ETCD: "etcd.yml",
+    NodeRole.DATABASE: "patroni.yml",
+    NodeRole.API: "api.env",
+    NodeRole.BACKEND_LB: "haproxy.cfg",
+    NodeRole.WEB: "Caddyfile",
+    NodeRole.FRONTEND_LB: "haproxy.cfg",
+}
+LB_STATS_PORT = 8404
+CADDY_ADMIN_PORT = 2019
 
 
 # Layout inside a region NET.T.N (DESIGN "Local runtime").
@@ -51,6 +75,10 @@ class Tools:
     patroni: str
     etcd: str
     pg_bin_dir: str
+    haproxy: str = "/usr/sbin/haproxy"
+    caddy: str = "/usr/bin/caddy"
+    python: str = "/usr/bin/python3"
+    web_dist: str = str(REPO / "app" / "web" / "dist")
 
     @staticmethod
     def discover() -> Tools:
@@ -64,6 +92,9 @@ class Tools:
             patroni=str(patroni),
             etcd=shutil.which("etcd") or "/usr/bin/etcd",
             pg_bin_dir=str(pg_bin),
+            haproxy=shutil.which("haproxy") or "/usr/sbin/haproxy",
+            caddy=shutil.which("caddy") or "/usr/bin/caddy",
+            python=sys.executable,
         )
 
 
@@ -81,10 +112,12 @@ class Node:
     health_url: str
     db_user: bool = False
     """True when the node must run as the unprivileged database user."""
+    standby: bool = False
+    """Planned but not started by `geoha up`: a free slot the autoscaler may fill."""
 
     @property
     def config_path(self) -> Path:
-        return self.dir / ("patroni.yml" if self.role is NodeRole.DATABASE else "etcd.yml")
+        return self.dir / CONFIG_FILE[self.role]
 
     @property
     def data_dir(self) -> Path:
@@ -104,6 +137,7 @@ class Plan:
     run_dir: Path
     nodes: tuple[Node, ...]
     pg_bin_dir: str = "/usr/lib/postgresql/15/bin"
+    web_dist: str = ""
     app_client_addresses: tuple[str, ...] = field(default=())
     """Addresses of every API instance the autoscaler may start (pg_hba for the app user)."""
 
@@ -123,6 +157,14 @@ class Plan:
     @property
     def database_nodes(self) -> list[Node]:
         return self.by_role(NodeRole.DATABASE)
+
+    def in_region(self, region: str, role: NodeRole) -> list[Node]:
+        return [n for n in self.nodes if n.region == region and n.role is role]
+
+    def only(self, region: str, role: NodeRole) -> Node:
+        """The single node of `role` in `region` (a load balancer, the database)."""
+        (node,) = self.in_region(region, role)
+        return node
 
     def database_node(self, region: str) -> Node:
         for node in self.database_nodes:
@@ -178,6 +220,7 @@ def make_node(
     command: Callable[[Path], tuple[str, ...]],
     health: tuple[str, str],
     db_user: bool = False,
+    standby: bool = False,
 ) -> Node:
     """One node at NET.TIER.INDEX (`position`); `health` is (port name, URL path)."""
     tier, index = position
@@ -195,7 +238,83 @@ def make_node(
         command=command(node_dir),
         health_url=f"http://{address}:{ports[port_name]}{path}",
         db_user=db_user,
+        standby=standby,
     )
+
+
+def app_tier_nodes(spec: Spec, run_dir: Path, tools: Tools, region_name: str) -> list[Node]:
+    """A data region's traffic path: API and web instances (every slot up to max) and LBs."""
+    region = spec.regions[region_name]
+    net, traffic = region.loopback_net, spec.traffic
+    lb_ports = {"http": traffic.http_port, "stats": LB_STATS_PORT}
+    fe_ports = {
+        "http": traffic.frontend_http_port,
+        "https": traffic.frontend_https_port,
+        "stats": LB_STATS_PORT,
+    }
+
+    def haproxy(d: Path) -> tuple[str, ...]:
+        return (tools.haproxy, "-W", "-db", "-f", str(d / "haproxy.cfg"))
+
+    def caddy(d: Path) -> tuple[str, ...]:
+        return (tools.caddy, "run", "--config", str(d / "Caddyfile"), "--adapter", "caddyfile")
+
+    def api(_: Path) -> tuple[str, ...]:
+        return (tools.python, "-m", "app.api")
+
+    nodes = [
+        make_node(
+            run_dir,
+            region_name,
+            net,
+            role=NodeRole.API,
+            position=(TIER_API, i),
+            ports={"http": traffic.http_port},
+            command=api,
+            health=("http", "/health"),
+            standby=i > region.api.autoscale.desired,
+        )
+        for i in range(1, region.api.autoscale.max + 1)
+    ]
+    nodes.append(
+        make_node(
+            run_dir,
+            region_name,
+            net,
+            role=NodeRole.BACKEND_LB,
+            position=(TIER_BACKEND_LB, 1),
+            ports=lb_ports,
+            command=haproxy,
+            health=("stats", "/lb-health"),
+        )
+    )
+    nodes += [
+        make_node(
+            run_dir,
+            region_name,
+            net,
+            role=NodeRole.WEB,
+            position=(TIER_WEB, i),
+            ports={"http": traffic.http_port, "admin": CADDY_ADMIN_PORT},
+            command=caddy,
+            health=("http", "/health/"),
+            standby=i > region.web.autoscale.desired,
+        )
+        for i in range(1, region.web.autoscale.max + 1)
+    ]
+    nodes.append(
+        make_node(
+            run_dir,
+            region_name,
+            net,
+            role=NodeRole.FRONTEND_LB,
+            position=(TIER_FRONTEND_LB, 1),
+            ports=fe_ports,
+            command=haproxy,
+            health=("stats", "/lb-health"),
+        )
+    )
+    return nodes
 
 
 def expand(spec: Spec, run_dir: Path, tools: Tools) -> Plan:
@@ -229,14 +348,14 @@ def expand(spec: Spec, run_dir: Path, tools: Tools) -> Plan:
             db_user=True,
         )
         nodes.append(database)
-        app_clients += [
-            node_address(region.loopback_net, TIER_API, i)
-            for i in range(1, region.api.autoscale.max + 1)
-        ]
+        tier_nodes = app_tier_nodes(spec, run_dir, tools, region_name)
+        nodes += tier_nodes
+        app_clients += [n.address for n in tier_nodes if n.role is NodeRole.API]
     return Plan(
         spec=spec,
         run_dir=run_dir,
         nodes=tuple(nodes),
         pg_bin_dir=tools.pg_bin_dir,
+        web_dist=tools.web_dist,
         app_client_addresses=tuple(app_clients),
     )

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
 MAX_INSTANCES = 20
 MIN_PASSWORD_CHARS = 16
 
@@ -217,6 +218,55 @@ class Dns(Strict):
     """Consecutive failed checks before a region is unhealthy (count, default 3)."""
 
 
+class ApiRoute(StrEnum):
+    """Which hops an API request takes inside a region."""
+
+    DIRECT = "direct"  # frontend LB -> backend LB -> api
+    VIA_WEB = "via-web"  # the seed's path: frontend LB -> Caddy -> backend LB -> api
+
+
+class Traffic(Strict):
+    """Load balancers and the request path inside each data region."""
+
+    api_route: ApiRoute = Field(default=ApiRoute.DIRECT, strict=False)
+    """`direct` (frontend LB sends /api/* to the backend LB, the default: see
+    docs/BENCHMARKS.md) or `via-web` (through a Caddy instance, as the seed drew it)."""
+    http_port: int = Field(default=8080, ge=1024, le=65535)
+    """Port of every web instance, API instance and backend LB (default 8080)."""
+    frontend_http_port: int = Field(default=8080, ge=1, le=65535)
+    """Local HTTP port of each region's frontend LB (default 8080; 80 in the cloud)."""
+    frontend_https_port: int = Field(default=8443, ge=1, le=65535)
+    """Local HTTPS port of each region's frontend LB (default 8443; 443 in the cloud)."""
+    check_interval_s: float = Field(default=1.0, gt=0, le=60)
+    """Time between LB health checks of each server (seconds, default 1)."""
+    check_rise: int = Field(default=2, ge=1, le=10)
+    """Consecutive passed checks before a server takes traffic (count, default 2)."""
+    check_fall: int = Field(default=3, ge=1, le=10)
+    """Consecutive failed checks before a server is taken out (count, default 3)."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins allowed to call the API from a browser (default: none; same origin needs none)."""
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not ORIGIN.match(v)]
+        if bad:
+            raise ValueError(f"origins such as https://app.example.in, without a path (got {bad})")
+        return values
+
+
+class App(Strict):
+    """The API's behaviour towards the database."""
+
+    pool_size: int = Field(default=10, ge=1, le=100)
+    """Connections per pool (read and write) of each API instance (count, default 10)."""
+    write_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    """A write that cannot reach a primary within this answers 503 (seconds, default 3)."""
+    ryw_wait_ms: int = Field(default=500, ge=0, le=10_000)
+    """How long a replica may take to reach a client's LSN before the primary answers
+    (milliseconds, default 500)."""
+
+
 def _reference_regions() -> dict[str, Region]:
     return {
         "delhi": Region(role=RegionRole.PRIMARY, cidr="10.10.0.0/16"),
@@ -247,6 +297,10 @@ class Spec(Strict):
     """etcd ports."""
     dns: Dns = Dns()
     """Global DNS settings."""
+    traffic: Traffic = Traffic()
+    """Load balancers and the request path."""
+    app: App = App()
+    """API settings."""
 
     @field_validator("run_dir")
     @classmethod
@@ -320,6 +374,12 @@ class Spec(Strict):
         if self.database.port == self.database.patroni_port:
             errors.append(
                 f"database.patroni_port: a port other than database.port (got {self.database.port})"
+            )
+        traffic = self.traffic
+        if traffic.frontend_http_port == traffic.frontend_https_port:
+            errors.append(
+                "traffic.frontend_https_port: a port other than traffic.frontend_http_port "
+                f"(got {traffic.frontend_https_port})"
             )
         if self.etcd.client_port == self.etcd.peer_port:
             errors.append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -42,7 +43,16 @@ from geoha.spec import Spec
 SPEC_FILE = "spec.json"
 PID_FILE = "controller.pid"
 LAST_PRIMARY_FILE = "last-primary"
-START_ORDER = (NodeRole.ETCD, NodeRole.DATABASE)
+START_ORDER = (
+    NodeRole.ETCD,
+    NodeRole.DATABASE,
+    NodeRole.API,
+    NodeRole.BACKEND_LB,
+    NodeRole.WEB,
+    NodeRole.FRONTEND_LB,
+)
+APP_TIERS = START_ORDER[2:]
+APP_START_TIMEOUT_S = 60.0
 HEALTH_INTERVAL_S = 1.0
 ETCD_START_TIMEOUT_S = 60.0
 DATABASE_START_TIMEOUT_S = 180.0
@@ -100,7 +110,8 @@ class Controller:
     def start(self, state: NodeState) -> None:
         node = state.node
         state.kind.prepare(node)
-        state.proc = start_process(node.command, node.dir, node.log_path, state.kind.run_as())
+        env = {**os.environ, **state.kind.env(self.plan, node)}
+        state.proc = start_process(node.command, node.dir, node.log_path, state.kind.run_as(), env)
         state.wanted = True
         state.health = Health(False, "starting")
         self.say(f"{node.name}: started (pid {state.proc.pid}) on {node.address}", node.name)
@@ -154,7 +165,8 @@ class Controller:
             state.kind.prepare(state.node)
             user = state.kind.run_as()
             owner = (user.uid, user.gid) if user is not None and os.geteuid() == 0 else None
-            write_files(state.kind.render(self.plan, state.node, self.secrets), owner=owner)
+            files = state.kind.render(self.plan, state.node, self.secrets)
+            write_files(files, owner=owner, check=functools.partial(state.kind.check, state.node))
 
     async def wait_healthy(self, states: list[NodeState], timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
@@ -215,6 +227,10 @@ class Controller:
             self.start_missing(databases)
             await self.wait_healthy(databases, DATABASE_START_TIMEOUT_S, "starting databases")
             await self.migrate()
+            for role in APP_TIERS:
+                tier = [s for s in self.of_role(role) if not s.node.standby]
+                self.start_missing(tier)
+                await self.wait_healthy(tier, APP_START_TIMEOUT_S, f"starting {role.value}")
             self.ready_after_s = round(time.monotonic() - began, 1)
             self.phase = Phase.READY
             self.say(f"ready: every node healthy after {self.ready_after_s} s")
@@ -239,7 +255,10 @@ class Controller:
     async def health_loop(self) -> None:
         async with httpx.AsyncClient(timeout=1.0) as client:
             while not self._stop.is_set():
-                states = list(self.nodes.values())
+                for state in self.nodes.values():
+                    if state.proc is None:
+                        state.health = Health(False, self.idle_reason(state))
+                states = [s for s in self.nodes.values() if s.proc is not None]
                 results = await asyncio.gather(
                     *(s.kind.probe(s.node, client) for s in states), return_exceptions=True
                 )
@@ -249,15 +268,17 @@ class Controller:
                         if isinstance(outcome, BaseException)
                         else outcome
                     )
-                    if state.proc is None:
-                        result = Health(
-                            False, "stopped by chaos" if state.stopped_by_chaos else "not running"
-                        )
                     if result.healthy != state.health.healthy and state.wanted:
                         change = "healthy" if result.healthy else "unhealthy"
                         self.say(f"{state.node.name}: {change} ({result.detail})", state.node.name)
                     state.health = result
                 await asyncio.sleep(HEALTH_INTERVAL_S)
+
+    @staticmethod
+    def idle_reason(state: NodeState) -> str:
+        if state.stopped_by_chaos:
+            return "stopped by chaos"
+        return "standby slot" if state.node.standby else "not running"
 
     async def supervise_loop(self) -> None:
         """Restart crashed nodes with backoff; chaos-stopped nodes stay down."""
@@ -351,6 +372,8 @@ class Controller:
             state.wanted = False
         if self._bring_up is not None and not self._bring_up.done():
             self._bring_up.cancel()
+        for role in reversed(APP_TIERS):
+            await asyncio.gather(*(self.stop(s) for s in self.of_role(role)))
         # Replicas before the primary, so the primary keeps its role for the next `up`.
         databases = self.of_role(NodeRole.DATABASE)
         primary = [s for s in databases if s.health.detail == "primary"]

@@ -48,6 +48,14 @@ class NodeKind(ABC):
     stop_timeout_s = 30.0
     """How long a node may take to stop after SIGTERM before it is killed."""
 
+    def env(self, plan: Plan, node: Node) -> dict[str, str]:
+        """Environment variables the node's process gets on top of the controller's."""
+        return {}
+
+    def check(self, node: Node, path: Path) -> None:
+        """Validate a rendered config file before it replaces the live one; raise if bad."""
+        return None  # etcd and Patroni configs have no checker of their own
+
     def extra_pids(self, node: Node) -> list[int]:
         """Processes of the node that left its process group (they are killed with it)."""
         return []
@@ -137,5 +145,25 @@ def postmaster_pid(data_dir: Path) -> int | None:
     return pid if str(data_dir) in cmdline else None
 
 
+async def http_probe(url: str, client: httpx.AsyncClient, ok_detail: str) -> Health:
+    """Healthy when `url` answers 200."""
+    try:
+        resp = await client.get(url)
+    except httpx.HTTPError as exc:
+        return Health(False, f"not answering ({type(exc).__name__})")
+    if resp.status_code == 200:
+        return Health(True, ok_detail)
+    return Health(False, f"health check answered {resp.status_code}")
+
+
 def kinds() -> dict[NodeRole, NodeKind]:
-    return {NodeRole.ETCD: EtcdKind(), NodeRole.DATABASE: DatabaseKind()}
+    from geoha.runtime.app_kinds import ApiKind, CaddyKind, HaproxyKind
+
+    return {
+        NodeRole.ETCD: EtcdKind(),
+        NodeRole.DATABASE: DatabaseKind(),
+        NodeRole.API: ApiKind(),
+        NodeRole.BACKEND_LB: HaproxyKind(),
+        NodeRole.WEB: CaddyKind(),
+        NodeRole.FRONTEND_LB: HaproxyKind(),
+    }

@@ -113,13 +113,28 @@ def test_plan_json_reference(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     plan: dict[str, Any] = json.loads(result.stdout)
     nodes: list[dict[str, Any]] = plan["nodes"]
-    assert {n["name"]: (n["role"], n["address"]) for n in nodes} == {
+    data_tier = [n for n in nodes if n["role"] in ("etcd", "database")]
+    assert {n["name"]: (n["role"], n["address"]) for n in data_tier} == {
         "delhi-etcd": ("etcd", "127.10.6.1"),
         "chennai-etcd": ("etcd", "127.20.6.1"),
         "mumbai-etcd": ("etcd", "127.30.6.1"),
         "delhi-db": ("database", "127.10.5.1"),
         "chennai-db": ("database", "127.20.5.1"),
     }
+    for region, r in (("delhi", 10), ("chennai", 20)):
+        mine = [n for n in nodes if n["region"] == region]
+        roles = sorted(n["role"] for n in mine if n["role"] not in ("etcd", "database"))
+        assert roles == sorted(["api"] * 5 + ["web"] * 5 + ["backend-lb", "frontend-lb"])
+        started = {n["name"] for n in mine if not n["standby"]}
+        assert {
+            f"{region}-api-1",
+            f"{region}-api-2",
+            f"{region}-web-1",
+            f"{region}-web-2",
+        } <= started
+        assert f"{region}-api-3" not in started  # desired 2 of max 5
+        fe = next(n for n in mine if n["role"] == "frontend-lb")
+        assert fe["address"] == f"127.{r}.1.1"
     addresses = [ipaddress.IPv4Address(n["address"]) for n in nodes]
     assert all(a in ipaddress.IPv4Network("127.0.0.0/8") for a in addresses)
     assert len(set(addresses)) == len(addresses)

@@ -44,7 +44,8 @@ def test_layout_constants() -> None:
 
 
 def test_reference_nodes(plan: Plan) -> None:
-    assert [(n.name, n.region, n.role, n.address) for n in plan.nodes] == [
+    data_tier = [n for n in plan.nodes if n.role in (NodeRole.ETCD, NodeRole.DATABASE)]
+    assert [(n.name, n.region, n.role, n.address) for n in data_tier] == [
         ("delhi-etcd", "delhi", NodeRole.ETCD, "127.10.6.1"),
         ("chennai-etcd", "chennai", NodeRole.ETCD, "127.20.6.1"),
         ("mumbai-etcd", "mumbai", NodeRole.ETCD, "127.30.6.1"),
@@ -58,10 +59,18 @@ def test_reference_nodes(plan: Plan) -> None:
 
 
 def test_addresses_follow_region_tier_index(plan: Plan) -> None:
-    tier = {NodeRole.DATABASE: TIER_DATABASE, NodeRole.ETCD: TIER_ETCD}
+    tier = {
+        NodeRole.FRONTEND_LB: 1,
+        NodeRole.WEB: 2,
+        NodeRole.BACKEND_LB: 3,
+        NodeRole.API: TIER_API,
+        NodeRole.DATABASE: TIER_DATABASE,
+        NodeRole.ETCD: TIER_ETCD,
+    }
     second = {"delhi": 10, "chennai": 20, "mumbai": 30}
     for node in plan.nodes:
-        assert node.address == f"127.{second[node.region]}.{tier[node.role]}.1"
+        index = int(node.name.rsplit("-", 1)[1]) if node.role in (NodeRole.API, NodeRole.WEB) else 1
+        assert node.address == f"127.{second[node.region]}.{tier[node.role]}.{index}"
     addresses = [n.address for n in plan.nodes]
     assert len(set(addresses)) == len(addresses)
 
@@ -162,3 +171,18 @@ def test_private_directory_as_root_moves_the_default_run_dir(tmp_path: Path) -> 
     # An explicit run_dir is always kept.
     explicit = parse_spec({"run_dir": "state"})
     assert resolve_run_dir(explicit, private) == private / "state"
+
+
+def test_traffic_tier_slots_up_to_max_started_up_to_desired(plan: Plan) -> None:
+    for region in ("delhi", "chennai"):
+        apis = plan.in_region(region, NodeRole.API)
+        webs = plan.in_region(region, NodeRole.WEB)
+        assert [n.standby for n in apis] == [False, False, True, True, True]
+        assert [n.standby for n in webs] == [False, False, True, True, True]
+        assert plan.only(region, NodeRole.FRONTEND_LB).ports == {
+            "http": 8080,
+            "https": 8443,
+            "stats": 8404,
+        }
+        assert plan.only(region, NodeRole.BACKEND_LB).health_url.endswith(":8404/lb-health")
+    assert not plan.in_region("mumbai", NodeRole.API)  # the witness carries no traffic

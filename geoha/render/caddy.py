@@ -1,0 +1,62 @@
+"""Caddyfile of a web instance: the React build, /health/, and /api/* to the region's backend LB.
+
+The same renderer serves the local runtime and the cloud's cloud-init; only
+addresses differ. Each instance binds only its own address and keeps its own
+admin endpoint and storage folder.
+"""
+
+from __future__ import annotations
+
+from geoha.plan import Node, NodeRole, Plan
+from geoha.render.files import File
+from geoha.render.headers import PAGE_CSP, SECURITY_HEADERS
+
+
+def caddyfile(plan: Plan, node: Node, web_root: str) -> str:
+    backend = plan.only(node.region, NodeRole.BACKEND_LB)
+    upstream = f"{backend.address}:{backend.ports['http']}"
+    headers = [f'\t\t{name} "{value}"' for name, value in SECURITY_HEADERS.items()]
+    lines = [
+        "# rendered by geoha; changes are overwritten",
+        "{",
+        f"\tadmin {node.address}:{node.ports['admin']}",
+        "\tauto_https off",
+        f"\tstorage file_system {node.dir / 'storage'}",
+        "\tlog {",
+        "\t\toutput stderr",
+        "\t\tlevel WARN",
+        "\t}",
+        "}",
+        "",
+        # A bare :port binds every interface: `bind` keeps the instance on its address.
+        f":{node.ports['http']} {{",
+        f"\tbind {node.address}",
+        "\tencode gzip",
+        "\theader {",
+        f'\t\tContent-Security-Policy "{PAGE_CSP}"',
+        *headers,
+        "\t\t-Server",
+        "\t}",
+        "\thandle /health/ {",
+        '\t\trespond "ok" 200',
+        "\t}",
+        "\t@api path /api/* /health/deep",
+        "\thandle @api {",
+        f"\t\treverse_proxy {upstream}",
+        "\t}",
+        "\thandle {",
+        f"\t\troot * {web_root}",
+        "\t\t@hashed path /assets/*",
+        '\t\theader @hashed Cache-Control "public, max-age=31536000, immutable"',
+        "\t\t@page not path /assets/*",
+        '\t\theader @page Cache-Control "no-cache"',
+        "\t\ttry_files {path} /index.html",
+        "\t\tfile_server",
+        "\t}",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_caddy(plan: Plan, node: Node) -> list[File]:
+    return [File(node.config_path, caddyfile(plan, node, plan.web_dist), 0o644)]
