@@ -35,6 +35,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.wrk import parse_wrk, run_wrk  # noqa: E402
 from tests.component.pg import APP_USER, DATABASE, PgCluster, start_cluster  # noqa: E402
 
 EXPRESS_DIR = REPO / "bench" / "reference-express"
@@ -162,38 +163,6 @@ def start_servers(pg: PgCluster, workdir: Path, processes: list[subprocess.Popen
     wait_healthy(EXPRESS[0], EXPRESS[1], EXPRESS[2], processes[1])
 
 
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    if match is None:
-        raise ValueError(f"unexpected wrk latency {text!r}")
-    value, unit = float(match.group(1)), match.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-
-def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    socket_errors = sum(int(g) for g in errors.groups()) if errors else 0
-    return rps, p50, p99, int(non_2xx.group(1)) if non_2xx else 0, socket_errors
-
-
-def run_wrk(url: str, script: Path | None, seconds: int, connections: int, latency: bool) -> str:
-    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s"]
-    if latency:
-        argv.append("--latency")
-    if script is not None:
-        argv += ["-s", str(script)]
-    result = subprocess.run(
-        [*argv, url], capture_output=True, text=True, timeout=seconds + 60, check=True
-    )
-    return result.stdout
-
-
 def measure(args: argparse.Namespace, workdir: Path) -> list[Sample]:
     (workdir / "post.lua").write_text(POST_LUA)
     samples: list[Sample] = []
@@ -253,9 +222,10 @@ def summarise(samples: list[Sample]) -> list[dict[str, Any]]:
     for endpoint in ENDPOINTS:
 
         def of(server: str, attr: str, ep: str = endpoint) -> float:
-            return statistics.mean(
-                getattr(s, attr) for s in samples if s.server == server and s.endpoint == ep
-            )
+            values = [
+                float(getattr(s, attr)) for s in samples if s.server == server and s.endpoint == ep
+            ]
+            return statistics.mean(values)
 
         ratios = [
             g.requests_per_s / e.requests_per_s

@@ -82,13 +82,13 @@ cidr = "10.30.0.0/16"
 local_net = "127.170.0.0/16"
 """
 
-    def __init__(self, replication: str = "sync") -> None:
+    def __init__(self, replication: str = "sync", extra: str = "") -> None:
         self.replication = replication
         self.base = Path(tempfile.mkdtemp(prefix="geoha-bench-"))
         self.base.chmod(0o711)
         self.topology = self.base / "geoha.toml"
         self.topology.write_text(
-            self.TOPOLOGY.format(run_dir=self.base / "run", replication=replication)
+            self.TOPOLOGY.format(run_dir=self.base / "run", replication=replication) + extra
         )
 
     def geoha(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
