@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from pathlib import Path
 
@@ -80,7 +81,9 @@ def test_both_instances_of_each_tier_get_traffic_and_https_works(deployment: Dep
     dep = deployment
     ca = dep.plan.run_dir / "tls" / "ca.pem"
     with httpx.Client(
-        base_url=entry(dep, "chennai", "https"), verify=str(ca), timeout=10
+        base_url=entry(dep, "chennai", "https"),
+        verify=ssl.create_default_context(cafile=str(ca)),
+        timeout=10,
     ) as client:
         served = {client.get("/api/v1/themes").headers["x-served-by"] for _ in range(12)}
         assert served == {"chennai/chennai-api-1", "chennai/chennai-api-2"}
