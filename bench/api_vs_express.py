@@ -3,7 +3,7 @@
 Starts one PostgreSQL 15 (tests/component/pg.py), seeds ~1000 themes, starts both
 servers on their own loopback addresses, then for each round and endpoint runs
 `wrk -t2 -c64 -d15s --latency` after a 3 s warm-up, alternating which server goes
-first. Writes docs/BENCHMARKS-api.md and docs/BENCHMARKS-api.json. Every process
+first. Writes docs/BENCHMARKS.md (its section) and bench/results/api_vs_express.json. Every process
 it starts is stopped at the end, also on failure or Ctrl-C.
 
 Reproduce: .venv/bin/python bench/api_vs_express.py
@@ -35,6 +35,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import write_json, write_section  # noqa: E402
 from bench.wrk import parse_wrk, run_wrk  # noqa: E402
 from tests.component.pg import APP_USER, DATABASE, PgCluster, start_cluster  # noqa: E402
 
@@ -270,11 +271,9 @@ def write_report(args: argparse.Namespace, samples: list[Sample], facts: dict[st
         "summary": rows,
         "samples": [asdict(s) for s in samples],
     }
-    out = REPO / "docs"
-    out.mkdir(exist_ok=True)
-    (out / "BENCHMARKS-api.json").write_text(json.dumps(data, indent=2) + "\n")
+    write_json("api_vs_express", data)
     lines = [
-        "# API benchmark: geoha API vs Node/Express reference",
+        "## API vs the Node/Express reference (issue: application tiers)",
         "",
         f"Measured {data['date']} by `bench/api_vs_express.py`: {data['wrk']}; one PostgreSQL 15 "
         f"(fsync on) seeded with {SEED_ROWS} themes; both servers are one process with a pool of "
@@ -298,7 +297,7 @@ def write_report(args: argparse.Namespace, samples: list[Sample], facts: dict[st
         f"Reproduce: `{command}`",
         "",
     ]
-    (out / "BENCHMARKS-api.md").write_text("\n".join(lines))
+    write_section("api-vs-express", "\n".join(lines))
 
 
 def main() -> int:
@@ -329,7 +328,7 @@ def main() -> int:
         if pg is not None:
             pg.destroy()
         shutil.rmtree(workdir, ignore_errors=True)
-    print("wrote docs/BENCHMARKS-api.md and docs/BENCHMARKS-api.json")
+    print("wrote docs/BENCHMARKS.md (section api-vs-express) and bench/results/api_vs_express.json")
     return 0
 
 

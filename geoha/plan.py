@@ -56,6 +56,8 @@ CONFIG_FILE = {
     NodeRole.FRONTEND_LB: "haproxy.cfg",
 }
 LB_STATS_PORT = 8404
+CLOUD_HTTP_PORT = 80
+CLOUD_HTTPS_PORT = 443
 CADDY_ADMIN_PORT = 2019
 
 
@@ -242,14 +244,16 @@ def make_node(
     )
 
 
-def app_tier_nodes(spec: Spec, run_dir: Path, tools: Tools, region_name: str) -> list[Node]:
+def app_tier_nodes(
+    spec: Spec, run_dir: Path, tools: Tools, region_name: str, cloud: bool = False
+) -> list[Node]:
     """A data region's traffic path: API and web instances (every slot up to max) and LBs."""
     region = spec.regions[region_name]
-    net, traffic = region.loopback_net, spec.traffic
+    net, traffic = region_net(spec, region_name, cloud), spec.traffic
     lb_ports = {"http": traffic.http_port, "stats": LB_STATS_PORT}
     fe_ports = {
-        "http": traffic.frontend_http_port,
-        "https": traffic.frontend_https_port,
+        "http": CLOUD_HTTP_PORT if cloud else traffic.frontend_http_port,
+        "https": CLOUD_HTTPS_PORT if cloud else traffic.frontend_https_port,
         "stats": LB_STATS_PORT,
     }
 
@@ -317,17 +321,24 @@ def app_tier_nodes(spec: Spec, run_dir: Path, tools: Tools, region_name: str) ->
     return nodes
 
 
-def expand(spec: Spec, run_dir: Path, tools: Tools) -> Plan:
-    """Every node of `spec`, with local loopback addresses under `run_dir`."""
+def region_net(spec: Spec, region: str, cloud: bool) -> ipaddress.IPv4Network:
+    """The network a region's nodes are laid out in: its loopback /16, or its cloud CIDR."""
+    r = spec.regions[region]
+    return ipaddress.IPv4Network(r.cidr) if cloud else r.loopback_net
+
+
+def expand(spec: Spec, run_dir: Path, tools: Tools, cloud: bool = False) -> Plan:
+    """Every node of `spec`: local loopback addresses under `run_dir`, or (`cloud`)
+    private addresses in each region's CIDR with the cloud's public ports."""
     nodes: list[Node] = []
     app_clients: list[str] = []
     etcd_ports = {"client": spec.etcd.client_port, "peer": spec.etcd.peer_port}
     db_ports = {"postgres": spec.database.port, "patroni": spec.database.patroni_port}
-    for region_name, region in spec.regions.items():
+    for region_name in spec.regions:
         etcd = make_node(
             run_dir,
             region_name,
-            region.loopback_net,
+            region_net(spec, region_name, cloud),
             role=NodeRole.ETCD,
             position=(TIER_ETCD, 1),
             ports=etcd_ports,
@@ -335,11 +346,11 @@ def expand(spec: Spec, run_dir: Path, tools: Tools) -> Plan:
             health=("client", "/health"),
         )
         nodes.append(etcd)
-    for region_name, region in spec.data_regions.items():
+    for region_name in spec.data_regions:
         database = make_node(
             run_dir,
             region_name,
-            region.loopback_net,
+            region_net(spec, region_name, cloud),
             role=NodeRole.DATABASE,
             position=(TIER_DATABASE, 1),
             ports=db_ports,
@@ -348,7 +359,7 @@ def expand(spec: Spec, run_dir: Path, tools: Tools) -> Plan:
             db_user=True,
         )
         nodes.append(database)
-        tier_nodes = app_tier_nodes(spec, run_dir, tools, region_name)
+        tier_nodes = app_tier_nodes(spec, run_dir, tools, region_name, cloud)
         nodes += tier_nodes
         app_clients += [n.address for n in tier_nodes if n.role is NodeRole.API]
     return Plan(

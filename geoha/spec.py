@@ -108,6 +108,25 @@ class RegionDns(Strict):
     """Route 53 weighted-routing weight (0-255, default 50)."""
 
 
+class RegionCloud(Strict):
+    """Where and on what a region runs in the cloud (E2E Networks)."""
+
+    location: str | None = None
+    """E2E location of the region (default: the region name capitalised, e.g. `Delhi`)."""
+    web_plan: str = "C3.8GB"
+    """Instance plan of each web VM (default `C3.8GB`)."""
+    api_plan: str = "C3.8GB"
+    """Instance plan of each API VM (default `C3.8GB`)."""
+    database_plan: str = "C3.16GB"
+    """Plan of the database node (PostgreSQL, Patroni, etcd member; default `C3.16GB`)."""
+    etcd_plan: str = "C3.4GB"
+    """Instance plan of a witness region's etcd node (default `C3.4GB`)."""
+    frontend_lb_plan: str = "E2E-LB-2"
+    """Plan of the external (frontend) load balancer (default `E2E-LB-2`)."""
+    backend_lb_plan: str = "E2E-LB-2"
+    """Plan of the internal (backend) load balancer (default `E2E-LB-2`)."""
+
+
 class Region(Strict):
     """One cloud region. The table key (`regions.NAME`) is its DNS-safe name."""
 
@@ -123,6 +142,8 @@ class Region(Strict):
     """The API tier; data regions only."""
     dns: RegionDns = RegionDns()
     """Weighted DNS settings; data regions only."""
+    cloud: RegionCloud = RegionCloud()
+    """Cloud location and instance plans of the region."""
 
     @field_validator("cidr")
     @classmethod
@@ -267,6 +288,17 @@ class App(Strict):
     (milliseconds, default 500)."""
 
 
+class Cloud(Strict):
+    """Deployment-wide cloud settings (E2E Networks for machines, Route 53 for DNS)."""
+
+    image: str = "Ubuntu-24.04"
+    """E2E OS image of every node and scaler group (default `Ubuntu-24.04`)."""
+    ssh_key_name: str = "geoha"
+    """Name of the SSH key registered with E2E (the key itself is a Terraform variable)."""
+    inr_per_usd: float = Field(default=83.33, gt=0)
+    """Exchange rate for `geoha cost --currency USD` (INR per USD, default 83.33)."""
+
+
 def _reference_regions() -> dict[str, Region]:
     return {
         "delhi": Region(role=RegionRole.PRIMARY, cidr="10.10.0.0/16"),
@@ -301,6 +333,8 @@ class Spec(Strict):
     """Load balancers and the request path."""
     app: App = App()
     """API settings."""
+    cloud: Cloud = Cloud()
+    """Cloud rendering and pricing settings."""
 
     @field_validator("run_dir")
     @classmethod
