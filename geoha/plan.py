@@ -266,59 +266,58 @@ def app_tier_nodes(
     def api(_: Path) -> tuple[str, ...]:
         return (tools.python, "-m", "app.api")
 
-    nodes = [
-        make_node(
+    def slot(
+        role: NodeRole,
+        position: tuple[int, int],
+        ports: dict[str, int],
+        command: Callable[[Path], tuple[str, ...]],
+        health: tuple[str, str],
+        *,
+        standby: bool = False,
+    ) -> Node:
+        return make_node(
             run_dir,
             region_name,
             net,
-            role=NodeRole.API,
-            position=(TIER_API, i),
-            ports={"http": traffic.http_port},
-            command=api,
-            health=("http", "/health"),
-            standby=i > region.api.autoscale.desired,
+            role=role,
+            position=position,
+            ports=ports,
+            command=command,
+            health=health,
+            standby=standby,
         )
-        for i in range(1, region.api.autoscale.max + 1)
+
+    api_ports = {"http": traffic.http_port}
+    web_ports = {"http": traffic.http_port, "admin": CADDY_ADMIN_PORT}
+    apis, webs = region.api.autoscale, region.web.autoscale
+    return [
+        *(
+            slot(
+                NodeRole.API,
+                (TIER_API, i),
+                api_ports,
+                api,
+                ("http", "/health"),
+                standby=i > apis.desired,
+            )
+            for i in range(1, apis.max + 1)
+        ),
+        slot(NodeRole.BACKEND_LB, (TIER_BACKEND_LB, 1), lb_ports, haproxy, ("stats", "/lb-health")),
+        *(
+            slot(
+                NodeRole.WEB,
+                (TIER_WEB, i),
+                web_ports,
+                caddy,
+                ("http", "/health/"),
+                standby=i > webs.desired,
+            )
+            for i in range(1, webs.max + 1)
+        ),
+        slot(
+            NodeRole.FRONTEND_LB, (TIER_FRONTEND_LB, 1), fe_ports, haproxy, ("stats", "/lb-health")
+        ),
     ]
-    nodes.append(
-        make_node(
-            run_dir,
-            region_name,
-            net,
-            role=NodeRole.BACKEND_LB,
-            position=(TIER_BACKEND_LB, 1),
-            ports=lb_ports,
-            command=haproxy,
-            health=("stats", "/lb-health"),
-        )
-    )
-    nodes += [
-        make_node(
-            run_dir,
-            region_name,
-            net,
-            role=NodeRole.WEB,
-            position=(TIER_WEB, i),
-            ports={"http": traffic.http_port, "admin": CADDY_ADMIN_PORT},
-            command=caddy,
-            health=("http", "/health/"),
-            standby=i > region.web.autoscale.desired,
-        )
-        for i in range(1, region.web.autoscale.max + 1)
-    ]
-    nodes.append(
-        make_node(
-            run_dir,
-            region_name,
-            net,
-            role=NodeRole.FRONTEND_LB,
-            position=(TIER_FRONTEND_LB, 1),
-            ports=fe_ports,
-            command=haproxy,
-            health=("stats", "/lb-health"),
-        )
-    )
-    return nodes
 
 
 def region_net(spec: Spec, region: str, cloud: bool) -> ipaddress.IPv4Network:
