@@ -9,6 +9,7 @@ downstream re-derives topology from the spec.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import os
@@ -244,78 +245,77 @@ def make_node(
     )
 
 
+def haproxy_command(tools: Tools) -> Callable[[Path], tuple[str, ...]]:
+    return lambda d: (tools.haproxy, "-W", "-db", "-f", str(d / "haproxy.cfg"))
+
+
+def caddy_command(tools: Tools) -> Callable[[Path], tuple[str, ...]]:
+    return lambda d: (
+        tools.caddy,
+        "run",
+        "--config",
+        str(d / "Caddyfile"),
+        "--adapter",
+        "caddyfile",
+    )
+
+
+def api_command(tools: Tools) -> Callable[[Path], tuple[str, ...]]:
+    return lambda _: (tools.python, "-m", "app.api")
+
+
 def app_tier_nodes(
     spec: Spec, run_dir: Path, tools: Tools, region_name: str, cloud: bool = False
 ) -> list[Node]:
     """A data region's traffic path: API and web instances (every slot up to max) and LBs."""
-    region = spec.regions[region_name]
-    net, traffic = region_net(spec, region_name, cloud), spec.traffic
+    region, traffic = spec.regions[region_name], spec.traffic
+    slot = functools.partial(make_node, run_dir, region_name, region_net(spec, region_name, cloud))
     lb_ports = {"http": traffic.http_port, "stats": LB_STATS_PORT}
     fe_ports = {
         "http": CLOUD_HTTP_PORT if cloud else traffic.frontend_http_port,
         "https": CLOUD_HTTPS_PORT if cloud else traffic.frontend_https_port,
         "stats": LB_STATS_PORT,
     }
-
-    def haproxy(d: Path) -> tuple[str, ...]:
-        return (tools.haproxy, "-W", "-db", "-f", str(d / "haproxy.cfg"))
-
-    def caddy(d: Path) -> tuple[str, ...]:
-        return (tools.caddy, "run", "--config", str(d / "Caddyfile"), "--adapter", "caddyfile")
-
-    def api(_: Path) -> tuple[str, ...]:
-        return (tools.python, "-m", "app.api")
-
-    def slot(
-        role: NodeRole,
-        position: tuple[int, int],
-        ports: dict[str, int],
-        command: Callable[[Path], tuple[str, ...]],
-        health: tuple[str, str],
-        *,
-        standby: bool = False,
-    ) -> Node:
-        return make_node(
-            run_dir,
-            region_name,
-            net,
-            role=role,
-            position=position,
-            ports=ports,
-            command=command,
-            health=health,
-            standby=standby,
-        )
-
     api_ports = {"http": traffic.http_port}
     web_ports = {"http": traffic.http_port, "admin": CADDY_ADMIN_PORT}
+    haproxy, lb_health = haproxy_command(tools), ("stats", "/lb-health")
     apis, webs = region.api.autoscale, region.web.autoscale
     return [
         *(
             slot(
-                NodeRole.API,
-                (TIER_API, i),
-                api_ports,
-                api,
-                ("http", "/health"),
+                role=NodeRole.API,
+                position=(TIER_API, i),
+                ports=api_ports,
+                command=api_command(tools),
+                health=("http", "/health"),
                 standby=i > apis.desired,
             )
             for i in range(1, apis.max + 1)
         ),
-        slot(NodeRole.BACKEND_LB, (TIER_BACKEND_LB, 1), lb_ports, haproxy, ("stats", "/lb-health")),
+        slot(
+            role=NodeRole.BACKEND_LB,
+            position=(TIER_BACKEND_LB, 1),
+            ports=lb_ports,
+            command=haproxy,
+            health=lb_health,
+        ),
         *(
             slot(
-                NodeRole.WEB,
-                (TIER_WEB, i),
-                web_ports,
-                caddy,
-                ("http", "/health/"),
+                role=NodeRole.WEB,
+                position=(TIER_WEB, i),
+                ports=web_ports,
+                command=caddy_command(tools),
+                health=("http", "/health/"),
                 standby=i > webs.desired,
             )
             for i in range(1, webs.max + 1)
         ),
         slot(
-            NodeRole.FRONTEND_LB, (TIER_FRONTEND_LB, 1), fe_ports, haproxy, ("stats", "/lb-health")
+            role=NodeRole.FRONTEND_LB,
+            position=(TIER_FRONTEND_LB, 1),
+            ports=fe_ports,
+            command=haproxy,
+            health=lb_health,
         ),
     ]
 
