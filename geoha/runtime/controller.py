@@ -57,6 +57,7 @@ HEALTH_INTERVAL_S = 1.0
 ETCD_START_TIMEOUT_S = 60.0
 DATABASE_START_TIMEOUT_S = 180.0
 MAX_RESTART_BACKOFF_S = 30.0
+MAX_EVENTS = 1000
 
 
 class Phase(StrEnum):
@@ -92,6 +93,7 @@ class Controller:
         self.error: str | None = None
         self.failed_node: str | None = None
         self.events: list[dict[str, Any]] = []
+        self.event_seq = 0
         self.started_at = time.time()
         self.ready_after_s: float | None = None
         self._stop = asyncio.Event()
@@ -101,8 +103,10 @@ class Controller:
     def say(self, message: str, node: str | None = None) -> None:
         """Record one sentence of what the controller did and why."""
         now = time.time()
-        event = {"seq": len(self.events) + 1, "t": now, "node": node, "message": message}
+        self.event_seq += 1
+        event = {"seq": self.event_seq, "t": now, "node": node, "message": message}
         self.events.append(event)
+        del self.events[:-MAX_EVENTS]  # a long-running controller keeps the recent ones
         stamp = time.strftime("%H:%M:%S", time.localtime(now))
         print(f"{stamp} {message}", flush=True)
 
