@@ -30,7 +30,8 @@ lint:
 
 # Regenerate the renderers' golden files after an intended change; review the diff.
 golden:
-	GEOHA_UPDATE_GOLDEN=1 $(VENV)/python -m pytest -q tests/unit/test_render_golden.py
+	GEOHA_UPDATE_GOLDEN=1 $(VENV)/python -m pytest -q tests/unit/test_render_golden.py \
+		tests/unit/test_cloud_terraform.py tests/unit/test_cloud_init.py
 
 # Regenerate docs/TOPOLOGY.md from the spec models' docstrings.
 docs:

@@ -138,8 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     from geoha import commands
+    from geoha.cloud import commands as cloud_commands
+    from geoha.cloud import render_commands
 
     commands.register(sub, add_file_arg)
+    cloud_commands.register(sub, add_file_arg)
+    render_commands.register(sub, add_file_arg)
     return parser
 
 

@@ -373,6 +373,9 @@ class Spec(Strict):
         errors += self._network_errors()
         errors += self._witness_errors()
         errors += self._weight_errors()
+        from geoha.cloud.prices import plan_errors  # lazy: the price table module is spec-free
+
+        errors += plan_errors(self)
         return errors
 
     def _tier_errors(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -17,23 +18,37 @@ from geoha.spec import ReplicationMode
 LOCAL_SOURCE = "127.0.0.1"
 
 
-def hba_rules(plan: Plan, local: bool = True) -> list[str]:
-    """pg_hba: scram-sha-256 only, and only from the addresses that need each user."""
+def hba_rules(
+    plan: Plan, local: bool = True, app_networks: Sequence[str] | None = None
+) -> list[str]:
+    """pg_hba: scram-sha-256 only, and only from the addresses that need each user.
+
+    `app_networks` (CIDRs) replaces the API instances' /32 addresses for the
+    application user: in the cloud, API instances come from scaler groups and
+    have no fixed address, only their region's network.
+    """
     db_hosts = [n.address for n in plan.database_nodes]
     app_hosts = list(plan.app_client_addresses)
     if local:
         db_hosts.append(LOCAL_SOURCE)
         app_hosts.append(LOCAL_SOURCE)
+    app_sources = [f"{h}/32" for h in app_hosts] if app_networks is None else list(app_networks)
     database = plan.spec.database.name
     rules = ["local all all reject"]
     rules += [f"host all {SUPERUSER} {h}/32 scram-sha-256" for h in db_hosts]
     rules += [f"host replication {REPLICATION_USER} {h}/32 scram-sha-256" for h in db_hosts]
-    rules += [f"host {database} {APP_USER} {h}/32 scram-sha-256" for h in app_hosts]
+    rules += [f"host {database} {APP_USER} {s} scram-sha-256" for s in app_sources]
     rules.append("host all all 0.0.0.0/0 reject")
     return rules
 
 
-def patroni_config(plan: Plan, node: Node, secrets: Secrets, local: bool = True) -> dict[str, Any]:
+def patroni_config(
+    plan: Plan,
+    node: Node,
+    secrets: Secrets,
+    local: bool = True,
+    app_networks: Sequence[str] | None = None,
+) -> dict[str, Any]:
     spec = plan.spec
     timing = spec.patroni
     sync = spec.replication is ReplicationMode.SYNC
@@ -100,14 +115,25 @@ def patroni_config(plan: Plan, node: Node, secrets: Secrets, local: bool = True)
                 "log_truncate_on_rotation": "on",
                 "log_min_error_statement": "panic",
             },
-            "pg_hba": hba_rules(plan, local),
+            "pg_hba": hba_rules(plan, local, app_networks),
         },
         "tags": {"nofailover": not spec.automatic_failover, "noloadbalance": False},
     }
 
 
-def render_patroni(plan: Plan, node: Node, secrets: Secrets, local: bool = True) -> list[File]:
-    config = patroni_config(plan, node, secrets, local)
+def render_patroni(
+    plan: Plan,
+    node: Node,
+    secrets: Secrets,
+    local: bool = True,
+    app_networks: Sequence[str] | None = None,
+) -> list[File]:
+    """The node's Patroni YAML (mode 0600: it holds the superuser and replication passwords).
+
+    `local=False` leaves out the loopback source every local connection comes
+    from; `app_networks` (see `hba_rules`) is for scaler-group API instances.
+    """
+    config = patroni_config(plan, node, secrets, local, app_networks)
     text = "# rendered by geoha; changes are overwritten\n" + yaml.safe_dump(
         config, sort_keys=False
     )

@@ -1,0 +1,384 @@
+"""cloud-init (`#cloud-config`) for every VM of the cloud deployment.
+
+Each file installs its VM's packages, writes the configs the *local renderers*
+produce for the cloud plan (byte-identical to a local render apart from
+addresses), the systemd units that run them (restart policies included) and
+the boot-time address step (geoha.cloud.boot_addresses). Configs are written
+pristine under /etc/geoha/rendered/ and copied to their live path, with real
+addresses, by geoha-addresses.service at every boot.
+
+The files are Terraform templates (`templatefile`): `${name}` placeholders are
+filled at apply time from Terraform variables, so no secret is ever rendered.
+Patroni reads its passwords from the environment (PATRONI_SUPERUSER_PASSWORD,
+PATRONI_REPLICATION_PASSWORD override the config's placeholders); the API's
+password reaches it through a pgpass file. Literal `${` and `%{` are escaped.
+
+Web and API VMs are *templates*: they are built, power themselves off, and
+Terraform saves them as the images their scaler groups start (E2E scaler
+groups take no user data). HAProxy is not installed anywhere: E2E's managed
+load balancers play both LB roles.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from geoha.cloud import boot_addresses
+from geoha.cloud.vms import (
+    Vm,
+    VmKind,
+    addressed_nodes,
+    app_networks,
+    cloud_vms,
+    internal_name,
+    slot_in,
+    vpc_network,
+)
+from geoha.data.secrets import Secrets, pgpass_file
+from geoha.plan import Node, NodeRole, Plan
+from geoha.render.api import render_api
+from geoha.render.caddy import render_caddy
+from geoha.render.etcd import render_etcd
+from geoha.render.files import File
+from geoha.render.patroni import render_patroni
+from geoha.runtime.app_kinds import CaddyKind
+
+RENDERED_PREFIX = "/etc/geoha/rendered"
+SECRETS_ENV = "/etc/geoha/secrets.env"
+APP_USER = "geoha"
+VENV = "/opt/geoha/venv"
+SOURCE_DIR = "/opt/geoha/src"
+CREATECLUSTER_CONF = "/etc/postgresql-common/createcluster.d/50-geoha.conf"
+NO_MAIN_CLUSTER = (
+    "# rendered by geoha: Patroni creates the only cluster\ncreate_main_cluster = false\n"
+)
+
+SECRET_PLACEHOLDERS = Secrets(
+    superuser="from-environment:PATRONI_SUPERUSER_PASSWORD",
+    replication="from-environment:PATRONI_REPLICATION_PASSWORD",
+    app="from-environment:GEOHA_APP_PASSWORD",
+)
+"""What the Patroni config holds instead of passwords; Patroni's environment overrides them."""
+
+TEMPLATE_VARIABLES: dict[VmKind, tuple[str, ...]] = {
+    VmKind.DATABASE: (
+        "superuser_password",
+        "replication_password",
+        "app_password",
+        "app_source_url",
+    ),
+    VmKind.API: ("app_password", "app_source_url"),
+    VmKind.WEB: ("app_source_url",),
+    VmKind.WITNESS: (),
+}
+"""`templatefile` variables each kind of VM's cloud-init expects."""
+
+PACKAGES: dict[VmKind, list[str]] = {
+    VmKind.DATABASE: [
+        "ca-certificates",
+        "curl",
+        "postgresql-common",
+        "etcd-server",
+        "python3-venv",
+    ],
+    VmKind.WITNESS: ["etcd-server"],
+    VmKind.WEB: ["ca-certificates", "curl", "caddy"],
+    VmKind.API: ["ca-certificates", "curl", "python3-venv"],
+}
+
+
+def tf_var(name: str) -> str:
+    """Sentinel standing for the Terraform template placeholder `${name}` until escaping."""
+    return f"@@geoha-tf:{name}@@"
+
+
+def service_name(node: Node) -> str:
+    return {
+        NodeRole.ETCD: "geoha-etcd",
+        NodeRole.DATABASE: "geoha-patroni",
+        NodeRole.API: "geoha-api",
+        NodeRole.WEB: "geoha-caddy",
+    }[node.role]
+
+
+def vm_configs(plan: Plan, vm: Vm) -> list[File]:
+    """The VM's configs, exactly as the local renderers produce them for the cloud plan."""
+    files: list[File] = []
+    for node in vm.nodes:
+        if node.role is NodeRole.ETCD:
+            files += render_etcd(plan, node)
+        elif node.role is NodeRole.DATABASE:
+            networks = app_networks(plan.spec)
+            files += render_patroni(plan, node, SECRET_PLACEHOLDERS, False, networks)
+        elif node.role is NodeRole.API:
+            files += render_api(plan, node)
+        elif node.role is NodeRole.WEB:
+            files += render_caddy(plan, node)
+    return files
+
+
+def address_map(plan: Plan, vm: Vm, configs: list[File]) -> str:
+    """/etc/geoha/addresses.map: the slots this VM's configs mention and what they become."""
+    own = {n.name for n in vm.nodes}
+    lines = [
+        "# geoha-addresses: slot -> real address, applied at every boot",
+        f"net {vpc_network(plan, vm.region)}",
+    ]
+    lines += [f"self {n.address}" for n in vm.nodes]
+    text = "".join(f.text for f in configs)
+    for node in addressed_nodes(plan):
+        if node.name not in own and slot_in(text, node.address):
+            lines.append(f"peer {node.address} {internal_name(plan.spec, node.name)}")
+    if vm.kind is VmKind.API:
+        lines.append(f"name {vm.nodes[0].name} {vm.region}-api")
+    return "\n".join(lines) + "\n"
+
+
+def unit(description: str, service: dict[str, str], after: list[str], oneshot: bool = False) -> str:
+    """A systemd unit; long-running services restart whenever they exit."""
+    needs = [u for u in after if u.startswith("geoha-addresses")]
+    lines = [
+        "# rendered by geoha; changes are overwritten",
+        "[Unit]",
+        f"Description={description}",
+        "Wants=network-online.target",
+        f"After=network-online.target {' '.join(after)}".rstrip(),
+    ]
+    lines += [f"Requires={' '.join(needs)}"] if needs else []
+    lines += ["", "[Service]"]
+    if oneshot:
+        lines += ["Type=oneshot"]
+    else:
+        lines += ["Restart=always", "RestartSec=2", "LimitNOFILE=65536"]
+    lines += [f"{key}={value}" for key, value in service.items()]
+    lines += ["", "[Install]", "WantedBy=multi-user.target"]
+    return "\n".join(lines) + "\n"
+
+
+def node_unit(plan: Plan, node: Node) -> str:
+    """The unit that runs a plan node: the same command as the local runtime starts."""
+    service = {"ExecStart": " ".join(node.command)}
+    after = ["geoha-addresses.service"]
+    if node.role is NodeRole.ETCD:
+        service = {"User": "etcd", **service}
+    elif node.role is NodeRole.DATABASE:
+        # KillMode=process: restarting Patroni must not take PostgreSQL down with it.
+        service = {"User": "postgres", "EnvironmentFile": SECRETS_ENV, **service}
+        service |= {"KillMode": "process", "TimeoutStopSec": "30"}
+        after.append("geoha-etcd.service")
+    elif node.role is NodeRole.API:
+        service = {"User": APP_USER, "EnvironmentFile": str(node.config_path), **service}
+        service["TimeoutStopSec"] = "15"
+    elif node.role is NodeRole.WEB:
+        env = " ".join(f"{k}={v}" for k, v in CaddyKind().env(plan, node).items())
+        service = {"User": APP_USER, "Environment": env, **service}
+    return unit(f"geoha {node.role.value} {node.name}", service, after)
+
+
+def addresses_unit() -> str:
+    service = {
+        "ExecStart": "/usr/bin/python3 /usr/local/sbin/geoha-addresses",
+        "RemainAfterExit": "yes",
+        "TimeoutStartSec": "infinity",
+    }
+    return unit("geoha: real addresses into the rendered configs", service, [], oneshot=True)
+
+
+def schema_unit(plan: Plan, db: Node) -> str:
+    """Roles, database, schema and migrations, applied by whichever node is primary."""
+    service = {
+        "User": "postgres",
+        "EnvironmentFile": SECRETS_ENV,
+        "ExecStart": f"{VENV}/bin/python -m geoha.cloud.dbinit {db.config_path} "
+        f"{plan.spec.database.name}",
+        "Restart": "on-failure",
+        "RestartSec": "10",
+    }
+    after = ["geoha-addresses.service", "geoha-patroni.service"]
+    return unit("geoha: application schema on the primary", service, after, oneshot=True)
+
+
+def write_file(
+    path: str, content: str, mode: int, owner: str = "root:root", defer: bool = False
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "path": path,
+        "owner": owner,
+        "permissions": f"0{mode:o}",
+        "content": content,
+    }
+    if defer:  # written after packages are installed, once the owner exists
+        entry["defer"] = True
+    return entry
+
+
+def node_owner(node: Node) -> str:
+    return {
+        NodeRole.ETCD: "etcd:etcd",
+        NodeRole.DATABASE: "postgres:postgres",
+    }.get(node.role, f"{APP_USER}:{APP_USER}")
+
+
+def owner_of(vm: Vm, file: File) -> str:
+    for node in vm.nodes:
+        if file.path.parent == node.dir:
+            return node_owner(node)
+    return "root:root"
+
+
+def secret_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
+    """Files that carry secrets: only Terraform placeholders are rendered into them."""
+    if vm.kind is VmKind.DATABASE:
+        env = "\n".join(
+            [
+                f"PATRONI_SUPERUSER_PASSWORD={tf_var('superuser_password')}",
+                f"PATRONI_REPLICATION_PASSWORD={tf_var('replication_password')}",
+                f"GEOHA_APP_PASSWORD={tf_var('app_password')}",
+            ]
+        )
+        return [write_file(SECRETS_ENV, env + "\n", 0o600)]
+    if vm.kind is VmKind.API:
+        spec = plan.spec
+        pgpass = pgpass_file(
+            plan.pgpass_path, ["*"], spec.database.port, spec.database.name, tf_var("app_password")
+        )
+        owner = f"{APP_USER}:{APP_USER}"
+        return [write_file(str(pgpass.path), pgpass.text, pgpass.mode, owner, defer=True)]
+    return []
+
+
+def boot_script() -> str:
+    """geoha.cloud.boot_addresses as an executable for the VM's system python3."""
+    return "#!/usr/bin/python3\n" + inspect.getsource(boot_addresses)
+
+
+def vm_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
+    """Every file cloud-init writes on the VM."""
+    configs = vm_configs(plan, vm)
+    files = [
+        write_file(f"{RENDERED_PREFIX}{f.path}", f.text, f.mode, owner_of(vm, f), defer=True)
+        for f in configs
+    ]
+    files += secret_files(plan, vm)
+    files.append(write_file("/etc/geoha/addresses.map", address_map(plan, vm, configs), 0o644))
+    files.append(write_file("/usr/local/sbin/geoha-addresses", boot_script(), 0o755))
+    units = {"geoha-addresses": addresses_unit()}
+    units |= {service_name(n): node_unit(plan, n) for n in vm.nodes}
+    if vm.kind is VmKind.DATABASE:
+        units["geoha-app-schema"] = schema_unit(plan, vm.nodes[0])
+        files.append(write_file(CREATECLUSTER_CONF, NO_MAIN_CLUSTER, 0o644))
+    files += [write_file(f"/etc/systemd/system/{u}.service", t, 0o644) for u, t in units.items()]
+    return files
+
+
+def install_commands(plan: Plan, vm: Vm) -> list[list[str]]:
+    """Software the packages do not bring: PostgreSQL 15 (PGDG) and the geoha source."""
+    commands: list[list[str]] = []
+    if vm.kind is VmKind.DATABASE:
+        commands += [
+            ["/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh", "-y"],
+            ["apt-get", "install", "-y", "postgresql-15"],
+        ]
+    if vm.kind in (VmKind.DATABASE, VmKind.API, VmKind.WEB):
+        fetch = (
+            f'set -eu; mkdir -p {SOURCE_DIR}; curl -fsSL "$0" '
+            f"| tar -xz -C {SOURCE_DIR} --strip-components=1"
+        )
+        commands.append(["sh", "-c", fetch, tf_var("app_source_url")])
+    if vm.kind in (VmKind.DATABASE, VmKind.API):
+        commands += [
+            ["python3", "-m", "venv", VENV],
+            [f"{VENV}/bin/pip", "install", "--quiet", SOURCE_DIR],
+        ]
+    if vm.kind is VmKind.WEB:
+        dist = plan.web_dist
+        copy = f"mkdir -p {dist} && cp -a {SOURCE_DIR}/app/web/dist/. {dist}/"
+        commands.append(["sh", "-c", copy])
+    return commands
+
+
+def start_commands(vm: Vm) -> list[list[str]]:
+    """Node folders with their owners, then the services (started now unless a template)."""
+    commands: list[list[str]] = []
+    for node in vm.nodes:
+        user, group = node_owner(node).split(":")
+        commands.append(["install", "-d", "-o", user, "-g", group, "-m", "0700", str(node.dir)])
+    packaged = {VmKind.DATABASE: "etcd", VmKind.WITNESS: "etcd", VmKind.WEB: "caddy"}
+    if vm.kind in packaged:  # the distribution's own unit would run a second, default instance
+        commands.append(["systemctl", "disable", "--now", f"{packaged[vm.kind]}.service"])
+    services = ["geoha-addresses.service", *(f"{service_name(n)}.service" for n in vm.nodes)]
+    if vm.kind is VmKind.DATABASE:
+        services.append("geoha-app-schema.service")
+    commands += [["systemctl", "daemon-reload"], ["systemctl", "enable", *services]]
+    if not vm.template:
+        commands.append(["systemctl", "start", "--no-block", *services])
+    return commands
+
+
+def cloud_config(plan: Plan, vm: Vm) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "users": ["default", {"name": APP_USER, "system": True, "shell": "/usr/sbin/nologin"}],
+        "package_update": True,
+        "packages": PACKAGES[vm.kind],
+        "write_files": vm_files(plan, vm),
+        "runcmd": install_commands(plan, vm) + start_commands(vm),
+    }
+    if vm.template:
+        config["power_state"] = {
+            "mode": "poweroff",
+            "condition": True,
+            "message": "geoha: template built; Terraform saves it as the scaler group's image",
+        }
+    return config
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, so the configs read as they are on disk."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_LiteralDumper.add_representer(str, _str_representer)
+
+
+def terraform_template(text: str, variables: tuple[str, ...]) -> str:
+    """Escape Terraform template syntax, then turn the sentinels into `${name}` placeholders."""
+    text = text.replace("${", "$${").replace("%{", "%%{")
+    for name in variables:
+        text = text.replace(tf_var(name), "${" + name + "}")
+    if "@@geoha-tf:" in text:
+        raise ValueError(f"a placeholder outside {variables} was rendered")
+    return text
+
+
+def header(vm: Vm) -> str:
+    names = ", ".join(TEMPLATE_VARIABLES[vm.kind]) or "none"
+    lines = [
+        "#cloud-config",
+        f"# geoha {vm.kind.value} VM {vm.name} (region {vm.region}); rendered by geoha.",
+        f"# A Terraform template (templatefile); its variables: {names}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_vm(plan: Plan, vm: Vm) -> str:
+    """The VM's cloud-init file (a Terraform template)."""
+    body = yaml.dump(cloud_config(plan, vm), Dumper=_LiteralDumper, sort_keys=False, width=100)
+    return terraform_template(header(vm) + body, TEMPLATE_VARIABLES[vm.kind])
+
+
+def cloud_init_name(vm: Vm) -> str:
+    return f"{vm.name}.yaml"
+
+
+def render_cloud_init(plan: Plan, folder: str = "") -> list[File]:
+    """One cloud-init file per VM, named after it (`delhi-db.yaml`, `delhi-web.yaml`, ...)."""
+    base = Path(folder)
+    return [File(base / cloud_init_name(vm), render_vm(plan, vm), 0o644) for vm in cloud_vms(plan)]

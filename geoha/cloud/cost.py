@@ -1,0 +1,228 @@
+"""Monthly cost of a deployment, from its cloud plan and the price table.
+
+`estimate_cost(plan, table)` lists what is bought, in INR: per data region its web and API
+VMs, frontend and backend load balancers and database node; the deployment-wide DNS and
+monitoring services; and each witness region's etcd node, kept apart because the seed's
+estimate (₹30,500 / $366 for the reference topology) does not include it. Counts are the
+plan's nodes: `desired` instances for the estimate, every slot up to `autoscale.max` for the
+cost at max scale. In the cloud a data region's etcd member runs on its database node, so
+only witness regions' etcd nodes are priced.
+
+`in_currency(estimate, currency, inr_per_usd)` converts and rounds: every line's amount
+(count x unit price) is converted, then rounded half up to a whole rupee or dollar; subtotals
+and totals are sums of the rounded lines, so a printed table always adds up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from pathlib import Path
+
+from geoha.cloud.prices import DNS_AND_MONITORING, PriceTable
+from geoha.plan import NodeRole, Plan, Tools, expand
+from geoha.spec import Spec
+
+GLOBAL_SCOPE = "global"
+WITNESS_ITEM = "witness (not in the seed estimate)"
+BANDWIDTH_NOTE = "Bandwidth (data transfer in and out of the cloud) is excluded."
+
+# Paths are irrelevant to pricing; only node counts and regions are read from the plan.
+CLOUD_TOOLS = Tools(patroni="patroni", etcd="etcd", pg_bin_dir="/usr/lib/postgresql/15/bin")
+
+
+class Currency(StrEnum):
+    INR = "INR"
+    USD = "USD"
+
+
+# Items of a data region, in the order the seed lists them: (role, item, RegionCloud field).
+REGION_ITEMS: tuple[tuple[NodeRole, str, str], ...] = (
+    (NodeRole.WEB, "web VMs", "web_plan"),
+    (NodeRole.API, "API VMs", "api_plan"),
+    (NodeRole.FRONTEND_LB, "frontend LB", "frontend_lb_plan"),
+    (NodeRole.BACKEND_LB, "backend LB", "backend_lb_plan"),
+    (NodeRole.DATABASE, "database", "database_plan"),
+)
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """One thing bought: `count` of `plan` at `unit_inr` a month (`max_count` at max scale)."""
+
+    scope: str  # a region name, or "global"
+    item: str
+    plan: str | None  # None for a service
+    count: int
+    max_count: int
+    unit_inr: Decimal
+    source: str
+    witness: bool = False  # a witness region's etcd node: outside the seed's estimate
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Every line of a deployment's monthly bill, in INR, before rounding."""
+
+    deployment: str
+    lines: tuple[CostLine, ...]
+    prices_date: str
+    data_regions: tuple[str, ...]
+    witness_regions: tuple[str, ...]
+
+
+def cloud_plan(spec: Spec) -> Plan:
+    """The spec's nodes as laid out in the cloud (what `geoha render terraform` renders)."""
+    return expand(spec, Path(spec.run_dir), CLOUD_TOOLS, cloud=True)
+
+
+def estimate_cost(plan: Plan, table: PriceTable) -> CostEstimate:
+    """The monthly bill of `plan` at the prices of `table` (plans already validated)."""
+    spec = plan.spec
+    lines: list[CostLine] = []
+    for region_name in spec.data_regions:
+        lines += _region_lines(plan, table, region_name)
+    service = table.services[DNS_AND_MONITORING]
+    lines.append(
+        CostLine(
+            GLOBAL_SCOPE, service.description, None, 1, 1, service.inr_per_month, service.source
+        )
+    )
+    witnesses = tuple(name for name, region in spec.regions.items() if not region.is_data)
+    for region_name in witnesses:
+        count = len(plan.in_region(region_name, NodeRole.ETCD))
+        price = table.plan(spec.regions[region_name].cloud.etcd_plan)
+        lines.append(
+            CostLine(
+                scope=region_name,
+                item=WITNESS_ITEM,
+                plan=price.name,
+                count=count,
+                max_count=count,
+                unit_inr=price.inr_per_month,
+                source=price.source,
+                witness=True,
+            )
+        )
+    return CostEstimate(
+        deployment=spec.name,
+        lines=tuple(lines),
+        prices_date=table.date,
+        data_regions=tuple(spec.data_regions),
+        witness_regions=witnesses,
+    )
+
+
+def _region_lines(plan: Plan, table: PriceTable, region_name: str) -> list[CostLine]:
+    cloud = plan.spec.regions[region_name].cloud
+    lines = []
+    for role, item, field_name in REGION_ITEMS:
+        nodes = plan.in_region(region_name, role)
+        price = table.plan(getattr(cloud, field_name))
+        lines.append(
+            CostLine(
+                scope=region_name,
+                item=item,
+                plan=price.name,
+                count=sum(1 for n in nodes if not n.standby),
+                max_count=len(nodes),
+                unit_inr=price.inr_per_month,
+                source=price.source,
+            )
+        )
+    return lines
+
+
+# -- currency and rounding ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Amount:
+    """A monthly amount at the estimate's counts and at max scale, in whole currency units."""
+
+    monthly: int
+    at_max: int
+
+    def __add__(self, other: Amount) -> Amount:
+        return Amount(self.monthly + other.monthly, self.at_max + other.at_max)
+
+
+ZERO = Amount(0, 0)
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    line: CostLine
+    unit: Decimal  # unit price in the report's currency, to the cent / paisa
+    amount: Amount
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """An estimate in one currency, rounded, with its subtotals and totals."""
+
+    estimate: CostEstimate
+    currency: Currency
+    inr_per_usd: Decimal
+    lines: tuple[PricedLine, ...]
+    regions: dict[str, Amount]  # per data region
+    data_regions: Amount
+    global_services: Amount
+    total: Amount  # what the seed's estimate covers: data regions + global services
+    witness: Amount
+    total_with_witness: Amount
+
+
+def to_currency(inr: Decimal, currency: Currency, inr_per_usd: Decimal) -> Decimal:
+    return inr if currency is Currency.INR else inr / inr_per_usd
+
+
+def whole(amount: Decimal) -> int:
+    """Round half up to a whole unit (₹0.50 -> ₹1, $17.50 -> $18)."""
+    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _sum(amounts: Iterable[Amount]) -> Amount:
+    total = ZERO
+    for amount in amounts:
+        total = total + amount
+    return total
+
+
+def in_currency(estimate: CostEstimate, currency: Currency, inr_per_usd: float) -> CostReport:
+    """Convert every line, round it to a whole unit, and add the rounded lines up."""
+    rate = Decimal(str(inr_per_usd))
+    priced = []
+    for line in estimate.lines:
+        unit = to_currency(line.unit_inr, currency, rate)
+        amount = Amount(
+            whole(to_currency(line.unit_inr * line.count, currency, rate)),
+            whole(to_currency(line.unit_inr * line.max_count, currency, rate)),
+        )
+        priced.append(PricedLine(line, unit.quantize(Decimal("0.01"), ROUND_HALF_UP), amount))
+    regions = {
+        name: _sum(p.amount for p in priced if p.line.scope == name)
+        for name in estimate.data_regions
+    }
+    data_regions = _sum(regions.values())
+    global_services = _sum(p.amount for p in priced if p.line.scope == GLOBAL_SCOPE)
+    witness = _sum(p.amount for p in priced if p.line.witness)
+    total = data_regions + global_services
+    return CostReport(
+        estimate=estimate,
+        currency=currency,
+        inr_per_usd=rate,
+        lines=tuple(priced),
+        regions=regions,
+        data_regions=data_regions,
+        global_services=global_services,
+        total=total,
+        witness=witness,
+        total_with_witness=total + witness,
+    )
+
+
+def cost_report(spec: Spec, table: PriceTable, currency: Currency) -> CostReport:
+    """The whole computation behind `geoha cost`: plan, price, convert, round."""
+    estimate = estimate_cost(cloud_plan(spec), table)
+    return in_currency(estimate, currency, spec.cloud.inr_per_usd)

@@ -1,0 +1,100 @@
+"""`geoha render terraform|cloud-init OUT [-f FILE]`: the cloud outputs, written atomically.
+
+Everything is rendered into a temporary folder next to OUT first; only when
+every file is written does it replace OUT, so a failure leaves OUT as it was.
+Entries of an existing OUT that geoha does not render (terraform.tfstate,
+.terraform/, terraform.tfvars, ...) are carried over into the new OUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from geoha.cloud.cloudinit import render_cloud_init
+from geoha.cloud.terraform import render_terraform
+from geoha.cloud.vms import cloud_plan
+from geoha.plan import Plan
+from geoha.render.files import File, write_files
+from geoha.spec import load_spec
+
+RENDERERS: dict[str, Callable[[Plan], list[File]]] = {
+    "terraform": render_terraform,
+    "cloud-init": render_cloud_init,
+}
+
+
+def _carry_over(out: Path, staged: Path) -> list[str]:
+    """Move OUT's entries that were not rendered (state, provider cache) into the new tree."""
+    rendered = {p.name for p in staged.iterdir()}
+    carried = []
+    for entry in sorted(out.iterdir()):
+        if entry.name not in rendered:
+            entry.rename(staged / entry.name)
+            carried.append(entry.name)
+    return carried
+
+
+def _replace(out: Path, staged: Path) -> None:
+    """Swap the staged tree in for OUT, keeping OUT's unrendered entries; undo on failure."""
+    carried = _carry_over(out, staged)
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+    try:
+        out.rename(old / out.name)
+        try:
+            staged.rename(out)
+        except BaseException:
+            (old / out.name).rename(out)
+            raise
+    except BaseException:
+        for name in carried:  # never lose a Terraform state to a failed render
+            (staged / name).rename(out / name)
+        old.rmdir()
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_tree(files: list[File], out: Path) -> None:
+    """Write `files` (paths relative to OUT) so that OUT changes all at once or not at all."""
+    out = out.absolute()
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: a folder (got a file)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
+    try:
+        write_files([File(staged / f.path, f.text, f.mode) for f in files])
+        os.chmod(staged, 0o755)
+        if out.exists():
+            _replace(out, staged)
+        else:
+            staged.rename(out)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    spec = load_spec(Path(args.file) if args.file else None)
+    plan = cloud_plan(spec)
+    files = RENDERERS[args.kind](plan)
+    out = Path(args.out)
+    write_tree(files, out)
+    print(f"geoha: wrote {len(files)} {args.kind} files to {out} (see docs/CLOUD.md)")
+    return 0
+
+
+def register(sub: Any, add_file_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add `geoha render KIND OUT [-f FILE]` to the `geoha` parser."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "render",
+        help="write the cloud deployment: Terraform JSON (E2E + Route 53) or cloud-init",
+    )
+    p.add_argument("kind", choices=sorted(RENDERERS), help="what to render")
+    p.add_argument("out", metavar="OUT", help="folder to write (replaced atomically)")
+    add_file_arg(p)
+    p.set_defaults(func=cmd_render)

@@ -1,0 +1,165 @@
+"""The provider schema table (`provider_schema.json`) and a checker for rendered Terraform JSON.
+
+The table records, for every resource type geoha renders, each argument:
+required or optional, type, allowed values or range, and whether the sources
+could confirm it. `check_document` walks a Terraform JSON document and
+reports every resource that does not conform: an unknown argument, a missing
+required one, a value of the wrong type or out of range (errors), and the
+use of an argument or value the sources could not confirm (warnings).
+Values that are Terraform expressions (`${...}`) are only checked for presence.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Any
+
+SCHEMA_FILE = "provider_schema.json"
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the provider would refuse it, or the table says it is wrong
+    WARNING = "warning"  # relies on something the sources could not confirm
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One non-conformity, located by a dotted path (`e2e_node.delhi_db.location`)."""
+
+    severity: Severity
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity.value}: {self.path}: {self.message}"
+
+
+@cache
+def schema_table() -> dict[str, Any]:
+    """The table as stored in the package (see its `about` and `providers` for sources)."""
+    text = resources.files("geoha.cloud").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    table: dict[str, Any] = json.loads(text)
+    return table
+
+
+def is_expression(value: Any) -> bool:
+    return isinstance(value, str) and "${" in value
+
+
+def _type_ok(kind: str, value: Any) -> bool:
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "map(string)":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    match = re.fullmatch(r"(list|set)\((\w+)\)", kind)
+    if match:
+        inner = match.group(2)
+        return isinstance(value, list) and all(
+            is_expression(v) or _type_ok(inner, v) for v in value
+        )
+    raise ValueError(f"unknown type {kind!r} in {SCHEMA_FILE}")
+
+
+def _value_problems(spec: dict[str, Any], value: Any, path: str) -> list[Problem]:
+    """Type, range, pattern and allowed-value checks of one literal argument."""
+    if not _type_ok(spec["type"], value):
+        return [Problem(Severity.ERROR, path, f"expected {spec['type']} (got {value!r})")]
+    problems: list[Problem] = []
+    low, high = spec.get("min"), spec.get("max")
+    if (low is not None and value < low) or (high is not None and value > high):
+        problems.append(Problem(Severity.ERROR, path, f"expected {low}..{high} (got {value})"))
+    if "pattern" in spec and not re.fullmatch(spec["pattern"], value):
+        problems.append(
+            Problem(Severity.ERROR, path, f"expected to match {spec['pattern']} (got {value!r})")
+        )
+    if spec.get("format") == "cidr":
+        try:
+            ipaddress.IPv4Network(value, strict=True)
+        except ValueError:
+            problems.append(Problem(Severity.ERROR, path, f"expected a CIDR (got {value!r})"))
+    if "allowed" in spec and value not in spec["allowed"]:
+        severity = Severity.ERROR if spec.get("allowed_confirmed", True) else Severity.WARNING
+        problems.append(
+            Problem(severity, path, f"expected one of {spec['allowed']} (got {value!r})")
+        )
+    return problems
+
+
+def _argument_problems(spec: dict[str, Any], value: Any, path: str) -> list[Problem]:
+    problems: list[Problem] = []
+    if not spec.get("confirmed", True):
+        note = spec.get("note", "not confirmed by the sources")
+        problems.append(Problem(Severity.WARNING, path, f"unconfirmed argument: {note}"))
+    if spec["type"] == "block":
+        blocks = value if isinstance(value, list) else [value]
+        for i, block in enumerate(blocks):
+            if not isinstance(block, dict):
+                problems.append(Problem(Severity.ERROR, f"{path}[{i}]", "expected a block"))
+                continue
+            problems += check_arguments(spec["attributes"], block, f"{path}[{i}]")
+        return problems
+    if is_expression(value):
+        return problems
+    return problems + _value_problems(spec, value, path)
+
+
+def check_arguments(
+    attributes: dict[str, Any], body: dict[str, Any], path: str, meta: frozenset[str] = frozenset()
+) -> list[Problem]:
+    """Problems of one resource body (or nested block) against its attribute table."""
+    problems: list[Problem] = []
+    for name, value in body.items():
+        if name in meta:
+            continue
+        spec = attributes.get(name)
+        if spec is None:
+            problems.append(Problem(Severity.ERROR, f"{path}.{name}", "unknown argument"))
+            continue
+        problems += _argument_problems(spec, value, f"{path}.{name}")
+    for name, spec in attributes.items():
+        if spec.get("required") and name not in body:
+            problems.append(Problem(Severity.ERROR, f"{path}.{name}", "required argument missing"))
+    return problems
+
+
+def check_document(document: dict[str, Any]) -> list[Problem]:
+    """Every problem of every resource of a Terraform JSON document (`resource` section)."""
+    table = schema_table()
+    meta = frozenset(table["meta_arguments"])
+    problems: list[Problem] = []
+    for rtype, instances in document.get("resource", {}).items():
+        entry = table["resources"].get(rtype)
+        if entry is None:
+            problems.append(Problem(Severity.ERROR, rtype, "resource type not in the table"))
+            continue
+        for rname, body in instances.items():
+            problems += check_arguments(entry["attributes"], body, f"{rtype}.{rname}", meta)
+    return problems
+
+
+def unconfirmed_entries() -> list[str]:
+    """`type.argument` of every entry the table marks unconfirmed (argument or its values)."""
+    found: list[str] = []
+
+    def walk(attributes: dict[str, Any], prefix: str) -> None:
+        for name, spec in attributes.items():
+            if not spec.get("confirmed", True):
+                found.append(f"{prefix}.{name}")
+            elif not spec.get("allowed_confirmed", True):
+                found.append(f"{prefix}.{name} (allowed values)")
+            if spec["type"] == "block":
+                walk(spec["attributes"], f"{prefix}.{name}")
+
+    for rtype, entry in schema_table()["resources"].items():
+        walk(entry["attributes"], rtype)
+    return found

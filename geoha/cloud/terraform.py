@@ -1,0 +1,157 @@
+"""`geoha render terraform`: Terraform JSON for E2E Networks and Route 53, from the cloud plan.
+
+Written into one folder (a Terraform root module):
+
+    main.tf.json            required providers, providers, variables, outputs
+    e2e.tf.json             E2E resources (geoha.cloud.terraform_e2e)
+    route53.tf.json         Route 53 resources (geoha.cloud.terraform_route53)
+    cloud-init/*.yaml       every VM's cloud-init (geoha.cloud.cloudinit), as templates
+    terraform.tfvars.example  the non-secret variables to fill in
+
+No secret is rendered: passwords, the E2E API key and token and the SSH key are
+sensitive variables, set at apply time (TF_VAR_... environment variables).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from geoha.cloud.cloudinit import render_cloud_init
+from geoha.cloud.terraform_e2e import e2e_resources, tf_name
+from geoha.cloud.terraform_route53 import route53_resources
+from geoha.plan import Plan
+from geoha.render.files import File
+
+E2E_PROVIDER = {"source": "e2eterraformprovider/e2e", "version": "~> 2.2"}
+AWS_PROVIDER = {"source": "hashicorp/aws", "version": "~> 5.0"}
+PASSWORD_PATTERN = "^[A-Za-z0-9._~+/=-]{16,}$"
+"""Passwords land in a systemd EnvironmentFile and a pgpass file: no quotes, colons, spaces."""
+
+
+def secret(description: str) -> dict[str, Any]:
+    return {"type": "string", "sensitive": True, "description": description}
+
+
+def password(name: str, what: str) -> dict[str, Any]:
+    return {
+        **secret(f"{what} (at least 16 of A-Z a-z 0-9 . _ ~ + / = -)"),
+        "validation": [
+            {
+                "condition": f'${{can(regex("{PASSWORD_PATTERN}", var.{name}))}}',
+                "error_message": "At least 16 characters of A-Z a-z 0-9 . _ ~ + / = -.",
+            }
+        ],
+    }
+
+
+def variables() -> dict[str, Any]:
+    """Every input; the sensitive ones are never written anywhere by geoha."""
+    return {
+        "e2e_api_key": secret("E2E MyAccount API key"),
+        "e2e_auth_token": secret("E2E MyAccount API bearer token"),
+        "e2e_project_id": {"type": "string", "description": "E2E project ID"},
+        "ssh_public_key": secret("SSH public key installed on every VM"),
+        "admin_cidr": {
+            "type": "string",
+            "description": "Network allowed to reach the VMs over SSH (e.g. 203.0.113.7/32)",
+            "validation": [
+                {
+                    "condition": "${can(cidrhost(var.admin_cidr, 0))}",
+                    "error_message": "An IPv4 CIDR such as 203.0.113.7/32.",
+                }
+            ],
+        },
+        "db_superuser_password": password("db_superuser_password", "PostgreSQL superuser"),
+        "db_replication_password": password("db_replication_password", "replication user"),
+        "db_app_password": password("db_app_password", "application user"),
+        "app_source_url": {
+            "type": "string",
+            "description": "URL of a .tar.gz of the geoha source with app/web/dist built",
+        },
+        "frontend_ssl_certificate_id": {
+            "type": "string",
+            "description": "ID of the TLS certificate uploaded to E2E for the frontend LBs",
+        },
+        "route53_zone_id": {"type": "string", "description": "Route 53 hosted zone of the zone"},
+        "aws_region": {
+            "type": "string",
+            "default": "us-east-1",
+            "description": "AWS API region (Route 53 is global)",
+        },
+        "images_ready": {
+            "type": "bool",
+            "default": False,
+            "description": "Second apply: save the powered-off templates as images, then "
+            "create scaler groups, load balancers, health checks and DNS records",
+        },
+    }
+
+
+def outputs(plan: Plan) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        f"entry_{tf_name(region)}": {
+            "description": f"Public address of {region}'s frontend LB (null before images_ready)",
+            "value": f"${{one(e2e_loadbalancer.{tf_name(region, 'fe')}[*].public_ip)}}",
+        }
+        for region in plan.spec.data_regions
+    }
+    result["url"] = {
+        "description": "The application, behind Route 53 weighted DNS",
+        "value": f"http://{plan.spec.dns.zone}/",
+    }
+    return result
+
+
+def main_document(plan: Plan) -> dict[str, Any]:
+    return {
+        "terraform": {
+            "required_version": ">= 1.3",
+            "required_providers": {"e2e": E2E_PROVIDER, "aws": AWS_PROVIDER},
+        },
+        "provider": {
+            "e2e": {"api_key": "${var.e2e_api_key}", "auth_token": "${var.e2e_auth_token}"},
+            "aws": {"region": "${var.aws_region}"},
+        },
+        "variable": variables(),
+        "output": outputs(plan),
+    }
+
+
+def tfvars_example(plan: Plan) -> str:
+    lines = [
+        f"# Non-secret inputs of the '{plan.spec.name}' deployment: copy to terraform.tfvars.",
+        "# Secrets come from the environment, never from a file in this folder:",
+        "#   TF_VAR_e2e_api_key  TF_VAR_e2e_auth_token  TF_VAR_ssh_public_key",
+        "#   TF_VAR_db_superuser_password  TF_VAR_db_replication_password  TF_VAR_db_app_password",
+        "# and AWS credentials as the AWS provider reads them (AWS_ACCESS_KEY_ID, ...).",
+        'e2e_project_id              = ""',
+        'admin_cidr                  = ""',
+        'app_source_url              = ""',
+        'frontend_ssl_certificate_id = ""',
+        'route53_zone_id             = ""',
+        "images_ready                = false # true for the second apply (docs/CLOUD.md)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def json_text(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2) + "\n"
+
+
+def terraform_documents(plan: Plan) -> dict[str, dict[str, Any]]:
+    """File name -> Terraform JSON document."""
+    return {
+        "main.tf.json": main_document(plan),
+        "e2e.tf.json": {"resource": e2e_resources(plan)},
+        "route53.tf.json": {"resource": route53_resources(plan)},
+    }
+
+
+def render_terraform(plan: Plan) -> list[File]:
+    """Every file of the Terraform root module, relative to the output folder."""
+    files = [File(Path(name), json_text(doc)) for name, doc in terraform_documents(plan).items()]
+    files += render_cloud_init(plan, "cloud-init")
+    files.append(File(Path("terraform.tfvars.example"), tfvars_example(plan)))
+    return files

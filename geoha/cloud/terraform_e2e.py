@@ -1,0 +1,353 @@
+"""E2E Networks resources (provider `e2eterraformprovider/e2e`, 2.2.x schema).
+
+Per data region: a VPC with the region's CIDR, security groups per role, the
+database VM (PostgreSQL + Patroni + the region's etcd member), one template VM
+per scaled tier, the images saved from them, a scaler group per tier, and two
+managed load balancers (external frontend, internal backend). A witness region
+gets a VPC, a security group and one etcd VM.
+
+Images, scaler groups and load balancers only exist once `var.images_ready` is
+true: E2E saves an image only from a powered-off node, and a template powers
+itself off when its cloud-init is done (see docs/CLOUD.md, "Deploying").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from typing import Any
+
+from geoha.cloud.cloudinit import TEMPLATE_VARIABLES, cloud_init_name
+from geoha.cloud.vms import Vm, VmKind, cloud_vms, region_location
+from geoha.plan import NodeRole, Plan
+from geoha.spec import ApiRoute, Autoscale, Spec
+
+Resources = dict[str, dict[str, dict[str, Any]]]
+"""Terraform JSON `resource` section: type -> name -> arguments."""
+
+IMAGES_READY = "${var.images_ready ? 1 : 0}"
+E2E_POLICY_PERIOD_S = 10
+"""Length of one E2E scaling-policy period (the E2E docs' examples use 10)."""
+SCALE_UP_PERIODS = 3
+"""Periods CPU must stay above the threshold before a scale-up (the spec has no such window)."""
+TEMPLATE_VARIABLE_SOURCES = {
+    "superuser_password": "var.db_superuser_password",
+    "replication_password": "var.db_replication_password",
+    "app_password": "var.db_app_password",
+    "app_source_url": "var.app_source_url",
+}
+
+
+def tf_name(*parts: str) -> str:
+    """A Terraform resource name from region/role parts (`delhi_web_sg`)."""
+    return "_".join(parts).replace("-", "_")
+
+
+def common(spec: Spec, region: str) -> dict[str, Any]:
+    return {"project_id": "${var.e2e_project_id}", "location": region_location(spec, region)}
+
+
+def ssh_key_name(spec: Spec, region: str) -> str:
+    return tf_name("ssh", region_location(spec, region).lower())
+
+
+def ssh_keys(spec: Spec) -> Resources:
+    """One registered SSH key per E2E location used (the key itself is a variable)."""
+    keys: dict[str, dict[str, Any]] = {}
+    for region in spec.regions:
+        location = region_location(spec, region)
+        keys[ssh_key_name(spec, region)] = {
+            "label": f"{spec.cloud.ssh_key_name}-{location.lower()}",
+            "ssh_key": "${var.ssh_public_key}",
+            "project_id": "${var.e2e_project_id}",
+            "location": location,
+        }
+    return {"e2e_ssh_key": keys}
+
+
+def vpc(spec: Spec, region: str) -> dict[str, Any]:
+    return {
+        "vpc_name": f"{spec.name}-{region}",
+        **common(spec, region),
+        "is_e2e_vpc": False,
+        "ipv4": spec.regions[region].cidr,
+    }
+
+
+def source(spec: Spec, region: str, cidr: str) -> dict[str, Any]:
+    """Rule source: the region's own VPC, or another region's network by CIDR."""
+    if cidr == spec.regions[region].cidr:
+        return {"network": "myNetwork", "network_cidr": f"vpc_${{e2e_vpc.{tf_name(region)}.id}}"}
+    net = ipaddress.IPv4Network(cidr)
+    return {"network": "manual", "network_cidr": str(net.network_address), "size": net.prefixlen}
+
+
+def inbound(port: int, origin: dict[str, Any], why: str) -> dict[str, Any]:
+    return {
+        "rule_type": "Inbound",
+        "protocol_name": "Custom_TCP",
+        "port_range": str(port),
+        **origin,
+        "description": why,
+    }
+
+
+def base_rules() -> list[dict[str, Any]]:
+    """SSH from the administrators' network only; everything outbound (packages, DNS)."""
+    admin = {
+        "network": "manual",
+        "network_cidr": "${cidrhost(var.admin_cidr, 0)}",
+        "size": '${tonumber(split("/", var.admin_cidr)[1])}',
+    }
+    outbound = {
+        "rule_type": "Outbound",
+        "protocol_name": "All",
+        "port_range": "All",
+        "network": "any",
+        "description": "everything outbound",
+    }
+    return [inbound(22, admin, "SSH from var.admin_cidr"), outbound]
+
+
+def database_rules(spec: Spec, region: str) -> list[dict[str, Any]]:
+    """PostgreSQL from the API instances (own VPC) and the other regions' database nodes;
+    Patroni REST and etcd only among the cluster's regions."""
+    own = spec.regions[region].cidr
+    others = [r.cidr for name, r in spec.regions.items() if name != region]
+    data_others = [spec.regions[n].cidr for n in spec.data_regions if n != region]
+    rules = [inbound(spec.database.port, source(spec, region, own), "PostgreSQL from the API")]
+    for cidr in data_others:
+        rules.append(inbound(spec.database.port, source(spec, region, cidr), "replication"))
+        rules.append(inbound(spec.database.patroni_port, source(spec, region, cidr), "Patroni"))
+    return rules + etcd_rules(spec, region, others)
+
+
+def etcd_rules(spec: Spec, region: str, cidrs: list[str]) -> list[dict[str, Any]]:
+    rules = []
+    for cidr in cidrs:
+        origin = source(spec, region, cidr)
+        rules.append(inbound(spec.etcd.client_port, origin, "etcd clients (Patroni)"))
+        rules.append(inbound(spec.etcd.peer_port, origin, "etcd peers"))
+    return rules
+
+
+def security_group(spec: Spec, region: str, role: str, rules: list[dict[str, Any]]) -> Any:
+    return {
+        "name": f"{spec.name}-{region}-{role}",
+        "description": f"geoha {role} nodes of {region}",
+        **common(spec, region),
+        "default": False,
+        "rules": rules + base_rules(),
+    }
+
+
+def security_groups(spec: Spec, region: str) -> dict[str, Any]:
+    """Per role. E2E rules are CIDR based, and LB and scaler-group addresses are only known
+    after creation, so 'only from its LB' is enforced as 'only from inside the region VPC'."""
+    own = source(spec, region, spec.regions[region].cidr)
+    port = spec.traffic.http_port
+    if not spec.regions[region].is_data:
+        others = [r.cidr for n, r in spec.regions.items() if n != region]
+        return {
+            tf_name(region, "etcd_sg"): security_group(
+                spec, region, "etcd", etcd_rules(spec, region, others)
+            )
+        }
+    return {
+        tf_name(region, "web_sg"): security_group(
+            spec, region, "web", [inbound(port, own, "web from the frontend LB")]
+        ),
+        tf_name(region, "api_sg"): security_group(
+            spec, region, "api", [inbound(port, own, "API from the load balancers")]
+        ),
+        tf_name(region, "db_sg"): security_group(spec, region, "db", database_rules(spec, region)),
+    }
+
+
+def start_script(vm: Vm) -> str:
+    """The VM's cloud-init, filled from Terraform variables at apply time."""
+    args = ", ".join(f"{v} = {TEMPLATE_VARIABLE_SOURCES[v]}" for v in TEMPLATE_VARIABLES[vm.kind])
+    return f'${{templatefile("${{path.module}}/cloud-init/{cloud_init_name(vm)}", {{{args}}})}}'
+
+
+VM_ROLE = {VmKind.DATABASE: "db", VmKind.WITNESS: "etcd", VmKind.WEB: "web", VmKind.API: "api"}
+
+
+def vm_plan(spec: Spec, vm: Vm) -> str:
+    cloud = spec.regions[vm.region].cloud
+    return {
+        VmKind.DATABASE: cloud.database_plan,
+        VmKind.WITNESS: cloud.etcd_plan,
+        VmKind.WEB: cloud.web_plan,
+        VmKind.API: cloud.api_plan,
+    }[vm.kind]
+
+
+def node(spec: Spec, vm: Vm) -> dict[str, Any]:
+    """A VM with its cloud-init as start script. A template is declared powered off, as
+    its cloud-init leaves it, so a refresh does not turn it back on."""
+    role = VM_ROLE[vm.kind]
+    suffix = "-template" if vm.template else ""
+    power = {"power_status": "power_off"} if vm.template else {}
+    return {
+        "name": f"{spec.name}-{vm.name}{suffix}",
+        "label": spec.name,
+        "plan": vm_plan(spec, vm),
+        "image": spec.cloud.image,
+        **common(spec, vm.region),
+        "vpc_id": f"${{e2e_vpc.{tf_name(vm.region)}.id}}",
+        "security_group_ids": [f"${{e2e_security_group.{tf_name(vm.region, role, 'sg')}.id}}"],
+        "ssh_keys": [f"${{e2e_ssh_key.{ssh_key_name(spec, vm.region)}.label}}"],
+        "start_script": start_script(vm),
+        **power,
+    }
+
+
+def vm_resource_name(vm: Vm) -> str:
+    return tf_name(vm.name) if not vm.template else tf_name(vm.name, "template")
+
+
+def number_text(value: float) -> str:
+    """70.0 -> "70", 72.5 -> "72.5" (E2E takes policy numbers as strings)."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def policies(scale: Autoscale) -> list[dict[str, Any]]:
+    """The spec's CPU thresholds as E2E elastic policies: one scale-up, one scale-down.
+
+    Scale-up after SCALE_UP_PERIODS periods above the threshold; scale-down once
+    CPU stayed below its threshold for the spec's scale-in stabilization window;
+    both followed by the spec's cooldown.
+    """
+    cooldown = number_text(math.ceil(scale.cooldown_s))
+    down_periods = max(1, math.ceil(scale.scale_in_stabilization_s / E2E_POLICY_PERIOD_S))
+
+    def policy(adjust: int, operator: str, value: float, periods: int) -> dict[str, Any]:
+        return {
+            "type": "CHANGE",
+            "adjust": adjust,
+            "parameter": "CPU",
+            "operator": operator,
+            "value": number_text(value),
+            "period_number": str(periods),
+            "period_seconds": str(E2E_POLICY_PERIOD_S),
+            "cooldown": cooldown,
+        }
+
+    return [
+        policy(1, ">", scale.scale_up_cpu_percent, SCALE_UP_PERIODS),
+        policy(-1, "<", scale.scale_down_cpu_percent, down_periods),
+    ]
+
+
+def scaler_group(spec: Spec, region: str, tier: str) -> dict[str, Any]:
+    scale: Autoscale = getattr(spec.regions[region], tier).autoscale
+    cloud = spec.regions[region].cloud
+    return {
+        "count": IMAGES_READY,
+        "name": f"{spec.name}-{region}-{tier}",
+        **common(spec, region),
+        "plan_name": cloud.web_plan if tier == "web" else cloud.api_plan,
+        "vm_image_name": f"${{e2e_image.{tf_name(region, tier)}[0].name}}",
+        "is_encryption_enabled": False,
+        "is_public_ip_required": True,
+        "min_nodes": scale.min,
+        "max_nodes": scale.max,
+        "desired": scale.desired,
+        "policy_type": "Default",
+        "policy": policies(scale),
+        "vpc": [{"name": f"${{e2e_vpc.{tf_name(region)}.vpc_name}}"}],
+        "my_account_sg_id": f"${{e2e_security_group.{tf_name(region, tier, 'sg')}.id}}",
+    }
+
+
+def image(spec: Spec, region: str, tier: str) -> dict[str, Any]:
+    return {
+        "count": IMAGES_READY,
+        "name": f"{spec.name}-{region}-{tier}",
+        "node_id": f"${{e2e_node.{tf_name(region, tier, 'template')}.id}}",
+        **common(spec, region),
+    }
+
+
+def lb_backend(name: str, region: str, tier: str, port: int, check: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "balance": "roundrobin",
+        "scaler_id": f"${{e2e_scaler_group.{tf_name(region, tier)}[0].id}}",
+        "scaler_port": str(port),
+        "checkbox_enable": True,
+        "http_check": True,
+        "check_url": check,
+    }
+
+
+def frontend_lb(plan: Plan, region: str) -> dict[str, Any]:
+    """Public entry (80 and 443): the web tier, and with the direct API route, /api/* and
+    /health/deep straight to the API tier (E2E backends are nodes or scaler groups)."""
+    spec = plan.spec
+    web = plan.in_region(region, NodeRole.WEB)[0]
+    api = plan.in_region(region, NodeRole.API)[0]
+    lb: dict[str, Any] = {
+        "count": IMAGES_READY,
+        "lb_name": f"{spec.name}-{region}-fe",
+        "plan_name": spec.regions[region].cloud.frontend_lb_plan,
+        **common(spec, region),
+        "lb_type": "External",
+        "lb_mode": "Both",
+        "node_list_type": "D",
+        "ssl_certificate_id": "${var.frontend_ssl_certificate_id}",
+        "backends": [lb_backend("web", region, "web", web.ports["http"], "/health/")],
+        "vpc_list": [f"${{e2e_vpc.{tf_name(region)}.id}}"],
+    }
+    if spec.traffic.api_route is ApiRoute.DIRECT:
+        lb["backends"].append(lb_backend("api", region, "api", api.ports["http"], "/health"))
+        lb["acl_list"] = [
+            {"acl_name": "api", "acl_condition": "path_beg", "acl_matching_path": "/api/"},
+            {"acl_name": "deep", "acl_condition": "path", "acl_matching_path": "/health/deep"},
+        ]
+        lb["acl_map"] = [
+            {"acl_name": "api", "acl_backend": "api"},
+            {"acl_name": "deep", "acl_backend": "api"},
+        ]
+    return lb
+
+
+def backend_lb(plan: Plan, region: str) -> dict[str, Any]:
+    """Internal: what web instances proxy /api/* to (port 80 on its private address)."""
+    spec = plan.spec
+    api = plan.in_region(region, NodeRole.API)[0]
+    return {
+        "count": IMAGES_READY,
+        "lb_name": f"{spec.name}-{region}-be",
+        "plan_name": spec.regions[region].cloud.backend_lb_plan,
+        **common(spec, region),
+        "lb_type": "Internal",
+        "lb_mode": "HTTP",
+        "node_list_type": "D",
+        "backends": [lb_backend("api", region, "api", api.ports["http"], "/health")],
+        "vpc_list": [f"${{e2e_vpc.{tf_name(region)}.id}}"],
+    }
+
+
+def e2e_resources(plan: Plan) -> Resources:
+    """Every E2E resource of the deployment."""
+    spec = plan.spec
+    resources: Resources = {
+        "e2e_vpc": {tf_name(r): vpc(spec, r) for r in spec.regions},
+        "e2e_security_group": {},
+        "e2e_node": {vm_resource_name(vm): node(spec, vm) for vm in cloud_vms(plan)},
+        "e2e_image": {},
+        "e2e_scaler_group": {},
+        "e2e_loadbalancer": {},
+        **ssh_keys(spec),
+    }
+    for region in spec.regions:
+        resources["e2e_security_group"] |= security_groups(spec, region)
+    for region in spec.data_regions:
+        for tier in ("web", "api"):
+            resources["e2e_image"][tf_name(region, tier)] = image(spec, region, tier)
+            resources["e2e_scaler_group"][tf_name(region, tier)] = scaler_group(spec, region, tier)
+        resources["e2e_loadbalancer"][tf_name(region, "fe")] = frontend_lb(plan, region)
+        resources["e2e_loadbalancer"][tf_name(region, "be")] = backend_lb(plan, region)
+    return resources

@@ -1,0 +1,118 @@
+"""Route 53 resources (provider `hashicorp/aws`): global DNS and the nodes' internal names.
+
+- Per data region, a health check of the frontend LB's deep health path
+  (web -> API -> local database read) and a weighted A record of the zone's
+  name with the spec's weight, TTL and that health check; plus `REGION.ZONE`
+  pointing at the region's entry.
+- An A record `NODE.internal.ZONE` for every node other VMs reach by slot
+  (database, etcd, backend LB), kept at its private address: this is how each
+  VM learns its peers' real addresses at boot (geoha.cloud.boot_addresses).
+
+Everything here waits for the second apply (`var.images_ready`): the frontend
+LBs exist only then, and the E2E provider records a node's private address
+when it reads the node, not when it creates it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geoha.cloud.terraform_e2e import IMAGES_READY, Resources, tf_name
+from geoha.cloud.vms import VmKind, cloud_vms, internal_name
+from geoha.plan import NodeRole, Plan
+from geoha.spec import Spec
+
+ROUTE53_INTERVALS_S = (10, 30)
+"""The only request intervals Route 53 health checks accept."""
+INTERNAL_TTL_S = 60
+DEEP_HEALTH_PATH = "/health/deep"
+HEALTH_CHECK_PORT = 80
+
+
+def route53_interval(interval_s: int) -> int:
+    """The allowed Route 53 interval nearest the spec's (a tie goes to the faster, 10 s)."""
+    return min(ROUTE53_INTERVALS_S, key=lambda allowed: (abs(allowed - interval_s), allowed))
+
+
+def entry_ip(region: str) -> str:
+    """The region's public entry: its frontend LB's address."""
+    return f"${{e2e_loadbalancer.{tf_name(region, 'fe')}[0].public_ip}}"
+
+
+def health_check(spec: Spec, region: str) -> dict[str, Any]:
+    return {
+        "count": IMAGES_READY,
+        "type": "HTTP",
+        "ip_address": entry_ip(region),
+        "fqdn": f"{region}.{spec.dns.zone}",
+        "port": HEALTH_CHECK_PORT,
+        "resource_path": DEEP_HEALTH_PATH,
+        "request_interval": route53_interval(spec.dns.health_check_interval_s),
+        "failure_threshold": spec.dns.failure_threshold,
+        "tags": {"Name": f"{spec.name}-{region}"},
+    }
+
+
+def weighted_record(spec: Spec, region: str) -> dict[str, Any]:
+    return {
+        "count": IMAGES_READY,
+        "zone_id": "${var.route53_zone_id}",
+        "name": spec.dns.zone,
+        "type": "A",
+        "ttl": spec.dns.ttl_s,
+        "records": [entry_ip(region)],
+        "set_identifier": region,
+        "weighted_routing_policy": [{"weight": spec.regions[region].dns.weight}],
+        "health_check_id": f"${{aws_route53_health_check.{tf_name(region)}[0].id}}",
+    }
+
+
+def region_record(spec: Spec, region: str) -> dict[str, Any]:
+    return {
+        "count": IMAGES_READY,
+        "zone_id": "${var.route53_zone_id}",
+        "name": f"{region}.{spec.dns.zone}",
+        "type": "A",
+        "ttl": spec.dns.ttl_s,
+        "records": [entry_ip(region)],
+    }
+
+
+def internal_record(spec: Spec, node_name: str, address: str) -> dict[str, Any]:
+    # Second apply only: the E2E provider fills private addresses in when it next reads
+    # a resource, not when it creates it (see docs/CLOUD.md, "Deploying").
+    return {
+        "count": IMAGES_READY,
+        "zone_id": "${var.route53_zone_id}",
+        "name": internal_name(spec, node_name),
+        "type": "A",
+        "ttl": INTERNAL_TTL_S,
+        "records": [address],
+    }
+
+
+def internal_records(plan: Plan) -> dict[str, dict[str, Any]]:
+    """`NODE.internal.ZONE` for every database and etcd node (their VM's private address)
+    and every backend LB (its private address, once it exists)."""
+    spec = plan.spec
+    records: dict[str, dict[str, Any]] = {}
+    for vm in cloud_vms(plan):
+        if vm.kind not in (VmKind.DATABASE, VmKind.WITNESS):
+            continue
+        address = f"${{e2e_node.{tf_name(vm.name)}.private_ip_address}}"
+        for node in vm.nodes:
+            records[tf_name(node.name, "internal")] = internal_record(spec, node.name, address)
+    for lb in plan.by_role(NodeRole.BACKEND_LB):
+        address = f"${{e2e_loadbalancer.{tf_name(lb.region, 'be')}[0].private_ip}}"
+        records[tf_name(lb.name, "internal")] = internal_record(spec, lb.name, address)
+    return records
+
+
+def route53_resources(plan: Plan) -> Resources:
+    spec = plan.spec
+    records = internal_records(plan)
+    for region in spec.data_regions:
+        records[tf_name(region, "weighted")] = weighted_record(spec, region)
+        records[tf_name(region, "entry")] = region_record(spec, region)
+    checks = {tf_name(region): health_check(spec, region) for region in spec.data_regions}
+    return {"aws_route53_health_check": checks, "aws_route53_record": records}

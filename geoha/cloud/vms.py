@@ -1,0 +1,123 @@
+"""The cloud plan and the VMs it maps to.
+
+The cloud plan is `expand(spec, CLOUD_RUN_DIR, CLOUD_TOOLS, cloud=True)`: the
+same nodes as locally, laid out in each region's CIDR, with the paths of a
+Debian/Ubuntu VM. Its addresses are *slots*: E2E cannot pin a private address,
+so every VM swaps the slots in its configs for real addresses at boot (see
+geoha.cloud.boot_addresses). Two plan nodes share a VM in the cloud: a data
+region's database node and its etcd member.
+
+One adjustment is made to the plan, because E2E's managed load balancers listen
+on fixed ports: the backend LB's HTTP port becomes 80 (what web instances proxy
+to), as the frontend LB's already are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from geoha.plan import Node, NodeRole, Plan, Tools, expand
+from geoha.spec import Spec
+
+CLOUD_RUN_DIR = Path("/var/lib/geoha")
+CLOUD_TOOLS = Tools(
+    patroni="/opt/geoha/venv/bin/patroni",
+    etcd="/usr/bin/etcd",
+    pg_bin_dir="/usr/lib/postgresql/15/bin",
+    haproxy="/usr/sbin/haproxy",
+    caddy="/usr/bin/caddy",
+    python="/opt/geoha/venv/bin/python",
+    web_dist="/var/www/geoha",
+)
+E2E_LB_HTTP_PORT = 80
+"""The port an E2E load balancer in HTTP mode listens on."""
+
+
+class VmKind(StrEnum):
+    DATABASE = "database"  # PostgreSQL + Patroni + the region's etcd member
+    WITNESS = "etcd"  # etcd only (a witness region)
+    WEB = "web"  # template of the web scaler group's saved image
+    API = "api"  # template of the API scaler group's saved image
+
+
+@dataclass(frozen=True)
+class Vm:
+    """One machine E2E runs: a fixed node, or the template of a scaler group's image."""
+
+    name: str
+    region: str
+    kind: VmKind
+    nodes: tuple[Node, ...]
+    """Plan nodes whose configs and services this VM carries (their slots are 'self')."""
+
+    @property
+    def template(self) -> bool:
+        """Whether this VM only exists to be saved as a scaler group's image."""
+        return self.kind in (VmKind.WEB, VmKind.API)
+
+
+def cloud_plan(spec: Spec) -> Plan:
+    """The plan the cloud outputs are rendered from."""
+    plan = expand(spec, CLOUD_RUN_DIR, CLOUD_TOOLS, cloud=True)
+    nodes = tuple(
+        dataclasses.replace(n, ports={**n.ports, "http": E2E_LB_HTTP_PORT})
+        if n.role is NodeRole.BACKEND_LB
+        else n
+        for n in plan.nodes
+    )
+    return dataclasses.replace(plan, nodes=nodes)
+
+
+def region_location(spec: Spec, region: str) -> str:
+    """E2E location of a region (`cloud.location`, default the name capitalised)."""
+    return spec.regions[region].cloud.location or region.capitalize()
+
+
+def app_networks(spec: Spec) -> tuple[str, ...]:
+    """Where API instances may connect from: every data region's network."""
+    return tuple(spec.regions[r].cidr for r in spec.data_regions)
+
+
+def cloud_vms(plan: Plan) -> list[Vm]:
+    """Every VM of the deployment, data regions first, in spec order."""
+    vms: list[Vm] = []
+    for region in plan.spec.data_regions:
+        db = plan.only(region, NodeRole.DATABASE)
+        etcd = plan.only(region, NodeRole.ETCD)
+        web = plan.in_region(region, NodeRole.WEB)[0]
+        api = plan.in_region(region, NodeRole.API)[0]
+        vms += [
+            Vm(db.name, region, VmKind.DATABASE, (db, etcd)),
+            Vm(f"{region}-web", region, VmKind.WEB, (web,)),
+            Vm(f"{region}-api", region, VmKind.API, (api,)),
+        ]
+    for region, spec_region in plan.spec.regions.items():
+        if not spec_region.is_data:
+            etcd = plan.only(region, NodeRole.ETCD)
+            vms.append(Vm(etcd.name, region, VmKind.WITNESS, (etcd,)))
+    return vms
+
+
+def internal_name(spec: Spec, node_name: str) -> str:
+    """DNS name Terraform points at a fixed node's (or backend LB's) private address."""
+    return f"{node_name}.internal.{spec.dns.zone}"
+
+
+def addressed_nodes(plan: Plan) -> list[Node]:
+    """Nodes other VMs may reach by slot: database and etcd nodes, backend LBs."""
+    roles = (NodeRole.DATABASE, NodeRole.ETCD, NodeRole.BACKEND_LB)
+    return [n for n in plan.nodes if n.role in roles]
+
+
+def slot_in(text: str, address: str) -> bool:
+    """Whether the whole address appears in the text (not as part of a longer one)."""
+    return re.search(rf"(?<![\w.]){re.escape(address)}(?!\w)", text) is not None
+
+
+def vpc_network(plan: Plan, region: str) -> str:
+    return str(ipaddress.IPv4Network(plan.spec.regions[region].cidr))

@@ -1,0 +1,306 @@
+"""cloud-init of every cloud VM: valid #cloud-config, the local renderers' configs, no secrets.
+
+Golden files pin the output: regenerate with `make golden`
+(GEOHA_UPDATE_GOLDEN=1), then review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from geoha.cloud import boot_addresses
+from geoha.cloud.cloudinit import (
+    RENDERED_PREFIX,
+    SECRET_PLACEHOLDERS,
+    TEMPLATE_VARIABLES,
+    render_cloud_init,
+    render_vm,
+    terraform_template,
+    tf_var,
+)
+from geoha.cloud.dbinit import local_node, secrets_from_environment
+from geoha.cloud.vms import (
+    CLOUD_RUN_DIR,
+    CLOUD_TOOLS,
+    E2E_LB_HTTP_PORT,
+    Vm,
+    VmKind,
+    cloud_plan,
+    cloud_vms,
+)
+from geoha.data.secrets import Secrets
+from geoha.plan import NodeRole, Plan, expand
+from geoha.render.api import render_api
+from geoha.render.caddy import render_caddy
+from geoha.render.etcd import render_etcd
+from geoha.render.files import File
+from geoha.render.patroni import render_patroni
+from geoha.spec import Spec, load_spec, parse_spec
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "cloud" / "cloud-init"
+UPDATE = os.environ.get("GEOHA_UPDATE_GOLDEN") == "1"
+FAKE = Secrets(superuser="S" * 32, replication="R" * 32, app="A" * 32)
+SPEC_SECRETS = {
+    "superuser_password": "fake-superuser-7c1d0a93b5e2",
+    "replication_password": "fake-replicator-0e9f4b27c6a1",
+    "app_password": "fake-application-58d3e1a0f7b4",
+}
+
+
+def reference() -> Plan:
+    return cloud_plan(load_spec(None))
+
+
+def parsed(text: str) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load(text)
+    return body
+
+
+def rendered_configs(text: str) -> dict[str, str]:
+    """Live path -> content of every config the VM keeps pristine under /etc/geoha/rendered."""
+    return {
+        f["path"].removeprefix(RENDERED_PREFIX): f["content"]
+        for f in parsed(text)["write_files"]
+        if f["path"].startswith(RENDERED_PREFIX)
+    }
+
+
+@pytest.mark.parametrize("file", render_cloud_init(reference()), ids=lambda f: f.path.name)
+def test_cloud_init_matches_golden(file: File) -> None:
+    golden = GOLDEN / file.path.name
+    if UPDATE:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(file.text)
+    assert golden.exists(), f"no golden file {golden}: run `make golden`"
+    assert file.text == golden.read_text(), f"{file.path.name} differs from its golden file"
+
+
+def test_one_file_per_vm_and_role() -> None:
+    names = [f.path.name for f in render_cloud_init(reference())]
+    assert names == [
+        "delhi-db.yaml",
+        "delhi-web.yaml",
+        "delhi-api.yaml",
+        "chennai-db.yaml",
+        "chennai-web.yaml",
+        "chennai-api.yaml",
+        "mumbai-etcd.yaml",
+    ]
+
+
+def test_every_file_is_cloud_config_yaml() -> None:
+    for file in render_cloud_init(reference()):
+        assert file.text.startswith("#cloud-config\n"), file.path
+        body = parsed(file.text)
+        assert {"packages", "write_files", "runcmd"} <= set(body), file.path
+        assert "haproxy" not in body["packages"]  # E2E's managed LBs play both LB roles
+
+
+def local_twin(spec: Spec) -> Plan:
+    """The same deployment as the local runtime lays it out, with the cloud VM's paths."""
+    return expand(spec, CLOUD_RUN_DIR, CLOUD_TOOLS, cloud=False)
+
+
+def local_render(local: Plan, node_name: str) -> File:
+    node = local.node(node_name)
+    if node.role is NodeRole.ETCD:
+        return render_etcd(local, node)[0]
+    if node.role is NodeRole.DATABASE:
+        nets = tuple(str(r.loopback_net) for r in local.spec.data_regions.values())
+        return render_patroni(local, node, FAKE, local=False, app_networks=nets)[0]
+    if node.role is NodeRole.API:
+        return render_api(local, node)[0]
+    return render_caddy(local, node)[0]
+
+
+def address_normaliser(local: Plan, cloud: Plan) -> dict[str, str]:
+    """Local address -> cloud address of every node (and region network); the backend LB's
+    endpoint too, since E2E's LB listens on port 80."""
+    mapping = {n.address: cloud.node(n.name).address for n in local.nodes}
+    for name, region in local.spec.data_regions.items():
+        mapping[str(region.loopback_net)] = region.cidr
+        be_local = local.only(name, NodeRole.BACKEND_LB)
+        be_cloud = cloud.only(name, NodeRole.BACKEND_LB)
+        assert be_cloud.ports["http"] == E2E_LB_HTTP_PORT
+        mapping[be_local.endpoint("http")] = be_cloud.endpoint("http")
+    return mapping
+
+
+def secrets_normaliser() -> dict[str, str]:
+    """The Patroni placeholders stand where a local render has the passwords."""
+    return {
+        SECRET_PLACEHOLDERS.superuser: FAKE.superuser,
+        SECRET_PLACEHOLDERS.replication: FAKE.replication,
+    }
+
+
+@pytest.mark.parametrize("spec_data", [{}, {"traffic": {"api_route": "via-web"}}], ids=str)
+def test_configs_are_the_local_renderers_output_apart_from_addresses(
+    spec_data: dict[str, Any],
+) -> None:
+    spec = parse_spec(spec_data)
+    cloud, local = cloud_plan(spec), local_twin(spec)
+    addresses, secrets = address_normaliser(local, cloud), secrets_normaliser()
+    checked = 0
+    for vm in cloud_vms(cloud):
+        configs = rendered_configs(render_vm(cloud, vm))
+        assert set(configs) == {str(n.config_path) for n in vm.nodes}, vm.name
+        for node in vm.nodes:
+            cloud_text = boot_addresses.substitute(configs[str(node.config_path)], secrets)
+            local_file = local_render(local, node.name)
+            assert local_file.path == node.config_path
+            assert boot_addresses.substitute(local_file.text, addresses) == cloud_text, node.name
+            checked += 1
+    assert checked == 9  # 2 x (patroni, etcd, api, caddy) + the witness's etcd
+
+
+def test_patroni_passwords_come_from_the_environment() -> None:
+    plan = reference()
+    db_vm = next(vm for vm in cloud_vms(plan) if vm.kind is VmKind.DATABASE)
+    text = render_vm(plan, db_vm)
+    files = {f["path"]: f for f in parsed(text)["write_files"]}
+    patroni = yaml.safe_load(rendered_configs(text)["/var/lib/geoha/nodes/delhi-db/patroni.yml"])
+    auth = patroni["postgresql"]["authentication"]
+    assert auth["superuser"]["password"] == SECRET_PLACEHOLDERS.superuser
+    env = files["/etc/geoha/secrets.env"]
+    assert env["permissions"] == "0600"
+    assert "PATRONI_SUPERUSER_PASSWORD=${superuser_password}" in env["content"]
+    assert "PATRONI_REPLICATION_PASSWORD=${replication_password}" in env["content"]
+    unit = files["/etc/systemd/system/geoha-patroni.service"]["content"]
+    assert "EnvironmentFile=/etc/geoha/secrets.env" in unit
+    assert "KillMode=process" in unit and "Restart=always" in unit
+
+
+def test_no_secret_of_the_spec_reaches_a_cloud_init_file() -> None:
+    spec = parse_spec({"database": SPEC_SECRETS})
+    for file in render_cloud_init(cloud_plan(spec)):
+        for value in SPEC_SECRETS.values():
+            assert value not in file.text, file.path
+
+
+def test_placeholders_are_exactly_the_vm_kinds_template_variables() -> None:
+    plan = reference()
+    for vm in cloud_vms(plan):
+        text = render_vm(plan, vm)
+        for name in ("superuser_password", "replication_password", "app_password"):
+            assert (("${" + name + "}") in text) == (name in TEMPLATE_VARIABLES[vm.kind]), vm.name
+        assert "@@geoha-tf:" not in text
+
+
+def test_terraform_template_syntax_is_escaped() -> None:
+    text = f"a ${{b}} %{{ if c }} {tf_var('d')}"
+    assert terraform_template(text, ("d",)) == "a $${b} %%{ if c } ${d}"
+    with pytest.raises(ValueError):
+        terraform_template(tf_var("e"), ("d",))
+
+
+def address_map(plan: Plan, vm: Vm) -> list[str]:
+    files = {f["path"]: f for f in parsed(render_vm(plan, vm))["write_files"]}
+    content: str = files["/etc/geoha/addresses.map"]["content"]
+    return [line for line in content.splitlines() if not line.startswith("#")]
+
+
+def test_address_maps_name_only_the_peers_a_vm_needs() -> None:
+    plan = reference()
+    vms = {vm.name: vm for vm in cloud_vms(plan)}
+    assert address_map(plan, vms["delhi-db"]) == [
+        "net 10.10.0.0/16",
+        "self 10.10.5.1",
+        "self 10.10.6.1",
+        "peer 10.20.6.1 chennai-etcd.internal.geoha.test",
+        "peer 10.30.6.1 mumbai-etcd.internal.geoha.test",
+        "peer 10.20.5.1 chennai-db.internal.geoha.test",
+    ]
+    assert address_map(plan, vms["chennai-web"]) == [
+        "net 10.20.0.0/16",
+        "self 10.20.2.1",
+        "peer 10.20.3.1 chennai-be.internal.geoha.test",
+    ]
+    assert address_map(plan, vms["delhi-api"])[-1] == "name delhi-api-1 delhi-api"
+
+
+def test_templates_power_off_and_fixed_nodes_start_their_services() -> None:
+    plan = reference()
+    for vm in cloud_vms(plan):
+        body = parsed(render_vm(plan, vm))
+        starts = [c for c in body["runcmd"] if c[:2] == ["systemctl", "start"]]
+        if vm.template:
+            assert body["power_state"]["mode"] == "poweroff"
+            assert starts == []
+        else:
+            assert "power_state" not in body
+            assert "geoha-addresses.service" in starts[0]
+
+
+def test_boot_addresses_substitutes_whole_addresses_only() -> None:
+    text = (
+        "a 10.10.5.1:5432 b 10.10.5.10 c 110.10.5.1 d 10.10.5.1/32 e GEOHA_INSTANCE=delhi-api-1\n"
+    )
+    mapping = {"10.10.5.1": "10.10.0.7", "delhi-api-1": "delhi-api-10-10-0-9"}
+    assert boot_addresses.substitute(text, mapping) == (
+        "a 10.10.0.7:5432 b 10.10.5.10 c 110.10.5.1 d 10.10.0.7/32 "
+        "e GEOHA_INSTANCE=delhi-api-10-10-0-9\n"
+    )
+
+
+def test_boot_addresses_picks_the_address_in_the_region_network() -> None:
+    assert boot_addresses.own_address("10.10.0.0/16", ["164.52.1.2", "10.10.0.23"]) == "10.10.0.23"
+    with pytest.raises(LookupError):
+        boot_addresses.own_address("10.10.0.0/16", ["164.52.1.2"])
+
+
+def test_boot_addresses_writes_live_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered, root = tmp_path / "rendered", tmp_path / "root"
+    source = rendered / "etc" / "x" / "api.env"
+    source.parent.mkdir(parents=True)
+    source.write_text("GEOHA_INSTANCE=delhi-api-1\nLISTEN=10.10.4.1:8080\nDB=10.10.5.1:5432\n")
+    source.chmod(0o640)
+    entries = boot_addresses.parse_map(
+        "# map\nnet 10.10.0.0/16\nself 10.10.4.1\npeer 10.10.5.1 delhi-db.internal.x\n"
+        "name delhi-api-1 delhi-api\n"
+    )
+    monkeypatch.setattr(
+        boot_addresses, "resolve", lambda name: {"delhi-db.internal.x": "10.10.0.5"}[name]
+    )
+    written = boot_addresses.apply(entries, "10.10.0.9", rendered, root)
+    assert written == [root / "etc" / "x" / "api.env"]
+    assert written[0].read_text() == (
+        "GEOHA_INSTANCE=delhi-api-10-10-0-9\nLISTEN=10.10.0.9:8080\nDB=10.10.0.5:5432\n"
+    )
+    assert written[0].stat().st_mode & 0o777 == 0o640
+    assert source.read_text().startswith("GEOHA_INSTANCE=delhi-api-1")  # pristine copy kept
+
+
+def test_dbinit_reads_the_live_patroni_config() -> None:
+    plan = reference()
+    db = plan.node("delhi-db")
+    config = yaml.safe_load(render_patroni(plan, db, FAKE, local=False)[0].text)
+    node, rest = local_node(config)
+    assert (node.address, node.ports["postgres"], rest) == (
+        "10.10.5.1",
+        5432,
+        "http://10.10.5.1:8008",
+    )
+    env = {
+        "PATRONI_SUPERUSER_PASSWORD": "s" * 16,
+        "PATRONI_REPLICATION_PASSWORD": "r" * 16,
+        "GEOHA_APP_PASSWORD": "a" * 16,
+    }
+    assert secrets_from_environment(env) == Secrets("s" * 16, "r" * 16, "a" * 16)
+
+
+def test_systemd_units_restart_their_services() -> None:
+    plan = reference()
+    for vm in cloud_vms(plan):
+        files = {f["path"]: f["content"] for f in parsed(render_vm(plan, vm))["write_files"]}
+        units = {p: c for p, c in files.items() if p.startswith("/etc/systemd/system/")}
+        long_running = [c for c in units.values() if "Type=oneshot" not in c]
+        assert len(long_running) == len(vm.nodes), vm.name
+        for content in long_running:
+            assert "Restart=always" in content
+            assert "Requires=geoha-addresses.service" in content

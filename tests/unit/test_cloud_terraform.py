@@ -1,0 +1,317 @@
+"""`geoha render terraform`: Terraform JSON that conforms to the providers' schemas.
+
+Golden files pin the output: regenerate with `make golden`
+(GEOHA_UPDATE_GOLDEN=1), then review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from geoha.cli import main
+from geoha.cloud import render_commands
+from geoha.cloud.cloudinit import render_cloud_init
+from geoha.cloud.schema import (
+    Severity,
+    check_document,
+    schema_table,
+    unconfirmed_entries,
+)
+from geoha.cloud.terraform import render_terraform, terraform_documents
+from geoha.cloud.terraform_e2e import policies
+from geoha.cloud.terraform_route53 import route53_interval
+from geoha.cloud.vms import cloud_plan
+from geoha.render.files import File
+from geoha.spec import Autoscale, load_spec, parse_spec
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "golden" / "cloud" / "terraform"
+UPDATE = os.environ.get("GEOHA_UPDATE_GOLDEN") == "1"
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+
+THREE_REGIONS: dict[str, Any] = {
+    "regions": {
+        "delhi": {"role": "primary", "cidr": "10.10.0.0/16"},
+        "chennai": {"role": "replica", "cidr": "10.20.0.0/16"},
+        "hyderabad": {"role": "replica", "cidr": "10.40.0.0/16"},
+        "mumbai": {"role": "witness", "cidr": "10.30.0.0/16"},
+    }
+}
+FAKE_SECRETS = {
+    "superuser_password": "fake-superuser-7c1d0a93b5e2",
+    "replication_password": "fake-replicator-0e9f4b27c6a1",
+    "app_password": "fake-application-58d3e1a0f7b4",
+}
+
+
+def documents(spec_data: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    return terraform_documents(cloud_plan(parse_spec(spec_data or {})))
+
+
+def resources(spec_data: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for doc in documents(spec_data).values():
+        for rtype, instances in doc.get("resource", {}).items():
+            merged.setdefault(rtype, {}).update(instances)
+    return merged
+
+
+def golden_files() -> list[File]:
+    return [f for f in render_terraform(cloud_plan(load_spec(None))) if f.path.parent == Path()]
+
+
+@pytest.mark.parametrize("file", golden_files(), ids=lambda f: str(f.path))
+def test_terraform_matches_golden(file: File) -> None:
+    golden = GOLDEN / file.path
+    if UPDATE:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(file.text)
+    assert golden.exists(), f"no golden file {golden}: run `make golden`"
+    assert file.text == golden.read_text(), f"{file.path} differs from its golden file"
+
+
+def test_the_module_carries_every_vms_cloud_init() -> None:
+    plan = cloud_plan(load_spec(None))
+    in_module = {f.path: f.text for f in render_terraform(plan) if f.path.parts[0] == "cloud-init"}
+    alone = {Path("cloud-init") / f.path: f.text for f in render_cloud_init(plan)}
+    assert in_module == alone
+    starts = [n["start_script"] for n in resources()["e2e_node"].values()]
+    assert sorted(s.split("/cloud-init/")[1].split('"')[0] for s in starts) == sorted(
+        p.name for p in alone
+    )
+
+
+@pytest.mark.parametrize("spec_data", [{}, THREE_REGIONS, {"traffic": {"api_route": "via-web"}}])
+def test_every_resource_conforms_to_the_schema_table(spec_data: dict[str, Any]) -> None:
+    unconfirmed = {e.split(" ")[0] for e in unconfirmed_entries()}
+    for name, doc in documents(spec_data).items():
+        problems = check_document(doc)
+        errors = [str(p) for p in problems if p.severity is Severity.ERROR]
+        assert errors == [], name
+        for warning in (p for p in problems if p.severity is Severity.WARNING):
+            # A warning may only come from an entry the table marks unconfirmed.
+            parts = [part.split("[")[0] for part in warning.path.split(".")]
+            assert f"{parts[0]}.{'.'.join(parts[2:])}" in unconfirmed, str(warning)
+
+
+def test_the_schema_checker_catches_what_it_must() -> None:
+    bad = {
+        "resource": {
+            "e2e_node": {"x": {"name": "has space", "plan": "C3.8GB", "imagee": "Ubuntu-24.04"}},
+            "aws_route53_health_check": {"y": {"type": "HTTP", "request_interval": 20}},
+        }
+    }
+    messages = {str(p) for p in check_document(bad)}
+    assert "error: e2e_node.x.imagee: unknown argument" in messages
+    assert "error: e2e_node.x.image: required argument missing" in messages
+    assert "error: e2e_node.x.project_id: required argument missing" in messages
+    assert any(m.startswith("error: e2e_node.x.name: expected to match") for m in messages)
+    assert any(m.startswith("error: aws_route53_health_check.y.request_interval") for m in messages)
+
+
+def test_schema_table_names_its_sources() -> None:
+    table = schema_table()
+    for provider in table["providers"].values():
+        assert provider["sources"] and provider["version"] and provider["describes"]
+    for rtype, entry in table["resources"].items():
+        assert entry["sources"], rtype
+
+
+def test_providers_are_pinned_and_configured_from_variables() -> None:
+    main_doc = documents()["main.tf.json"]
+    providers = main_doc["terraform"]["required_providers"]
+    assert providers["e2e"]["source"] == "e2eterraformprovider/e2e"
+    assert providers["aws"]["source"] == "hashicorp/aws"
+    assert all(p["version"] for p in providers.values())
+    assert main_doc["provider"]["e2e"] == {
+        "api_key": "${var.e2e_api_key}",
+        "auth_token": "${var.e2e_auth_token}",
+    }
+
+
+def test_every_secret_is_a_sensitive_variable() -> None:
+    variables = documents()["main.tf.json"]["variable"]
+    secrets = [
+        "e2e_api_key",
+        "e2e_auth_token",
+        "ssh_public_key",
+        "db_superuser_password",
+        "db_replication_password",
+        "db_app_password",
+    ]
+    for name in secrets:
+        assert variables[name]["sensitive"] is True, name
+    assert all("default" not in variables[name] for name in secrets)
+
+
+def test_no_secret_in_any_rendered_file(tmp_path: Path) -> None:
+    topology = tmp_path / "geoha.toml"
+    lines = ["[database]"] + [f'{key} = "{value}"' for key, value in FAKE_SECRETS.items()]
+    topology.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["render", "terraform", str(out), "-f", str(topology)]) == 0
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert len(written) == 11
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        for value in FAKE_SECRETS.values():
+            assert value not in text, path
+
+
+def test_three_data_regions_render_three_regions(tmp_path: Path) -> None:
+    res = resources(THREE_REGIONS)
+    assert res["e2e_vpc"]["hyderabad"]["ipv4"] == "10.40.0.0/16"
+    for region in ("delhi", "chennai", "hyderabad"):
+        assert f"{region}_db" in res["e2e_node"]
+        assert {f"{region}_web", f"{region}_api"} <= set(res["e2e_scaler_group"])
+        assert {f"{region}_fe", f"{region}_be"} <= set(res["e2e_loadbalancer"])
+        assert region in res["aws_route53_health_check"]
+        assert res["aws_route53_record"][f"{region}_weighted"]["set_identifier"] == region
+    assert set(res["aws_route53_health_check"]) == {"delhi", "chennai", "hyderabad"}
+    assert "mumbai_etcd" in res["e2e_node"] and "mumbai_db" not in res["e2e_node"]
+    replication = [r for r in res["e2e_security_group"]["delhi_db_sg"]["rules"] if "size" in r]
+    assert {r["network_cidr"] for r in replication} >= {"10.20.0.0", "10.40.0.0", "10.30.0.0"}
+
+
+def test_weighted_records_and_health_checks_follow_the_spec() -> None:
+    data = {"dns": {"ttl_s": 20, "health_check_interval_s": 25, "failure_threshold": 2}}
+    data["regions"] = {
+        "delhi": {"role": "primary", "dns": {"weight": 80}},
+        "chennai": {"role": "replica", "cidr": "10.20.0.0/16", "dns": {"weight": 20}},
+        "mumbai": {"role": "witness", "cidr": "10.30.0.0/16"},
+    }
+    res = resources(data)
+    check = res["aws_route53_health_check"]["delhi"]
+    assert (check["request_interval"], check["failure_threshold"]) == (30, 2)
+    assert (check["resource_path"], check["type"]) == ("/health/deep", "HTTP")
+    assert check["ip_address"] == "${e2e_loadbalancer.delhi_fe[0].public_ip}"
+    record = res["aws_route53_record"]["delhi_weighted"]
+    assert record["weighted_routing_policy"] == [{"weight": 80}]
+    assert (record["ttl"], record["type"], record["name"]) == (20, "A", "geoha.test")
+    assert record["records"] == ["${e2e_loadbalancer.delhi_fe[0].public_ip}"]
+    assert record["health_check_id"] == "${aws_route53_health_check.delhi[0].id}"
+    assert record["zone_id"] == "${var.route53_zone_id}"
+
+
+@pytest.mark.parametrize(
+    ("spec_s", "route53_s"), [(1, 10), (10, 10), (20, 10), (21, 30), (30, 30), (300, 30)]
+)
+def test_health_check_interval_maps_to_the_nearest_allowed(spec_s: int, route53_s: int) -> None:
+    assert route53_interval(spec_s) == route53_s
+
+
+def test_scaler_groups_follow_the_autoscale_policy() -> None:
+    scale = {"min": 2, "desired": 3, "max": 7, "scale_up_cpu_percent": 75.5}
+    scale |= {"scale_down_cpu_percent": 25.0, "cooldown_s": 45.0, "scale_in_stabilization_s": 95.0}
+    data = {"regions": {"delhi": {"role": "primary", "api": {"autoscale": scale}}}}
+    data["regions"] |= {
+        "chennai": {"role": "replica", "cidr": "10.20.0.0/16"},
+        "mumbai": {"role": "witness", "cidr": "10.30.0.0/16"},
+    }
+    group = resources(data)["e2e_scaler_group"]["delhi_api"]
+    assert (group["min_nodes"], group["desired"], group["max_nodes"]) == (2, 3, 7)
+    up, down = group["policy"]
+    assert (up["adjust"], up["operator"], up["value"], up["cooldown"]) == (1, ">", "75.5", "45")
+    assert (down["adjust"], down["operator"], down["value"]) == (-1, "<", "25")
+    assert (down["period_number"], down["period_seconds"]) == ("10", "10")  # 95 s -> 10 x 10 s
+    assert group["vm_image_name"] == "${e2e_image.delhi_api[0].name}"
+    assert policies(Autoscale())[1]["period_number"] == "6"  # the default 60 s window
+
+
+def test_frontend_lb_is_the_only_public_entry() -> None:
+    res = resources()
+    fe, be = res["e2e_loadbalancer"]["delhi_fe"], res["e2e_loadbalancer"]["delhi_be"]
+    assert (fe["lb_type"], fe["lb_mode"], fe["plan_name"]) == ("External", "Both", "E2E-LB-2")
+    assert (be["lb_type"], be["lb_mode"]) == ("Internal", "HTTP")
+    assert {b["check_url"] for b in fe["backends"]} == {"/health/", "/health"}
+    assert be["backends"][0]["check_url"] == "/health"
+    assert [m["acl_backend"] for m in fe["acl_map"]] == ["api", "api"]
+    for name, group in res["e2e_security_group"].items():
+        public = [
+            r for r in group["rules"] if r["rule_type"] == "Inbound" and r["network"] == "any"
+        ]
+        assert public == [], name
+        ssh = [r for r in group["rules"] if r.get("port_range") == "22"]
+        assert ssh[0]["network_cidr"] == "${cidrhost(var.admin_cidr, 0)}", name
+
+
+def test_via_web_route_sends_everything_to_the_web_tier() -> None:
+    fe = resources({"traffic": {"api_route": "via-web"}})["e2e_loadbalancer"]["delhi_fe"]
+    assert [b["name"] for b in fe["backends"]] == ["web"]
+    assert "acl_list" not in fe
+
+
+def test_outputs_name_each_regions_entry() -> None:
+    outputs = documents(THREE_REGIONS)["main.tf.json"]["output"]
+    for region in ("delhi", "chennai", "hyderabad"):
+        assert outputs[f"entry_{region}"]["value"] == (
+            f"${{one(e2e_loadbalancer.{region}_fe[*].public_ip)}}"
+        )
+
+
+def geoha(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [PYTHON, "-m", "geoha", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_bad_file_exits_2_with_the_dotted_path_and_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[regions.delhi.api.autoscale]\nmaxx = 3\n", encoding="utf-8")
+    result = geoha(tmp_path, "render", "terraform", str(tmp_path / "out"), "-f", str(bad))
+    assert result.returncode == 2
+    assert "regions.delhi.api.autoscale.maxx" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_cloud_init_command_writes_one_file_per_vm(tmp_path: Path) -> None:
+    result = geoha(tmp_path, "render", "cloud-init", "out")
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "out").glob("*.yaml"))) == 7
+
+
+def test_a_failed_render_leaves_out_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    assert main(["render", "terraform", str(out)]) == 0
+    (out / "terraform.tfstate").write_text("{}")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def fail(*_: Any, **__: Any) -> list[Path]:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(render_commands, "write_files", fail)
+    with pytest.raises(OSError):
+        main(["render", "terraform", str(out)])
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left
+
+
+def test_a_new_render_keeps_the_terraform_state(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["render", "terraform", str(out)]) == 0
+    (out / "terraform.tfstate").write_text('{"version": 4}')
+    (out / ".terraform").mkdir()
+    (out / "e2e.tf.json").write_text("stale")
+    assert main(["render", "terraform", str(out)]) == 0
+    assert (out / "terraform.tfstate").read_text() == '{"version": 4}'
+    assert (out / ".terraform").is_dir()
+    assert json.loads((out / "e2e.tf.json").read_text())["resource"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
