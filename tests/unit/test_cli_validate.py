@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 
 from geoha.plan import resolve_run_dir
 from geoha.spec import load_spec
+from tests.geoha_cli import geoha
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_DIR = Path(__file__).parent / "bad_topologies"
@@ -36,20 +35,6 @@ cidr = "10.30.0.0/16"
 [regions.delhi.api.autoscale]
 desired = 3
 """
-
-
-def geoha(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m geoha ARGS` in `cwd` (never the repository: no run directory there)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [PYTHON, "-m", "geoha", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_validate_good_file(tmp_path: Path) -> None:

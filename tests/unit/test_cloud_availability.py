@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from geoha.cloud.availability import (
     topology_of,
 )
 from geoha.spec import load_spec, parse_spec
+from tests.geoha_cli import geoha
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -261,17 +260,6 @@ def test_table_with_an_availability_above_one_is_refused() -> None:
 
 
 # -- the command line --------------------------------------------------------------------------
-def geoha(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [PYTHON, "-m", "geoha", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_cli_availability(tmp_path: Path) -> None:

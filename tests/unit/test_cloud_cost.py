@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tomllib
 from decimal import Decimal
@@ -29,6 +27,7 @@ from geoha.cloud.prices import (
     plan_errors,
 )
 from geoha.spec import SpecError, load_spec, parse_spec
+from tests.geoha_cli import geoha
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -234,17 +233,6 @@ def test_reference_plans_are_valid() -> None:
 
 
 # -- the command line, as a user runs it --------------------------------------------------------
-def geoha(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [PYTHON, "-m", "geoha", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_cli_cost_in_dollars(tmp_path: Path) -> None:

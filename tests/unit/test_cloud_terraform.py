@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from geoha.cloud.terraform_route53 import route53_interval
 from geoha.cloud.vms import cloud_plan
 from geoha.render.files import File
 from geoha.spec import Autoscale, load_spec, parse_spec
+from tests.geoha_cli import geoha
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "cloud" / "terraform"
@@ -255,19 +255,6 @@ def test_outputs_name_each_regions_entry() -> None:
         assert outputs[f"entry_{region}"]["value"] == (
             f"${{one(e2e_loadbalancer.{region}_fe[*].public_ip)}}"
         )
-
-
-def geoha(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [PYTHON, "-m", "geoha", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_bad_file_exits_2_with_the_dotted_path_and_writes_nothing(tmp_path: Path) -> None:
