@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,7 @@ from geoha.plan import resolve_run_dir
 from geoha.spec import load_spec
 from tests.geoha_cli import geoha
 
-REPO = Path(__file__).resolve().parents[2]
 BAD_DIR = Path(__file__).parent / "bad_topologies"
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
 
 GOOD = """
 [regions.delhi]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,8 +30,6 @@ from geoha.spec import load_spec, parse_spec
 from tests.geoha_cli import geoha
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
 
 TABLE = load_availability_table()
 DELHI = RegionShape("delhi", web=2, api=2, dns_weight=50, primary=True)

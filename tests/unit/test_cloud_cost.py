@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -30,8 +29,6 @@ from geoha.spec import SpecError, load_spec, parse_spec
 from tests.geoha_cli import geoha
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
 
 THREE_REGIONS = {
     "regions": {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,6 @@ from tests.geoha_cli import geoha
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "cloud" / "terraform"
 UPDATE = os.environ.get("GEOHA_UPDATE_GOLDEN") == "1"
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
 
 THREE_REGIONS: dict[str, Any] = {
     "regions": {
