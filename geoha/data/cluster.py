@@ -39,11 +39,16 @@ def cluster_members(plan: Plan) -> list[dict[str, Any]] | None:
     return None
 
 
+def is_running_primary(body: dict[str, Any] | None) -> bool:
+    if not body:
+        return False
+    return body.get("role") in ("primary", "master") and body.get("state") == "running"
+
+
 def primary_node(plan: Plan) -> Node | None:
     """The node that holds the leader lock and runs as primary, if any."""
     for node in plan.database_nodes:
-        body = patroni_get(node, "/patroni")
-        if body and body.get("role") in ("primary", "master") and body.get("state") == "running":
+        if is_running_primary(patroni_get(node, "/patroni")):
             return node
     return None
 
@@ -75,11 +80,12 @@ def replication_rows(primary: Node, secrets: Secrets) -> dict[str, dict[str, Any
 
 
 def database_status(plan: Plan, secrets: Secrets) -> dict[str, Any]:
-    primary = primary_node(plan)
+    bodies = {node.name: patroni_get(node, "/patroni") or {} for node in plan.database_nodes}
+    primary = next((n for n in plan.database_nodes if is_running_primary(bodies[n.name])), None)
     replication = replication_rows(primary, secrets) if primary else {}
     nodes = []
     for node in plan.database_nodes:
-        body = patroni_get(node, "/patroni") or {}
+        body = bodies[node.name]
         role = body.get("role")
         entry: dict[str, Any] = {
             "name": node.name,
