@@ -48,14 +48,24 @@ def other_db(name: str) -> str:
     return "chennai-db" if name == "delhi-db" else "delhi-db"
 
 
+def start_writer(dep: BenchDeployment, dsn: str, standby: str) -> WriterLoop:
+    """A writer loop under way, once `standby` is a replica Patroni may promote."""
+    dep.wait_for("a replica that can take over", lambda: dep.can_take_over(standby))
+    writer = WriterLoop(dsn, interval_s=WRITE_INTERVAL_S, max_s=120).start()
+    try:
+        dep.wait_for("writes flowing", lambda: len(writer.acks) >= 50)
+    except BaseException:
+        writer.stop()
+        raise
+    return writer
+
+
 def one_failover(dep: BenchDeployment, dsn: str) -> dict[str, Any]:
     victim = dep.primary()
     assert victim is not None
     survivor = other_db(victim)
-    dep.wait_for("a replica that can take over", lambda: dep.can_take_over(survivor))
-    writer = WriterLoop(dsn, interval_s=WRITE_INTERVAL_S, max_s=120).start()
+    writer = start_writer(dep, dsn, survivor)
     try:
-        dep.wait_for("writes flowing", lambda: len(writer.acks) >= 50)
         dep.geoha("chaos", "kill-node", victim)
         killed_at = dep.event_time(f"{victim}: killed by chaos")
         dep.wait_for("new primary", lambda: dep.primary() == survivor)
@@ -83,10 +93,8 @@ def one_switchover(dep: BenchDeployment, dsn: str) -> dict[str, Any]:
     current = dep.primary()
     assert current is not None
     target = other_db(current)
-    dep.wait_for("a replica that can take over", lambda: dep.can_take_over(target))
-    writer = WriterLoop(dsn, interval_s=WRITE_INTERVAL_S, max_s=120).start()
+    writer = start_writer(dep, dsn, target)
     try:
-        dep.wait_for("writes flowing", lambda: len(writer.acks) >= 50)
         started = time.monotonic()
         dep.geoha("switchover", "--to", target.removesuffix("-db"))
         command_s = time.monotonic() - started
