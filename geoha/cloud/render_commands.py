@@ -9,14 +9,17 @@ Entries of an existing OUT that geoha does not render (terraform.tfstate,
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from geoha.cloud.cloudinit import render_cloud_init
+from geoha.cloud.schema import Problem, Severity, check_document
 from geoha.cloud.terraform import render_terraform
 from geoha.cloud.vms import cloud_plan
 from geoha.plan import Plan
@@ -78,10 +81,42 @@ def write_tree(files: list[File], out: Path) -> None:
         raise
 
 
+UNCONFIRMED = "unconfirmed argument"
+
+
+def schema_problems(files: list[File]) -> list[Problem]:
+    """The provider schema table's verdict on every rendered Terraform JSON file."""
+    problems: list[Problem] = []
+    for file in files:
+        if file.path.name.endswith(".tf.json"):
+            problems += check_document(json.loads(file.text))
+    return problems
+
+
+def report(problems: list[Problem]) -> bool:
+    """Print the problems to stderr; whether the files may be written (no error)."""
+    errors = [p for p in problems if p.severity is Severity.ERROR]
+    unconfirmed = [p for p in problems if p.message.startswith(UNCONFIRMED)]
+    for problem in errors or [p for p in problems if p not in unconfirmed]:
+        print(f"geoha: {problem}", file=sys.stderr)
+    if errors:
+        print("geoha: nothing written: the provider would refuse these", file=sys.stderr)
+        return False
+    if unconfirmed:
+        print(
+            f"geoha: note: {len(unconfirmed)} arguments rely on provider behaviour the sources "
+            "do not confirm (docs/CLOUD.md, 'The provider schema table')",
+            file=sys.stderr,
+        )
+    return True
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     spec = load_spec(Path(args.file) if args.file else None)
     plan = cloud_plan(spec)
     files = RENDERERS[args.kind](plan)
+    if not report(schema_problems(files)):
+        return 2
     out = Path(args.out)
     write_tree(files, out)
     print(f"geoha: wrote {len(files)} {args.kind} files to {out} (see docs/CLOUD.md)")

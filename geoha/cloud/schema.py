@@ -132,18 +132,30 @@ def check_arguments(
     return problems
 
 
+SECTIONS = {"resource": "resources", "data": "data_sources"}
+"""Terraform JSON section -> the table's section describing it."""
+
+
 def check_document(document: dict[str, Any]) -> list[Problem]:
-    """Every problem of every resource of a Terraform JSON document (`resource` section)."""
+    """Every problem of every resource and data source of a Terraform JSON document.
+
+    Data sources are located as `data.TYPE.NAME`, resources as `TYPE.NAME`.
+    """
     table = schema_table()
     meta = frozenset(table["meta_arguments"])
     problems: list[Problem] = []
-    for rtype, instances in document.get("resource", {}).items():
-        entry = table["resources"].get(rtype)
-        if entry is None:
-            problems.append(Problem(Severity.ERROR, rtype, "resource type not in the table"))
-            continue
-        for rname, body in instances.items():
-            problems += check_arguments(entry["attributes"], body, f"{rtype}.{rname}", meta)
+    for section, table_section in SECTIONS.items():
+        prefix = "data." if section == "data" else ""
+        for rtype, instances in document.get(section, {}).items():
+            entry = table[table_section].get(rtype)
+            if entry is None:
+                problems.append(
+                    Problem(Severity.ERROR, f"{prefix}{rtype}", "type not in the table")
+                )
+                continue
+            for rname, body in instances.items():
+                path = f"{prefix}{rtype}.{rname}"
+                problems += check_arguments(entry["attributes"], body, path, meta)
     return problems
 
 
@@ -160,6 +172,7 @@ def unconfirmed_entries() -> list[str]:
             if spec["type"] == "block":
                 walk(spec["attributes"], f"{prefix}.{name}")
 
-    for rtype, entry in schema_table()["resources"].items():
-        walk(entry["attributes"], rtype)
+    for section in SECTIONS.values():
+        for rtype, entry in schema_table()[section].items():
+            walk(entry["attributes"], rtype)
     return found

@@ -3,9 +3,10 @@
 Written into one folder (a Terraform root module):
 
     main.tf.json            required providers, providers, variables, outputs
-    e2e.tf.json             E2E resources (geoha.cloud.terraform_e2e)
+    e2e.tf.json             E2E resources and the address sources (geoha.cloud.terraform_e2e)
     route53.tf.json         Route 53 resources (geoha.cloud.terraform_route53)
     cloud-init/*.yaml       every VM's cloud-init (geoha.cloud.cloudinit), as templates
+    e2e_api.py              the E2E API steps the provider lacks (geoha.cloud.e2e_api)
     terraform.tfvars.example  the non-secret variables to fill in
 
 No secret is rendered: passwords, the E2E API key and token and the SSH key are
@@ -14,18 +15,23 @@ sensitive variables, set at apply time (TF_VAR_... environment variables).
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
 
+from geoha.cloud import e2e_api
 from geoha.cloud.cloudinit import render_cloud_init
-from geoha.cloud.terraform_e2e import e2e_resources, tf_name
+from geoha.cloud.terraform_e2e import HELPER, address_sources, e2e_resources, tf_name
 from geoha.cloud.terraform_route53 import route53_resources
 from geoha.plan import Plan
 from geoha.render.files import File
 
 E2E_PROVIDER = {"source": "e2eterraformprovider/e2e", "version": "~> 2.2"}
 AWS_PROVIDER = {"source": "hashicorp/aws", "version": "~> 5.0"}
+EXTERNAL_PROVIDER = {"source": "hashicorp/external", "version": "~> 2.3"}
+REQUIRED_TERRAFORM = ">= 1.4"
+"""terraform_data, which waits for templates and peers the networks, came with 1.4."""
 PASSWORD_PATTERN = "^[A-Za-z0-9._~+/=-]{16,}$"
 """Passwords land in a systemd EnvironmentFile and a pgpass file: no quotes, colons, spaces."""
 
@@ -51,7 +57,16 @@ def variables() -> dict[str, Any]:
     return {
         "e2e_api_key": secret("E2E MyAccount API key"),
         "e2e_auth_token": secret("E2E MyAccount API bearer token"),
-        "e2e_project_id": {"type": "string", "description": "E2E project ID"},
+        "e2e_project_id": {
+            "type": "string",
+            "description": "E2E project ID",
+            "validation": [
+                {
+                    "condition": '${can(regex("^[0-9]+$", var.e2e_project_id))}',
+                    "error_message": "The numeric ID of the E2E project.",
+                }
+            ],
+        },
         "ssh_public_key": secret("SSH public key installed on every VM"),
         "admin_cidr": {
             "type": "string",
@@ -80,11 +95,11 @@ def variables() -> dict[str, Any]:
             "default": "us-east-1",
             "description": "AWS API region (Route 53 is global)",
         },
-        "images_ready": {
+        "vpc_peering": {
             "type": "bool",
-            "default": False,
-            "description": "Second apply: save the powered-off templates as images, then "
-            "create scaler groups, load balancers, health checks and DNS records",
+            "default": True,
+            "description": "Peer every pair of regions' VPCs through E2E's API (false: "
+            "you link the networks yourself, see docs/CLOUD.md)",
         },
     }
 
@@ -92,8 +107,8 @@ def variables() -> dict[str, Any]:
 def outputs(plan: Plan) -> dict[str, Any]:
     result: dict[str, Any] = {
         f"entry_{tf_name(region)}": {
-            "description": f"Public address of {region}'s frontend LB (null before images_ready)",
-            "value": f"${{one(e2e_loadbalancer.{tf_name(region, 'fe')}[*].public_ip)}}",
+            "description": f"Public address of {region}'s frontend LB",
+            "value": f"${{e2e_loadbalancer.{tf_name(region, 'fe')}.public_ip}}",
         }
         for region in plan.spec.data_regions
     }
@@ -107,8 +122,12 @@ def outputs(plan: Plan) -> dict[str, Any]:
 def main_document(plan: Plan) -> dict[str, Any]:
     return {
         "terraform": {
-            "required_version": ">= 1.3",
-            "required_providers": {"e2e": E2E_PROVIDER, "aws": AWS_PROVIDER},
+            "required_version": REQUIRED_TERRAFORM,
+            "required_providers": {
+                "e2e": E2E_PROVIDER,
+                "aws": AWS_PROVIDER,
+                "external": EXTERNAL_PROVIDER,
+            },
         },
         "provider": {
             "e2e": {"api_key": "${var.e2e_api_key}", "auth_token": "${var.e2e_auth_token}"},
@@ -131,7 +150,7 @@ def tfvars_example(plan: Plan) -> str:
         'app_source_url              = ""',
         'frontend_ssl_certificate_id = ""',
         'route53_zone_id             = ""',
-        "images_ready                = false # true for the second apply (docs/CLOUD.md)",
+        "vpc_peering                 = true # false if you link the regions' networks yourself",
     ]
     return "\n".join(lines) + "\n"
 
@@ -144,7 +163,10 @@ def terraform_documents(plan: Plan) -> dict[str, dict[str, Any]]:
     """File name -> Terraform JSON document."""
     return {
         "main.tf.json": main_document(plan),
-        "e2e.tf.json": {"resource": e2e_resources(plan)},
+        "e2e.tf.json": {
+            "resource": e2e_resources(plan),
+            "data": {"external": address_sources(plan)},
+        },
         "route53.tf.json": {"resource": route53_resources(plan)},
     }
 
@@ -153,5 +175,6 @@ def render_terraform(plan: Plan) -> list[File]:
     """Every file of the Terraform root module, relative to the output folder."""
     files = [File(Path(name), json_text(doc)) for name, doc in terraform_documents(plan).items()]
     files += render_cloud_init(plan, "cloud-init")
+    files.append(File(Path(HELPER), inspect.getsource(e2e_api)))
     files.append(File(Path("terraform.tfvars.example"), tfvars_example(plan)))
     return files

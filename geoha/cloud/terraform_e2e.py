@@ -4,17 +4,22 @@ Per data region: a VPC with the region's CIDR, security groups per role, the
 database VM (PostgreSQL + Patroni + the region's etcd member), one template VM
 per scaled tier, the images saved from them, a scaler group per tier, and two
 managed load balancers (external frontend, internal backend). A witness region
-gets a VPC, a security group and one etcd VM.
+gets a VPC, a security group and one etcd VM. Every pair of regions gets a VPC
+peering tunnel.
 
-Images, scaler groups and load balancers only exist once `var.images_ready` is
-true: E2E saves an image only from a powered-off node, and a template powers
-itself off when its cloud-init is done (see docs/CLOUD.md, "Deploying").
+What the provider cannot do is done by the module's `e2e_api.py`
+(geoha.cloud.e2e_api) within the same apply: `terraform_data` resources wait
+for each template to power itself off before its image is saved, and create
+(and on destroy delete) the peering tunnels; `data "external"` sources read
+each fixed VM's private address once it is running.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import math
+import shlex
 from typing import Any
 
 from geoha.cloud.cloudinit import TEMPLATE_VARIABLES, cloud_init_name
@@ -25,7 +30,13 @@ from geoha.spec import ApiRoute, Autoscale, Spec
 Resources = dict[str, dict[str, dict[str, Any]]]
 """Terraform JSON `resource` section: type -> name -> arguments."""
 
-IMAGES_READY = "${var.images_ready ? 1 : 0}"
+HELPER = "e2e_api.py"
+"""The module's E2E API helper (geoha.cloud.e2e_api), run with the operator's python3."""
+HELPER_COMMAND = f'python3 "${{path.module}}/{HELPER}"'
+TEMPLATE_TIMEOUT_S = 2700
+"""How long a template may take to install its tier and power off (45 min)."""
+ADDRESS_TIMEOUT_S = 1200
+"""How long a fixed VM may take to be Running with a private address (20 min)."""
 E2E_POLICY_PERIOD_S = 10
 """Length of one E2E scaling-policy period (the E2E docs' examples use 10)."""
 SCALE_UP_PERIODS = 3
@@ -244,11 +255,10 @@ def scaler_group(spec: Spec, region: str, tier: str) -> dict[str, Any]:
     scale: Autoscale = getattr(spec.regions[region], tier).autoscale
     cloud = spec.regions[region].cloud
     return {
-        "count": IMAGES_READY,
         "name": f"{spec.name}-{region}-{tier}",
         **common(spec, region),
         "plan_name": cloud.web_plan if tier == "web" else cloud.api_plan,
-        "vm_image_name": f"${{e2e_image.{tf_name(region, tier)}[0].name}}",
+        "vm_image_name": f"${{e2e_image.{tf_name(region, tier)}.name}}",
         "is_encryption_enabled": False,
         "is_public_ip_required": True,
         "min_nodes": scale.min,
@@ -262,19 +272,120 @@ def scaler_group(spec: Spec, region: str, tier: str) -> dict[str, Any]:
 
 
 def image(spec: Spec, region: str, tier: str) -> dict[str, Any]:
+    """Saved from the tier's template once it is powered off (`template_off`)."""
     return {
-        "count": IMAGES_READY,
         "name": f"{spec.name}-{region}-{tier}",
         "node_id": f"${{e2e_node.{tf_name(region, tier, 'template')}.id}}",
         **common(spec, region),
+        "depends_on": [f"terraform_data.{tf_name(region, tier, 'template_off')}"],
     }
+
+
+def shell_words(*words: str) -> str:
+    """A shell command line; Terraform expressions (`${...}`, numeric IDs) stay unquoted."""
+    return " ".join(w if w.startswith("${") else shlex.quote(w) for w in words)
+
+
+def template_off(spec: Spec, vm: Vm) -> dict[str, Any]:
+    """Waits, at creation, until the template has installed its tier and powered off."""
+    node_id = f"${{e2e_node.{vm_resource_name(vm)}.id}}"
+    command = shell_words(
+        "wait-node",
+        "--name",
+        f"{spec.name}-{vm.name}-template",
+        "--node-id",
+        "${self.input.node_id}",
+        "--project-id",
+        "${self.input.project_id}",
+        "--location",
+        region_location(spec, vm.region),
+        "--until",
+        "Powered off",
+        "--timeout-s",
+        str(TEMPLATE_TIMEOUT_S),
+    )
+    return {
+        "input": {"node_id": node_id, "project_id": "${var.e2e_project_id}"},
+        "triggers_replace": [node_id],
+        "provisioner": [{"local-exec": {"command": f"{HELPER_COMMAND} {command}"}}],
+    }
+
+
+def peering(spec: Spec, local: str, peer: str) -> dict[str, Any]:
+    """The VPC peering tunnel between two regions (deleted again on destroy)."""
+    name = f"{spec.name}-{local}-{peer}"
+    location = region_location(spec, local)
+
+    def command(action: str, *extra: str) -> str:
+        words = shell_words(
+            "peer",
+            action,
+            "--name",
+            name,
+            "--project-id",
+            "${self.input.project_id}",
+            "--location",
+            location,
+            "--local-vpc",
+            "${self.input.local_vpc}",
+            *extra,
+        )
+        return f"{HELPER_COMMAND} {words}"
+
+    return {
+        "count": "${var.vpc_peering ? 1 : 0}",
+        "input": {
+            "project_id": "${var.e2e_project_id}",
+            "local_vpc": f"${{e2e_vpc.{tf_name(local)}.id}}",
+            "peer_vpc": f"${{e2e_vpc.{tf_name(peer)}.id}}",
+        },
+        "provisioner": [
+            {"local-exec": {"command": command("create", "--peer-vpc", "${self.input.peer_vpc}")}},
+            {"local-exec": {"when": "destroy", "command": command("delete")}},
+        ],
+    }
+
+
+def address_source(spec: Spec, vm: Vm) -> dict[str, Any]:
+    """`data "external"`: the VM's private and public address, once it is Running."""
+    return {
+        "program": ["python3", f"${{path.module}}/{HELPER}", "node-address"],
+        "query": {
+            "node_id": f"${{e2e_node.{vm_resource_name(vm)}.id}}",
+            "project_id": "${var.e2e_project_id}",
+            "location": region_location(spec, vm.region),
+            "name": f"{spec.name}-{vm.name}",
+            "timeout_s": str(ADDRESS_TIMEOUT_S),
+        },
+    }
+
+
+def address_sources(plan: Plan) -> dict[str, dict[str, Any]]:
+    """One per fixed VM (database and witness VMs), named `VM_address`."""
+    return {
+        tf_name(vm.name, "address"): address_source(plan.spec, vm)
+        for vm in cloud_vms(plan)
+        if not vm.template
+    }
+
+
+def terraform_data(plan: Plan) -> dict[str, dict[str, Any]]:
+    spec = plan.spec
+    steps = {
+        tf_name(vm.region, vm.kind.value, "template_off"): template_off(spec, vm)
+        for vm in cloud_vms(plan)
+        if vm.template
+    }
+    for local, peer in itertools.combinations(spec.regions, 2):
+        steps[tf_name("peering", local, peer)] = peering(spec, local, peer)
+    return steps
 
 
 def lb_backend(name: str, region: str, tier: str, port: int, check: str) -> dict[str, Any]:
     return {
         "name": name,
         "balance": "roundrobin",
-        "scaler_id": f"${{e2e_scaler_group.{tf_name(region, tier)}[0].id}}",
+        "scaler_id": f"${{e2e_scaler_group.{tf_name(region, tier)}.id}}",
         "scaler_port": str(port),
         "checkbox_enable": True,
         "http_check": True,
@@ -289,7 +400,6 @@ def frontend_lb(plan: Plan, region: str) -> dict[str, Any]:
     web = plan.in_region(region, NodeRole.WEB)[0]
     api = plan.in_region(region, NodeRole.API)[0]
     lb: dict[str, Any] = {
-        "count": IMAGES_READY,
         "lb_name": f"{spec.name}-{region}-fe",
         "plan_name": spec.regions[region].cloud.frontend_lb_plan,
         **common(spec, region),
@@ -318,7 +428,6 @@ def backend_lb(plan: Plan, region: str) -> dict[str, Any]:
     spec = plan.spec
     api = plan.in_region(region, NodeRole.API)[0]
     return {
-        "count": IMAGES_READY,
         "lb_name": f"{spec.name}-{region}-be",
         "plan_name": spec.regions[region].cloud.backend_lb_plan,
         **common(spec, region),
@@ -341,6 +450,7 @@ def e2e_resources(plan: Plan) -> Resources:
         "e2e_scaler_group": {},
         "e2e_loadbalancer": {},
         **ssh_keys(spec),
+        "terraform_data": terraform_data(plan),
     }
     for region in spec.regions:
         resources["e2e_security_group"] |= security_groups(spec, region)

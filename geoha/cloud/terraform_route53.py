@@ -8,16 +8,16 @@
   (database, etcd, backend LB), kept at its private address: this is how each
   VM learns its peers' real addresses at boot (geoha.cloud.boot_addresses).
 
-Everything here waits for the second apply (`var.images_ready`): the frontend
-LBs exist only then, and the E2E provider records a node's private address
-when it reads the node, not when it creates it.
+A fixed VM's private address comes from its `data "external"` source
+(geoha.cloud.e2e_api, `node-address`): the E2E provider does not record a
+node's addresses when it creates it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from geoha.cloud.terraform_e2e import IMAGES_READY, Resources, tf_name
+from geoha.cloud.terraform_e2e import Resources, tf_name
 from geoha.cloud.vms import VmKind, cloud_vms, internal_name
 from geoha.plan import NodeRole, Plan
 from geoha.spec import Spec
@@ -36,12 +36,11 @@ def route53_interval(interval_s: int) -> int:
 
 def entry_ip(region: str) -> str:
     """The region's public entry: its frontend LB's address."""
-    return f"${{e2e_loadbalancer.{tf_name(region, 'fe')}[0].public_ip}}"
+    return f"${{e2e_loadbalancer.{tf_name(region, 'fe')}.public_ip}}"
 
 
 def health_check(spec: Spec, region: str) -> dict[str, Any]:
     return {
-        "count": IMAGES_READY,
         "type": "HTTP",
         "ip_address": entry_ip(region),
         "fqdn": f"{region}.{spec.dns.zone}",
@@ -55,7 +54,6 @@ def health_check(spec: Spec, region: str) -> dict[str, Any]:
 
 def weighted_record(spec: Spec, region: str) -> dict[str, Any]:
     return {
-        "count": IMAGES_READY,
         "zone_id": "${var.route53_zone_id}",
         "name": spec.dns.zone,
         "type": "A",
@@ -63,13 +61,12 @@ def weighted_record(spec: Spec, region: str) -> dict[str, Any]:
         "records": [entry_ip(region)],
         "set_identifier": region,
         "weighted_routing_policy": [{"weight": spec.regions[region].dns.weight}],
-        "health_check_id": f"${{aws_route53_health_check.{tf_name(region)}[0].id}}",
+        "health_check_id": f"${{aws_route53_health_check.{tf_name(region)}.id}}",
     }
 
 
 def region_record(spec: Spec, region: str) -> dict[str, Any]:
     return {
-        "count": IMAGES_READY,
         "zone_id": "${var.route53_zone_id}",
         "name": f"{region}.{spec.dns.zone}",
         "type": "A",
@@ -79,10 +76,7 @@ def region_record(spec: Spec, region: str) -> dict[str, Any]:
 
 
 def internal_record(spec: Spec, node_name: str, address: str) -> dict[str, Any]:
-    # Second apply only: the E2E provider fills private addresses in when it next reads
-    # a resource, not when it creates it (see docs/CLOUD.md, "Deploying").
     return {
-        "count": IMAGES_READY,
         "zone_id": "${var.route53_zone_id}",
         "name": internal_name(spec, node_name),
         "type": "A",
@@ -99,11 +93,11 @@ def internal_records(plan: Plan) -> dict[str, dict[str, Any]]:
     for vm in cloud_vms(plan):
         if vm.kind not in (VmKind.DATABASE, VmKind.WITNESS):
             continue
-        address = f"${{e2e_node.{tf_name(vm.name)}.private_ip_address}}"
+        address = f"${{data.external.{tf_name(vm.name, 'address')}.result.private_ip}}"
         for node in vm.nodes:
             records[tf_name(node.name, "internal")] = internal_record(spec, node.name, address)
     for lb in plan.by_role(NodeRole.BACKEND_LB):
-        address = f"${{e2e_loadbalancer.{tf_name(lb.region, 'be')}[0].private_ip}}"
+        address = f"${{e2e_loadbalancer.{tf_name(lb.region, 'be')}.private_ip}}"
         records[tf_name(lb.name, "internal")] = internal_record(spec, lb.name, address)
     return records
 

@@ -1,0 +1,299 @@
+"""What the E2E provider cannot do, done over E2E's MyAccount API during `terraform apply`.
+
+Shipped into the rendered module as `e2e_api.py` (standard library only, any
+python3 on the machine that runs Terraform) and called by it:
+
+    wait-node     (terraform_data, local-exec) wait until a node reaches a
+                  status: a template VM powers itself off when its cloud-init
+                  is done, and E2E saves an image only from a powered-off node.
+    node-address  (data "external") a node's private and public address, once
+                  it is Running: the provider does not record them on create.
+    peer create | peer delete
+                  (terraform_data, local-exec) the VPC peering tunnel between
+                  two regions' networks: the provider has no resource for it.
+
+Credentials come from the environment Terraform itself was started with
+(`TF_VAR_e2e_api_key`, `TF_VAR_e2e_auth_token`, as docs/CLOUD.md says to set
+them), so no secret is ever on a command line, in a rendered file or in
+Terraform's state. `E2E_API_URL` overrides the API's address. Every wait is
+bounded; progress goes to standard error, one line per change of state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Any
+
+API_URL = "https://api.e2enetworks.com/myaccount/api/v1/"
+KEY_VARIABLE = "TF_VAR_e2e_api_key"
+TOKEN_VARIABLE = "TF_VAR_e2e_auth_token"
+REQUEST_TIMEOUT_S = 30.0
+FAILED_STATUSES = ("Failed",)
+RUNNING = "Running"
+DESCRIPTION = "E2E MyAccount API steps of a geoha deployment (see docs/CLOUD.md)."
+
+
+class ApiError(Exception):
+    """A failure worth one clear line on standard error (and exit status 1)."""
+
+
+def credentials(environ: dict[str, str]) -> tuple[str, str]:
+    missing = [name for name in (KEY_VARIABLE, TOKEN_VARIABLE) if not environ.get(name)]
+    if missing:
+        raise ApiError(
+            f"{' and '.join(missing)} not set: export the E2E API key and token as "
+            "TF_VAR_e2e_api_key and TF_VAR_e2e_auth_token before terraform apply"
+        )
+    return environ[KEY_VARIABLE], environ[TOKEN_VARIABLE]
+
+
+class Api:
+    """Just enough of E2E's MyAccount API: every call carries the key, project and location."""
+
+    def __init__(self, environ: dict[str, str], project_id: str, location: str) -> None:
+        self.key, self.token = credentials(environ)
+        self.base = environ.get("E2E_API_URL") or API_URL
+        if not self.base.endswith("/"):
+            self.base += "/"
+        self.project_id = project_id
+        self.location = location
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """The `data` of E2E's `{code, data, errors, message}` answer; ApiError otherwise."""
+        query = urllib.parse.urlencode(
+            {"apikey": self.key, "project_id": self.project_id, "location": self.location}
+        )
+        request = urllib.request.Request(
+            f"{self.base}{path}?{query}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/json",
+                "User-Agent": "geoha",
+            },
+        )
+        where = f"{method} {path}"  # never the URL: it carries the API key
+        try:
+            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
+                text = response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode("utf-8", "replace")[:300]
+            if error.code in (401, 403):
+                raise ApiError(
+                    f"{where}: E2E refused the credentials (HTTP {error.code}): check "
+                    f"{KEY_VARIABLE}, {TOKEN_VARIABLE} and the project ID"
+                ) from None
+            raise ApiError(f"{where}: HTTP {error.code}: {detail}") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ApiError(f"{where}: E2E's API did not answer ({reason})") from None
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            raise ApiError(f"{where}: not JSON: {text[:200]!r}") from None
+        if not isinstance(answer, dict) or "data" not in answer:
+            raise ApiError(f"{where}: unexpected answer: {text[:200]!r}")
+        return answer["data"]
+
+    def node(self, node_id: str) -> dict[str, Any]:
+        data = self.call("GET", f"nodes/{node_id}/")
+        if not isinstance(data, dict):
+            raise ApiError(f"GET nodes/{node_id}/: no node in the answer")
+        return data
+
+    def tunnels(self, vpc_id: str) -> list[dict[str, Any]]:
+        data = self.call("GET", f"vpc/tunnels/{vpc_id}/")
+        return [t for t in data if isinstance(t, dict)] if isinstance(data, list) else []
+
+
+def wait_for_node(
+    api: Api,
+    node_id: str,
+    *,
+    name: str,
+    ready: Callable[[dict[str, Any]], bool],
+    wanted: str,
+    timeout_s: float,
+    interval_s: float,
+) -> dict[str, Any]:
+    """Poll the node until `ready(node)`; ApiError if it fails or time runs out."""
+    start = time.monotonic()
+    last = None
+    while True:
+        node = api.node(node_id)
+        status = str(node.get("status", "?"))
+        if ready(node):
+            log(f"{name}: {status} after {time.monotonic() - start:.0f} s")
+            return node
+        if status in FAILED_STATUSES:
+            raise ApiError(f"{name}: E2E reports the node {status}")
+        elapsed = time.monotonic() - start
+        if elapsed >= timeout_s:
+            raise ApiError(
+                f"{name}: still {status} after {timeout_s:.0f} s, expected {wanted}; look at the "
+                "VM's console in MyAccount (cloud-init logs to /var/log/cloud-init-output.log)"
+            )
+        if status != last:
+            log(f"{name}: {status}, waiting for {wanted} (at most {timeout_s:.0f} s)")
+            last = status
+        time.sleep(min(interval_s, max(0.0, timeout_s - elapsed)))
+
+
+def log(line: str) -> None:
+    print(f"e2e_api: {line}", file=sys.stderr, flush=True)
+
+
+def command_wait_node(args: argparse.Namespace, environ: dict[str, str]) -> None:
+    api = Api(environ, args.project_id, args.location)
+    wait_for_node(
+        api,
+        args.node_id,
+        name=args.name or f"node {args.node_id}",
+        ready=lambda node: node.get("status") == args.until,
+        wanted=args.until,
+        timeout_s=args.timeout_s,
+        interval_s=args.interval_s,
+    )
+
+
+NODE_ADDRESS_QUERY = ("node_id", "project_id", "location", "name", "timeout_s")
+
+
+def command_node_address(stdin: str, environ: dict[str, str], stdout: Any) -> None:
+    """Terraform's external data source protocol: a JSON object of strings in, one out."""
+    try:
+        query = json.loads(stdin)
+    except ValueError:
+        raise ApiError("node-address: standard input is not a JSON object") from None
+    if not isinstance(query, dict):
+        raise ApiError("node-address: standard input is not a JSON object")
+    missing = [key for key in NODE_ADDRESS_QUERY if not query.get(key)]
+    if missing:
+        raise ApiError(f"node-address: query lacks {', '.join(missing)}")
+    try:
+        timeout_s = float(query["timeout_s"])
+    except ValueError:
+        raise ApiError(f"node-address: timeout_s {query['timeout_s']!r} is not a number") from None
+    interval_s = float(query.get("interval_s") or 10)
+    api = Api(environ, query["project_id"], query["location"])
+    node = wait_for_node(
+        api,
+        query["node_id"],
+        name=query["name"],
+        ready=lambda n: n.get("status") == RUNNING and bool(n.get("private_ip_address")),
+        wanted="Running with a private address",
+        timeout_s=timeout_s,
+        interval_s=interval_s,
+    )
+    result = {
+        "private_ip": str(node.get("private_ip_address") or ""),
+        "public_ip": str(node.get("public_ip_address") or ""),
+    }
+    json.dump(result, stdout)
+
+
+def find_tunnel(api: Api, vpc_id: str, name: str) -> dict[str, Any] | None:
+    return next((t for t in api.tunnels(vpc_id) if t.get("name") == name), None)
+
+
+def command_peer(args: argparse.Namespace, environ: dict[str, str]) -> None:
+    """Create (idempotently) or delete (if present) the named tunnel of a local VPC."""
+    api = Api(environ, args.project_id, args.location)
+    existing = find_tunnel(api, args.local_vpc, args.name)
+    if args.action == "create":
+        if existing is not None:
+            log(f"{args.name}: tunnel exists ({existing.get('status', '?')})")
+            return
+        api.call(
+            "POST",
+            "vpc/tunnels/",
+            {
+                "name": args.name,
+                "vpc_local_network_id": int(args.local_vpc),
+                "vpc_peer_network_id": int(args.peer_vpc),
+                "is_peer_vpc_external": False,
+            },
+        )
+        log(f"{args.name}: tunnel created between VPC {args.local_vpc} and VPC {args.peer_vpc}")
+        return
+    if existing is None:
+        log(f"{args.name}: no such tunnel, nothing to delete")
+        return
+    api.call("DELETE", f"vpc/tunnels/{existing['id']}/delete/")
+    log(f"{args.name}: tunnel deleted")
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def numeric_id(text: str) -> str:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a numeric E2E ID, got {text!r}")
+    return text
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="e2e_api.py", description=DESCRIPTION)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def scoped(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--project-id", required=True, type=numeric_id)
+        sub.add_argument("--location", required=True)
+        return sub
+
+    wait = scoped("wait-node", "wait until a node reaches a status")
+    wait.add_argument("--node-id", required=True, type=numeric_id)
+    wait.add_argument("--until", required=True, help="an E2E node status, e.g. 'Powered off'")
+    wait.add_argument("--name", default="")
+    wait.add_argument("--timeout-s", type=positive, default=2700.0)
+    wait.add_argument("--interval-s", type=positive, default=15.0)
+
+    commands.add_parser("node-address", help="external data source: a node's addresses")
+
+    peer = scoped("peer", "create or delete a VPC peering tunnel")
+    peer.add_argument("action", choices=("create", "delete"))
+    peer.add_argument("--name", required=True)
+    peer.add_argument("--local-vpc", required=True, type=numeric_id)
+    peer.add_argument("--peer-vpc", type=numeric_id)
+    return top
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: dict[str, str] | None = None,
+    stdin: Any = None,
+    stdout: Any = None,
+) -> int:
+    args = parser().parse_args(argv)
+    env = dict(os.environ) if environ is None else environ
+    try:
+        if args.command == "wait-node":
+            command_wait_node(args, env)
+        elif args.command == "node-address":
+            command_node_address((stdin or sys.stdin).read(), env, stdout or sys.stdout)
+        else:
+            if args.action == "create" and not args.peer_vpc:
+                raise ApiError("peer create: --peer-vpc is required")
+            command_peer(args, env)
+    except ApiError as error:
+        log(f"error: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""The module's E2E API helper (geoha.cloud.e2e_api) against a fake of E2E's API on loopback.
+
+E2E's API is not reachable from here: the fake answers in E2E's shape
+(`{code, data, errors, message}`) and records every request, so these tests
+check the helper's own logic: polling, bounds, errors, idempotent peering,
+and that no credential ever reaches its output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shlex
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from geoha.cloud import e2e_api
+from geoha.cloud.terraform import render_terraform
+from geoha.cloud.vms import cloud_plan
+from geoha.spec import load_spec
+
+KEY, TOKEN = "fake-key-4f1c9a", "fake-token-9b2e77"
+
+
+@dataclass
+class FakeE2E:
+    """Node statuses are served in order (the last one repeats); tunnels per VPC network."""
+
+    nodes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    tunnels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict[str, list[str]], Any]] = field(default_factory=list)
+    status_code: int = 200
+    url: str = ""
+
+    def answer(self, method: str, path: str) -> tuple[int, Any]:
+        if self.status_code != 200:
+            return self.status_code, {"code": self.status_code, "message": "Unauthorized"}
+        node = re.fullmatch(r"/api/v1/nodes/(\d+)/", path)
+        if node and method == "GET":
+            states = self.nodes[node.group(1)]
+            state = states.pop(0) if len(states) > 1 else states[0]
+            return 200, {"code": 200, "data": state, "message": "Success"}
+        listing = re.fullmatch(r"/api/v1/vpc/tunnels/(\d+)/", path)
+        if listing and method == "GET":
+            return 200, {"code": 200, "data": self.tunnels.get(listing.group(1), [])}
+        if path == "/api/v1/vpc/tunnels/" and method == "POST":
+            return 200, {"code": 200, "data": {"id": "77", "status": "Creating"}}
+        if re.fullmatch(r"/api/v1/vpc/tunnels/\d+/delete/", path) and method == "DELETE":
+            return 200, {"code": 200, "data": {}, "message": "Deleted"}
+        return 404, {"code": 404, "message": "no such path"}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeE2E]:
+    state = FakeE2E()
+
+    class Handler(BaseHTTPRequestHandler):
+        def handle_one(self) -> None:
+            url = urlparse(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            query = parse_qs(url.query)
+            query["authorization"] = [self.headers.get("Authorization", "")]
+            state.requests.append((self.command, url.path, query, body))
+            code, answer = state.answer(self.command, url.path)
+            payload = json.dumps(answer).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_DELETE = handle_one
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def env(fake: FakeE2E) -> dict[str, str]:
+    return {"TF_VAR_e2e_api_key": KEY, "TF_VAR_e2e_auth_token": TOKEN, "E2E_API_URL": fake.url}
+
+
+def run(argv: list[str], environ: dict[str, str], stdin: str = "") -> tuple[int, str, str]:
+    """The helper's exit status, standard output and standard error."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = e2e_api.main(argv, environ, io.StringIO(stdin), out)
+    return code, out.getvalue(), err.getvalue()
+
+
+WAIT = ["wait-node", "--node-id", "42", "--project-id", "7", "--location", "Delhi"]
+FAST = ["--interval-s", "0.01"]
+
+
+def test_wait_node_polls_until_the_status_and_reports_progress(fake: FakeE2E) -> None:
+    fake.nodes["42"] = [{"status": s} for s in ("Creating", "Running", "Running", "Powered off")]
+    argv = [*WAIT, "--name", "delhi-web-template", "--until", "Powered off", *FAST]
+    code, _, err = run(argv, env(fake))
+    assert code == 0, err
+    assert len(fake.requests) == 4
+    assert "delhi-web-template: Creating, waiting for Powered off" in err
+    assert "delhi-web-template: Running, waiting for Powered off" in err
+    assert "delhi-web-template: Powered off after" in err
+    method, path, query, _ = fake.requests[0]
+    assert (method, path) == ("GET", "/api/v1/nodes/42/")
+    assert query["apikey"] == [KEY] and query["authorization"] == [f"Bearer {TOKEN}"]
+    assert (query["project_id"], query["location"]) == (["7"], ["Delhi"])
+    assert KEY not in err and TOKEN not in err
+
+
+def test_wait_node_gives_up_after_its_timeout(fake: FakeE2E) -> None:
+    fake.nodes["42"] = [{"status": "Running"}]
+    argv = [*WAIT, "--name", "t", "--until", "Powered off", "--timeout-s", "0.2", *FAST]
+    code, _, err = run(argv, env(fake))
+    assert code == 1
+    assert "t: still Running after 0 s, expected Powered off" in err
+    assert "cloud-init-output.log" in err
+
+
+def test_wait_node_stops_when_e2e_reports_the_node_failed(fake: FakeE2E) -> None:
+    fake.nodes["42"] = [{"status": "Creating"}, {"status": "Failed"}]
+    code, _, err = run([*WAIT, "--name", "t", "--until", "Powered off", *FAST], env(fake))
+    assert code == 1
+    assert "t: E2E reports the node Failed" in err
+
+
+def test_refused_credentials_are_named_and_never_printed(fake: FakeE2E) -> None:
+    fake.status_code = 401
+    fake.nodes["42"] = [{"status": "Running"}]
+    code, _, err = run([*WAIT, "--until", "Powered off"], env(fake))
+    assert code == 1
+    assert "E2E refused the credentials (HTTP 401)" in err
+    assert "TF_VAR_e2e_api_key" in err
+    assert KEY not in err and TOKEN not in err
+
+
+def test_missing_credentials_are_named_before_any_request(fake: FakeE2E) -> None:
+    code, _, err = run([*WAIT, "--until", "Powered off"], {"E2E_API_URL": fake.url})
+    assert code == 1
+    assert "TF_VAR_e2e_api_key and TF_VAR_e2e_auth_token not set" in err
+    assert fake.requests == []
+
+
+def test_an_unreachable_api_is_a_clear_error() -> None:
+    environ = {"TF_VAR_e2e_api_key": KEY, "TF_VAR_e2e_auth_token": TOKEN}
+    environ["E2E_API_URL"] = "http://127.0.0.1:9/api/v1/"  # discard port: nothing listens
+    code, _, err = run([*WAIT, "--until", "Powered off"], environ)
+    assert code == 1
+    assert "GET nodes/42/: E2E's API did not answer" in err
+    assert KEY not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (
+            [
+                "wait-node",
+                "--node-id",
+                "x1",
+                "--project-id",
+                "7",
+                "--location",
+                "Delhi",
+                "--until",
+                "a",
+            ],
+            "expected a numeric E2E ID",
+        ),
+        ([*WAIT, "--until", "a", "--timeout-s", "-3"], "expected a positive number of seconds"),
+        (
+            ["peer", "create", "--name", "n", "--project-id", "7", "--location", "Delhi"],
+            "--local-vpc",
+        ),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_argument(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        e2e_api.main(argv, {})
+    assert exited.value.code == 2
+    assert complaint in capsys.readouterr().err
+
+
+NODE_QUERY = {"node_id": "42", "project_id": "7", "location": "Chennai", "name": "chennai-db"}
+
+
+def test_node_address_answers_terraforms_external_protocol(fake: FakeE2E) -> None:
+    fake.nodes["42"] = [
+        {"status": "Creating", "private_ip_address": ""},
+        {"status": "Running", "private_ip_address": ""},
+        {
+            "status": "Running",
+            "private_ip_address": "10.20.0.9",
+            "public_ip_address": "203.0.113.4",
+        },
+    ]
+    query = {**NODE_QUERY, "timeout_s": "5", "interval_s": "0.01"}
+    code, out, err = run(["node-address"], env(fake), json.dumps(query))
+    assert code == 0, err
+    assert json.loads(out) == {"private_ip": "10.20.0.9", "public_ip": "203.0.113.4"}
+    assert len(fake.requests) == 3
+    assert fake.requests[0][2]["location"] == ["Chennai"]
+
+
+@pytest.mark.parametrize(
+    ("stdin", "complaint"),
+    [
+        ("not json", "standard input is not a JSON object"),
+        ('["a"]', "standard input is not a JSON object"),
+        (json.dumps({"node_id": "42"}), "query lacks project_id, location, name, timeout_s"),
+        (json.dumps({**NODE_QUERY, "timeout_s": "soon"}), "timeout_s 'soon' is not a number"),
+    ],
+)
+def test_node_address_rejects_a_bad_query(fake: FakeE2E, stdin: str, complaint: str) -> None:
+    code, out, err = run(["node-address"], env(fake), stdin)
+    assert (code, out) == (1, "")
+    assert complaint in err
+    assert fake.requests == []
+
+
+PEER = ["--name", "geoha-delhi-chennai", "--project-id", "7", "--location", "Delhi"]
+
+
+def test_peer_create_posts_once_and_is_idempotent(fake: FakeE2E) -> None:
+    argv = ["peer", "create", *PEER, "--local-vpc", "1155", "--peer-vpc", "1189"]
+    code, _, err = run(argv, env(fake))
+    assert code == 0, err
+    posts = [r for r in fake.requests if r[0] == "POST"]
+    assert [(p[1], p[3]) for p in posts] == [
+        (
+            "/api/v1/vpc/tunnels/",
+            {
+                "name": "geoha-delhi-chennai",
+                "vpc_local_network_id": 1155,
+                "vpc_peer_network_id": 1189,
+                "is_peer_vpc_external": False,
+            },
+        )
+    ]
+    fake.tunnels["1155"] = [{"id": "77", "name": "geoha-delhi-chennai", "status": "Active"}]
+    fake.requests.clear()
+    code, _, err = run(argv, env(fake))
+    assert code == 0
+    assert [r[0] for r in fake.requests] == ["GET"]
+    assert "tunnel exists (Active)" in err
+
+
+def test_peer_delete_removes_the_named_tunnel_only(fake: FakeE2E) -> None:
+    fake.tunnels["1155"] = [
+        {"id": "76", "name": "someone-else", "status": "Active"},
+        {"id": "77", "name": "geoha-delhi-chennai", "status": "Active"},
+    ]
+    code, _, err = run(["peer", "delete", *PEER, "--local-vpc", "1155"], env(fake))
+    assert code == 0, err
+    assert [(r[0], r[1]) for r in fake.requests] == [
+        ("GET", "/api/v1/vpc/tunnels/1155/"),
+        ("DELETE", "/api/v1/vpc/tunnels/77/delete/"),
+    ]
+    fake.tunnels["1155"] = fake.tunnels["1155"][:1]
+    fake.requests.clear()
+    code, _, err = run(["peer", "delete", *PEER, "--local-vpc", "1155"], env(fake))
+    assert code == 0 and "nothing to delete" in err
+    assert [r[0] for r in fake.requests] == ["GET"]
+
+
+def test_peer_create_needs_the_peer_network(fake: FakeE2E) -> None:
+    code, _, err = run(["peer", "create", *PEER, "--local-vpc", "1155"], env(fake))
+    assert code == 1 and "--peer-vpc is required" in err
+
+
+def rendered() -> dict[str, str]:
+    return {str(f.path): f.text for f in render_terraform(cloud_plan(load_spec(None)))}
+
+
+def test_the_module_ships_the_helper_and_the_system_python_runs_it(tmp_path: Path) -> None:
+    helper = tmp_path / "e2e_api.py"
+    helper.write_text(rendered()["e2e_api.py"], encoding="utf-8")
+    assert helper.read_text() == Path(e2e_api.__file__).read_text()
+    # Standard library only: the operator's python3, not geoha's virtualenv.
+    done = subprocess.run(
+        ["/usr/bin/python3", "-I", str(helper), "--help"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wait-node" in done.stdout and "node-address" in done.stdout
+
+
+def test_every_rendered_command_is_one_the_helper_accepts() -> None:
+    """Each local-exec command, with Terraform's interpolations filled, parses."""
+    e2e = json.loads(rendered()["e2e.tf.json"])
+    commands = [
+        step["local-exec"]["command"]
+        for resource in e2e["resource"]["terraform_data"].values()
+        for step in resource["provisioner"]
+    ]
+    assert len(commands) == 4 + 2 * 3  # 4 templates; create + delete for 3 region pairs
+    for command in commands:
+        filled = re.sub(r"\$\{[^}]*\}", "123", command)
+        words = shlex.split(filled)
+        assert words[:2] == ["python3", "123/e2e_api.py"]
+        args = e2e_api.parser().parse_args(words[2:])
+        assert args.project_id == "123"
+    destroys = [
+        step["local-exec"]
+        for resource in e2e["resource"]["terraform_data"].values()
+        for step in resource["provisioner"]
+        if step["local-exec"].get("when") == "destroy"
+    ]
+    # A destroy-time provisioner may only refer to its own resource.
+    for step in destroys:
+        references = re.findall(r"\$\{([^}]*)\}", step["command"])
+        assert all(r.startswith(("self.", "path.module")) for r in references), step
