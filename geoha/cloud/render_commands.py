@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from geoha.cloud.cloudinit import render_cloud_init
-from geoha.cloud.schema import Problem, Severity, check_document
+from geoha.cloud.schema import Problem, Severity, check_document, check_references
 from geoha.cloud.terraform import render_terraform
 from geoha.cloud.vms import cloud_plan
 from geoha.plan import Plan
@@ -86,11 +86,9 @@ UNCONFIRMED = "unconfirmed argument"
 
 def schema_problems(files: list[File]) -> list[Problem]:
     """The provider schema table's verdict on every rendered Terraform JSON file."""
-    problems: list[Problem] = []
-    for file in files:
-        if file.path.name.endswith(".tf.json"):
-            problems += check_document(json.loads(file.text))
-    return problems
+    documents = {str(f.path): json.loads(f.text) for f in files if f.path.name.endswith(".tf.json")}
+    problems = [p for document in documents.values() for p in check_document(document)]
+    return problems + check_references(documents)
 
 
 def report(problems: list[Problem]) -> bool:

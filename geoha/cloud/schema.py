@@ -176,3 +176,77 @@ def unconfirmed_entries() -> list[str]:
         for rtype, entry in schema_table()[section].items():
             walk(entry["attributes"], rtype)
     return found
+
+
+REFERENCE = re.compile(
+    r"(?<![\w.\-/])(?P<data>data\.)?(?P<type>[a-z][a-z0-9_]*)\.(?P<name>[a-z0-9_]+)"
+    r"(?:\[\d+\])?(?:\.(?P<attr>[a-z0-9_]+))?"
+)
+NOT_CHECKED = frozenset({"self", "path", "each", "count", "local", "terraform"})
+"""Reference roots Terraform resolves by context (self.input, path.module, ...)."""
+
+
+def _strings(value: Any, path: str) -> list[tuple[str, str]]:
+    """Every string in a JSON value with its dotted path."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [s for key, item in value.items() for s in _strings(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [s for i, item in enumerate(value) for s in _strings(item, f"{path}[{i}]")]
+    return []
+
+
+def _attributes(entry: dict[str, Any]) -> set[str]:
+    return {"id", *entry["attributes"], *entry.get("exports", [])}
+
+
+def check_references(documents: dict[str, dict[str, Any]]) -> list[Problem]:
+    """Dangling references across a module's documents: `var.X`, `TYPE.NAME.ATTR` and
+    `data.TYPE.NAME.ATTR` inside expressions (and `depends_on`) must each name something
+    declared, with an attribute its type has (what `terraform validate` would refuse)."""
+    table = schema_table()
+    variables: set[str] = set()
+    declared: dict[tuple[bool, str], set[str]] = {}
+    for document in documents.values():
+        variables |= set(document.get("variable", {}))
+        for section in SECTIONS:
+            for rtype, instances in document.get(section, {}).items():
+                declared.setdefault((section == "data", rtype), set()).update(instances)
+    problems: list[Problem] = []
+    for file, document in documents.items():
+        for path, text in _strings(document, file):
+            if "${" not in text and ".depends_on[" not in path:
+                continue
+            for match in REFERENCE.finditer(text):
+                problem = _reference_problem(table, variables, declared, match)
+                if problem:
+                    problems.append(Problem(Severity.ERROR, path, problem))
+    return problems
+
+
+def _reference_problem(
+    table: dict[str, Any],
+    variables: set[str],
+    declared: dict[tuple[bool, str], set[str]],
+    match: re.Match[str],
+) -> str | None:
+    is_data, rtype, name, attr = (
+        bool(match["data"]),
+        match["type"],
+        match["name"],
+        match["attr"],
+    )
+    if not is_data and rtype == "var":
+        return None if name in variables else f"undeclared variable var.{name}"
+    if not is_data and (rtype in NOT_CHECKED or rtype not in table["resources"]):
+        return None  # not a resource reference (a function argument, a file name, ...)
+    entry = table["data_sources" if is_data else "resources"].get(rtype)
+    label = f"{'data.' if is_data else ''}{rtype}.{name}"
+    if entry is None:
+        return f"{label}: data source type not in the table"
+    if name not in declared.get((is_data, rtype), set()):
+        return f"{label} is not declared"
+    if attr is not None and attr not in _attributes(entry):
+        return f"{label}.{attr}: {rtype} has no attribute {attr}"
+    return None

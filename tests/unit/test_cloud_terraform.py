@@ -19,6 +19,7 @@ from geoha.cloud.cloudinit import render_cloud_init
 from geoha.cloud.schema import (
     Severity,
     check_document,
+    check_references,
     schema_table,
     unconfirmed_entries,
 )
@@ -99,6 +100,33 @@ def test_every_resource_conforms_to_the_schema_table(spec_data: dict[str, Any]) 
             # A warning may only come from an entry the table marks unconfirmed.
             parts = [part.split("[")[0] for part in warning.path.split(".")]
             assert f"{parts[0]}.{'.'.join(parts[2:])}" in unconfirmed, str(warning)
+
+
+@pytest.mark.parametrize("spec_data", [{}, THREE_REGIONS, {"traffic": {"api_route": "via-web"}}])
+def test_every_reference_names_something_declared(spec_data: dict[str, Any]) -> None:
+    assert [str(p) for p in check_references(documents(spec_data))] == []
+
+
+def test_the_reference_checker_catches_dangling_references() -> None:
+    docs = documents()
+    docs["route53.tf.json"]["resource"]["aws_route53_record"]["delhi_db_internal"]["records"] = [
+        "${e2e_node.delhi_db.private_ip}"
+    ]
+    docs["e2e.tf.json"]["resource"]["e2e_image"]["delhi_web"]["depends_on"] = ["terraform_data.x"]
+    docs["main.tf.json"]["output"]["url"]["value"] = "http://${var.zone}/"
+    docs["e2e.tf.json"]["data"]["external"]["delhi_db_address"]["query"]["node_id"] = (
+        "${data.external.nowhere.result.id}"
+    )
+    messages = {str(p) for p in check_references(docs)}
+    assert messages == {
+        "error: route53.tf.json.resource.aws_route53_record.delhi_db_internal.records[0]: "
+        "e2e_node.delhi_db.private_ip: e2e_node has no attribute private_ip",
+        "error: e2e.tf.json.resource.e2e_image.delhi_web.depends_on[0]: "
+        "terraform_data.x is not declared",
+        "error: main.tf.json.output.url.value: undeclared variable var.zone",
+        "error: e2e.tf.json.data.external.delhi_db_address.query.node_id: "
+        "data.external.nowhere is not declared",
+    }
 
 
 def test_the_schema_checker_catches_what_it_must() -> None:
