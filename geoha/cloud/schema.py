@@ -89,9 +89,10 @@ def _value_problems(spec: dict[str, Any], value: Any, path: str) -> list[Problem
             problems.append(Problem(Severity.ERROR, path, f"expected a CIDR (got {value!r})"))
     if "allowed" in spec and value not in spec["allowed"]:
         severity = Severity.ERROR if spec.get("allowed_confirmed", True) else Severity.WARNING
-        problems.append(
-            Problem(severity, path, f"expected one of {spec['allowed']} (got {value!r})")
-        )
+        message = f"expected one of {spec['allowed']} (got {value!r})"
+        if severity is Severity.WARNING and "note" in spec:
+            message += f"; {spec['note']}"
+        problems.append(Problem(severity, path, message))
     return problems
 
 

@@ -329,3 +329,33 @@ def test_a_new_render_keeps_the_terraform_state(tmp_path: Path) -> None:
     assert (out / ".terraform").is_dir()
     assert json.loads((out / "e2e.tf.json").read_text())["resource"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_render_reports_what_the_schema_table_doubts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["render", "terraform", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: e2e_node.mumbai_etcd.location: expected one of ['Delhi', 'Chennai']" in err
+    assert "the Mumbai region has been discontinued" in err
+    assert "arguments rely on provider behaviour the sources do not confirm" in err
+    assert "unconfirmed argument" not in err  # counted in one note, not listed
+
+
+def test_render_writes_nothing_the_provider_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def dangling(plan: Any) -> list[File]:
+        files = render_terraform(plan)
+        main_file = next(f for f in files if f.path == Path("main.tf.json"))
+        doc = json.loads(main_file.text)
+        doc["output"]["url"]["value"] = "${var.nowhere}"
+        return [File(f.path, json.dumps(doc)) if f is main_file else f for f in files]
+
+    monkeypatch.setitem(render_commands.RENDERERS, "terraform", dangling)
+    out = tmp_path / "out"
+    assert main(["render", "terraform", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error: main.tf.json.output.url.value: undeclared variable var.nowhere" in err
+    assert "nothing written" in err
+    assert list(tmp_path.iterdir()) == []
