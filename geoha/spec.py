@@ -111,8 +111,9 @@ class RegionDns(Strict):
 class RegionCloud(Strict):
     """Where and on what a region runs in the cloud (E2E Networks)."""
 
-    location: str | None = None
-    """E2E location of the region (default: the region name capitalised, e.g. `Delhi`)."""
+    location: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
+    """E2E location of the region, letters, digits and hyphens (default: the region name
+    capitalised, e.g. `Delhi`)."""
     web_plan: str = "C3.8GB"
     """Instance plan of each web VM (default `C3.8GB`)."""
     api_plan: str = "C3.8GB"
