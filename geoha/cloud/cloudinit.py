@@ -319,18 +319,31 @@ def start_commands(vm: Vm) -> list[list[str]]:
     return commands
 
 
+STOP_AT_FIRST_FAILURE = "set -e"
+"""First line of runcmd: cloud-init runs the list as one sh script, which otherwise goes on
+past a failed step (and a template would power off, to be saved, half installed)."""
+TEMPLATE_BUILT = "/run/geoha-template-built"
+"""Written by a template's last runcmd step; its power-off waits for it (tmpfs: not imaged)."""
+
+
 def cloud_config(plan: Plan, vm: Vm) -> dict[str, Any]:
+    runcmd: list[str | list[str]] = [STOP_AT_FIRST_FAILURE]
+    runcmd += install_commands(plan, vm) + start_commands(vm)
     config: dict[str, Any] = {
         "users": ["default", {"name": APP_USER, "system": True, "shell": "/usr/sbin/nologin"}],
         "package_update": True,
         "packages": PACKAGES[vm.kind],
         "write_files": vm_files(plan, vm),
-        "runcmd": install_commands(plan, vm) + start_commands(vm),
+        "runcmd": runcmd,
     }
     if vm.template:
+        # Powered off only when every step succeeded: a failed build stays running, so
+        # Terraform's wait for it times out with a pointer to the cloud-init log instead of
+        # saving a broken image.
+        runcmd.append(["touch", TEMPLATE_BUILT])
         config["power_state"] = {
             "mode": "poweroff",
-            "condition": True,
+            "condition": ["test", "-f", TEMPLATE_BUILT],
             "message": "geoha: template built; Terraform saves it as the scaler group's image",
         }
     return config

@@ -224,13 +224,18 @@ def test_address_maps_name_only_the_peers_a_vm_needs() -> None:
     assert address_map(plan, vms["delhi-api"])[-1] == "name delhi-api-1 delhi-api"
 
 
-def test_templates_power_off_and_fixed_nodes_start_their_services() -> None:
+def test_templates_power_off_once_built_and_fixed_nodes_start_their_services() -> None:
     plan = reference()
     for vm in cloud_vms(plan):
         body = parsed(render_vm(plan, vm))
         starts = [c for c in body["runcmd"] if c[:2] == ["systemctl", "start"]]
+        # cloud-init runs runcmd as one sh script: the first failed step ends it.
+        assert body["runcmd"][0] == "set -e"
         if vm.template:
+            # ... and a template powers off (to be imaged) only after its last step ran.
             assert body["power_state"]["mode"] == "poweroff"
+            assert body["runcmd"][-1] == ["touch", "/run/geoha-template-built"]
+            assert body["power_state"]["condition"] == ["test", "-f", "/run/geoha-template-built"]
             assert starts == []
         else:
             assert "power_state" not in body
