@@ -38,6 +38,8 @@ TOKEN_VARIABLE = "TF_VAR_e2e_auth_token"
 REQUEST_TIMEOUT_S = 30.0
 FAILED_STATUSES = ("Failed",)
 RUNNING = "Running"
+MAX_WAIT_S = 86400.0
+"""No wait or poll interval may exceed a day."""
 DESCRIPTION = "E2E MyAccount API steps of a geoha deployment (see docs/CLOUD.md)."
 
 
@@ -86,7 +88,7 @@ class Api:
             with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
                 text = response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as error:
-            detail = error.read().decode("utf-8", "replace")[:300]
+            detail = self.scrub(error.read().decode("utf-8", "replace")[:300])
             if error.code in (401, 403):
                 raise ApiError(
                     f"{where}: E2E refused the credentials (HTTP {error.code}): check "
@@ -103,6 +105,10 @@ class Api:
         if not isinstance(answer, dict) or "data" not in answer:
             raise ApiError(f"{where}: unexpected answer: {text[:200]!r}")
         return answer["data"]
+
+    def scrub(self, text: str) -> str:
+        """Text from E2E with the credentials blanked, should an answer echo them."""
+        return text.replace(self.key, "***").replace(self.token, "***")
 
     def node(self, node_id: str) -> dict[str, Any]:
         data = self.call("GET", f"nodes/{node_id}/")
@@ -168,6 +174,20 @@ def command_wait_node(args: argparse.Namespace, environ: dict[str, str]) -> None
 NODE_ADDRESS_QUERY = ("node_id", "project_id", "location", "name", "timeout_s")
 
 
+def seconds(query: dict[str, Any], key: str, default: float | None) -> float:
+    """A positive number of seconds from the query (its default when absent)."""
+    text = query.get(key)
+    if text is None and default is not None:
+        return default
+    try:
+        value = float(str(text))
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= MAX_WAIT_S:  # also refuses nan and inf: every wait is bounded
+        raise ApiError(f"node-address: {key} {text!r} is not a positive number of seconds")
+    return value
+
+
 def command_node_address(stdin: str, environ: dict[str, str], stdout: Any) -> None:
     """Terraform's external data source protocol: a JSON object of strings in, one out."""
     try:
@@ -179,11 +199,8 @@ def command_node_address(stdin: str, environ: dict[str, str], stdout: Any) -> No
     missing = [key for key in NODE_ADDRESS_QUERY if not query.get(key)]
     if missing:
         raise ApiError(f"node-address: query lacks {', '.join(missing)}")
-    try:
-        timeout_s = float(query["timeout_s"])
-    except ValueError:
-        raise ApiError(f"node-address: timeout_s {query['timeout_s']!r} is not a number") from None
-    interval_s = float(query.get("interval_s") or 10)
+    timeout_s = seconds(query, "timeout_s", None)
+    interval_s = seconds(query, "interval_s", 10.0)
     api = Api(environ, query["project_id"], query["location"])
     node = wait_for_node(
         api,
@@ -234,7 +251,7 @@ def command_peer(args: argparse.Namespace, environ: dict[str, str]) -> None:
 
 def positive(text: str) -> float:
     value = float(text)
-    if value <= 0:
+    if not 0 < value <= MAX_WAIT_S:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
     return value
 

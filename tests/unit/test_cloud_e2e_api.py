@@ -44,7 +44,8 @@ class FakeE2E:
 
     def answer(self, method: str, path: str) -> tuple[int, Any]:
         if self.status_code != 200:
-            return self.status_code, {"code": self.status_code, "message": "Unauthorized"}
+            echo = f"bad request apikey={KEY} token={TOKEN}"
+            return self.status_code, {"code": self.status_code, "message": echo}
         node = re.fullmatch(r"/api/v1/nodes/(\d+)/", path)
         if node and method == "GET":
             states = self.nodes[node.group(1)]
@@ -155,6 +156,14 @@ def test_refused_credentials_are_named_and_never_printed(fake: FakeE2E) -> None:
     assert KEY not in err and TOKEN not in err
 
 
+def test_an_answer_echoing_the_credentials_is_scrubbed(fake: FakeE2E) -> None:
+    fake.status_code = 500
+    code, _, err = run([*WAIT, "--until", "Powered off"], env(fake))
+    assert code == 1
+    assert "GET nodes/42/: HTTP 500" in err and "apikey=***" in err
+    assert KEY not in err and TOKEN not in err
+
+
 def test_missing_credentials_are_named_before_any_request(fake: FakeE2E) -> None:
     code, _, err = run([*WAIT, "--until", "Powered off"], {"E2E_API_URL": fake.url})
     assert code == 1
@@ -231,7 +240,14 @@ def test_node_address_answers_terraforms_external_protocol(fake: FakeE2E) -> Non
         ("not json", "standard input is not a JSON object"),
         ('["a"]', "standard input is not a JSON object"),
         (json.dumps({"node_id": "42"}), "query lacks project_id, location, name, timeout_s"),
-        (json.dumps({**NODE_QUERY, "timeout_s": "soon"}), "timeout_s 'soon' is not a number"),
+        (
+            json.dumps({**NODE_QUERY, "timeout_s": "soon"}),
+            "timeout_s 'soon' is not a positive number of seconds",
+        ),
+        (
+            json.dumps({**NODE_QUERY, "timeout_s": "5", "interval_s": "-1"}),
+            "interval_s '-1' is not a positive number of seconds",
+        ),
     ],
 )
 def test_node_address_rejects_a_bad_query(fake: FakeE2E, stdin: str, complaint: str) -> None:
