@@ -126,6 +126,11 @@ class RegionCloud(Strict):
     """Plan of the external (frontend) load balancer (default `E2E-LB-2`)."""
     backend_lb_plan: str = "E2E-LB-2"
     """Plan of the internal (backend) load balancer (default `E2E-LB-2`)."""
+    external: bool = False
+    """Witness regions only: run the witness's VM outside E2E (default `false`). geoha then
+    renders its cloud-init but no E2E resource for it; you run it with an address inside
+    `cidr`, reachable from the data regions' networks, and pass that address as the
+    Terraform variable `witness_address_REGION` (docs/CLOUD.md)."""
 
 
 class Region(Strict):
@@ -461,6 +466,13 @@ class Spec(Strict):
                         f"regions.{name}.{tier}: nothing -- a witness region runs etcd only, "
                         "no data and no traffic (got a table)"
                     )
+        for name, region in self.data_regions.items():
+            if region.cloud.external:
+                errors.append(
+                    f"regions.{name}.cloud.external: false -- only a witness region runs "
+                    "outside E2E; a data region's load balancers and scaler groups are E2E's "
+                    "(got true)"
+                )
         return errors
 
     def _weight_errors(self) -> list[str]:

@@ -112,10 +112,13 @@ def cost_notes(report: CostReport) -> list[str]:
         )
     else:
         notes.append("Each line is rounded half up to a whole rupee; totals add the lines.")
+    external = report.estimate.external_witnesses
     if report.estimate.witness_regions:
         notes.append("The witness is a witness region's etcd node (cloud.etcd_plan).")
-    else:
+    elif not external:
         notes.append("No witness region.")
+    if external:
+        notes.append(f"Not priced: the witness run outside E2E ({', '.join(external)}).")
     return notes
 
 

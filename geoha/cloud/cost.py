@@ -71,6 +71,9 @@ class CostEstimate:
     prices_date: str
     data_regions: tuple[str, ...]
     witness_regions: tuple[str, ...]
+    """Witness regions priced here (on E2E)."""
+    external_witnesses: tuple[str, ...] = ()
+    """Witness regions run outside E2E (`cloud.external`): not priced."""
 
 
 def cloud_plan(spec: Spec) -> Plan:
@@ -90,7 +93,12 @@ def estimate_cost(plan: Plan, table: PriceTable) -> CostEstimate:
             GLOBAL_SCOPE, service.description, None, 1, 1, service.inr_per_month, service.source
         )
     )
-    witnesses = tuple(name for name, region in spec.regions.items() if not region.is_data)
+    # A witness run outside E2E (`cloud.external`) is not on E2E's price list.
+    witnesses = tuple(
+        name
+        for name, region in spec.regions.items()
+        if not region.is_data and not region.cloud.external
+    )
     for region_name in witnesses:
         count = len(plan.in_region(region_name, NodeRole.ETCD))
         price = table.plan(spec.regions[region_name].cloud.etcd_plan)
@@ -112,6 +120,7 @@ def estimate_cost(plan: Plan, table: PriceTable) -> CostEstimate:
         prices_date=table.date,
         data_regions=tuple(spec.data_regions),
         witness_regions=witnesses,
+        external_witnesses=tuple(n for n, r in spec.regions.items() if r.cloud.external),
     )
 
 

@@ -16,6 +16,7 @@ sensitive variables, set at apply time (TF_VAR_... environment variables).
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ from geoha.cloud import e2e_api
 from geoha.cloud.cloudinit import render_cloud_init
 from geoha.cloud.terraform_e2e import HELPER, address_sources, e2e_resources, tf_name
 from geoha.cloud.terraform_route53 import route53_resources
+from geoha.cloud.vms import witness_address_variable
 from geoha.plan import Plan
 from geoha.render.files import File
+from geoha.spec import Spec
 
 E2E_PROVIDER = {"source": "e2eterraformprovider/e2e", "version": "~> 2.2"}
 AWS_PROVIDER = {"source": "hashicorp/aws", "version": "~> 5.0"}
@@ -52,9 +55,33 @@ def password(name: str, what: str) -> dict[str, Any]:
     }
 
 
-def variables() -> dict[str, Any]:
+def witness_variables(spec: Spec) -> dict[str, Any]:
+    """The address of each witness VM run outside E2E (`cloud.external`), checked to be an
+    IPv4 address inside the region's network."""
+    found: dict[str, Any] = {}
+    for name, region in spec.regions.items():
+        if not region.cloud.external:
+            continue
+        net = ipaddress.IPv4Network(region.cidr)
+        variable = witness_address_variable(name)
+        in_net = f'cidrhost(format("%s/{net.prefixlen}", var.{variable}), 0)'
+        found[variable] = {
+            "type": "string",
+            "description": f"Private address of {name}'s witness VM (run outside E2E), inside "
+            f"{net} and reachable from the data regions' networks",
+            "validation": [
+                {
+                    "condition": f'${{try({in_net}, "") == "{net.network_address}"}}',
+                    "error_message": f"An IPv4 address inside {net}.",
+                }
+            ],
+        }
+    return found
+
+
+def variables(spec: Spec) -> dict[str, Any]:
     """Every input; the sensitive ones are never written anywhere by geoha."""
-    return {
+    return witness_variables(spec) | {
         "e2e_api_key": secret("E2E MyAccount API key"),
         "e2e_auth_token": secret("E2E MyAccount API bearer token"),
         "e2e_project_id": {
@@ -133,7 +160,7 @@ def main_document(plan: Plan) -> dict[str, Any]:
             "e2e": {"api_key": "${var.e2e_api_key}", "auth_token": "${var.e2e_auth_token}"},
             "aws": {"region": "${var.aws_region}"},
         },
-        "variable": variables(),
+        "variable": variables(plan.spec),
         "output": outputs(plan),
     }
 
@@ -152,6 +179,9 @@ def tfvars_example(plan: Plan) -> str:
         'route53_zone_id             = ""',
         "vpc_peering                 = true # false if you link the regions' networks yourself",
     ]
+    for name, region in plan.spec.regions.items():
+        if region.cloud.external:
+            lines.append(f'{witness_address_variable(name)} = "" # inside {region.cidr}')
     return "\n".join(lines) + "\n"
 
 

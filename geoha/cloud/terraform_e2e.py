@@ -4,8 +4,9 @@ Per data region: a VPC with the region's CIDR, security groups per role, the
 database VM (PostgreSQL + Patroni + the region's etcd member), one template VM
 per scaled tier, the images saved from them, a scaler group per tier, and two
 managed load balancers (external frontend, internal backend). A witness region
-gets a VPC, a security group and one etcd VM. Every pair of regions gets a VPC
-peering tunnel.
+gets a VPC, a security group and one etcd VM, unless it is `cloud.external`
+(its VM runs outside E2E: nothing is created for it here). Every pair of E2E
+regions gets a VPC peering tunnel.
 
 What the provider cannot do is done by the module's `e2e_api.py`
 (geoha.cloud.e2e_api) within the same apply: `terraform_data` resources wait
@@ -23,7 +24,7 @@ import shlex
 from typing import Any
 
 from geoha.cloud.cloudinit import TEMPLATE_VARIABLES, cloud_init_name
-from geoha.cloud.vms import Vm, VmKind, cloud_vms, region_location
+from geoha.cloud.vms import Vm, VmKind, cloud_vms, e2e_regions, on_e2e, region_location
 from geoha.plan import NodeRole, Plan
 from geoha.spec import ApiRoute, Autoscale, Spec
 
@@ -65,7 +66,7 @@ def ssh_key_name(spec: Spec, region: str) -> str:
 def ssh_keys(spec: Spec) -> Resources:
     """One registered SSH key per E2E location used (the key itself is a variable)."""
     keys: dict[str, dict[str, Any]] = {}
-    for region in spec.regions:
+    for region in e2e_regions(spec):
         location = region_location(spec, region)
         keys[ssh_key_name(spec, region)] = {
             "label": f"{spec.cloud.ssh_key_name}-{location.lower()}",
@@ -365,7 +366,7 @@ def address_sources(plan: Plan) -> dict[str, dict[str, Any]]:
     return {
         tf_name(vm.name, "address"): address_source(plan.spec, vm)
         for vm in cloud_vms(plan)
-        if not vm.template
+        if not vm.template and on_e2e(plan.spec, vm)
     }
 
 
@@ -376,7 +377,7 @@ def terraform_data(plan: Plan) -> dict[str, dict[str, Any]]:
         for vm in cloud_vms(plan)
         if vm.template
     }
-    for local, peer in itertools.combinations(spec.regions, 2):
+    for local, peer in itertools.combinations(e2e_regions(spec), 2):
         steps[tf_name("peering", local, peer)] = peering(spec, local, peer)
     return steps
 
@@ -443,16 +444,18 @@ def e2e_resources(plan: Plan) -> Resources:
     """Every E2E resource of the deployment."""
     spec = plan.spec
     resources: Resources = {
-        "e2e_vpc": {tf_name(r): vpc(spec, r) for r in spec.regions},
+        "e2e_vpc": {tf_name(r): vpc(spec, r) for r in e2e_regions(spec)},
         "e2e_security_group": {},
-        "e2e_node": {vm_resource_name(vm): node(spec, vm) for vm in cloud_vms(plan)},
+        "e2e_node": {
+            vm_resource_name(vm): node(spec, vm) for vm in cloud_vms(plan) if on_e2e(spec, vm)
+        },
         "e2e_image": {},
         "e2e_scaler_group": {},
         "e2e_loadbalancer": {},
         **ssh_keys(spec),
         "terraform_data": terraform_data(plan),
     }
-    for region in spec.regions:
+    for region in e2e_regions(spec):
         resources["e2e_security_group"] |= security_groups(spec, region)
     for region in spec.data_regions:
         for tier in ("web", "api"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from geoha.cloud.terraform_e2e import Resources, tf_name
-from geoha.cloud.vms import VmKind, cloud_vms, internal_name
+from geoha.cloud.vms import VmKind, cloud_vms, internal_name, on_e2e, witness_address_variable
 from geoha.plan import NodeRole, Plan
 from geoha.spec import Spec
 
@@ -93,7 +93,11 @@ def internal_records(plan: Plan) -> dict[str, dict[str, Any]]:
     for vm in cloud_vms(plan):
         if vm.kind not in (VmKind.DATABASE, VmKind.WITNESS):
             continue
-        address = f"${{data.external.{tf_name(vm.name, 'address')}.result.private_ip}}"
+        address = (
+            f"${{data.external.{tf_name(vm.name, 'address')}.result.private_ip}}"
+            if on_e2e(spec, vm)
+            else f"${{var.{witness_address_variable(vm.region)}}}"
+        )
         for node in vm.nodes:
             records[tf_name(node.name, "internal")] = internal_record(spec, node.name, address)
     for lb in plan.by_role(NodeRole.BACKEND_LB):

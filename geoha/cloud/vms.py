@@ -78,6 +78,20 @@ def region_location(spec: Spec, region: str) -> str:
     return spec.regions[region].cloud.location or region.capitalize()
 
 
+def e2e_regions(spec: Spec) -> list[str]:
+    """Regions whose VMs run on E2E (all but witnesses marked `cloud.external`)."""
+    return [name for name, region in spec.regions.items() if not region.cloud.external]
+
+
+def on_e2e(spec: Spec, vm: Vm) -> bool:
+    return not spec.regions[vm.region].cloud.external
+
+
+def witness_address_variable(region: str) -> str:
+    """Terraform variable holding the private address of an external witness's VM."""
+    return f"witness_address_{region.replace('-', '_')}"
+
+
 def app_networks(spec: Spec) -> tuple[str, ...]:
     """Where API instances may connect from: every data region's network."""
     return tuple(spec.regions[r].cidr for r in spec.data_regions)

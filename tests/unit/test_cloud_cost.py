@@ -138,6 +138,22 @@ def test_witness_plan_comes_from_the_spec() -> None:
     assert rep.witness.monthly == 1500
 
 
+def test_a_witness_outside_e2e_is_not_priced_and_says_so(tmp_path: Path) -> None:
+    rep = report(three_regions_with("mumbai", {"cloud": {"external": True}}))
+    assert [p for p in rep.lines if p.line.witness] == []
+    assert rep.witness.monthly == 0
+    assert rep.total_with_witness.monthly == rep.total.monthly
+    topology = tmp_path / "geoha.toml"
+    lines = ["[regions.delhi]", 'role = "primary"', "[regions.chennai]", 'role = "replica"']
+    lines += ['cidr = "10.20.0.0/16"', "[regions.mumbai]", 'role = "witness"']
+    lines += ['cidr = "10.30.0.0/16"', "[regions.mumbai.cloud]", "external = true"]
+    topology.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = geoha(tmp_path, "cost", "-f", str(topology))
+    assert result.returncode == 0, result.stderr
+    assert "Not priced: the witness run outside E2E (mumbai)." in result.stdout
+    assert "No witness region." not in result.stdout
+
+
 def test_three_data_regions_give_three_regions_lines() -> None:
     rep = report(THREE_REGIONS)
     assert rep.estimate.data_regions == ("delhi", "chennai", "hyderabad")

@@ -359,3 +359,44 @@ def test_render_writes_nothing_the_provider_would_refuse(
     assert "error: main.tf.json.output.url.value: undeclared variable var.nowhere" in err
     assert "nothing written" in err
     assert list(tmp_path.iterdir()) == []
+
+
+EXTERNAL_WITNESS: dict[str, Any] = {
+    "regions": {
+        "delhi": {"role": "primary"},
+        "chennai": {"role": "replica", "cidr": "10.20.0.0/16"},
+        "mumbai": {"role": "witness", "cidr": "10.30.0.0/16", "cloud": {"external": True}},
+    }
+}
+
+
+def test_an_external_witness_gets_its_cloud_init_and_an_address_variable_only() -> None:
+    docs = documents(EXTERNAL_WITNESS)
+    res = resources(EXTERNAL_WITNESS)
+    assert list(res["e2e_vpc"]) == ["delhi", "chennai"]
+    assert not any(name.startswith("mumbai") for name in res["e2e_node"])
+    assert not any("mumbai" in name for name in res["e2e_security_group"])
+    assert list(res["e2e_ssh_key"]) == ["ssh_delhi", "ssh_chennai"]
+    assert [n for n in res["terraform_data"] if n.startswith("peering")] == [
+        "peering_delhi_chennai"
+    ]
+    assert list(docs["e2e.tf.json"]["data"]["external"]) == [
+        "delhi_db_address",
+        "chennai_db_address",
+    ]
+    record = res["aws_route53_record"]["mumbai_etcd_internal"]
+    assert record["records"] == ["${var.witness_address_mumbai}"]
+    variable = docs["main.tf.json"]["variable"]["witness_address_mumbai"]
+    assert variable["validation"][0]["condition"] == (
+        '${try(cidrhost(format("%s/16", var.witness_address_mumbai), 0), "") == "10.30.0.0"}'
+    )
+    # The data regions still let the witness's network reach etcd.
+    db_rules = res["e2e_security_group"]["delhi_db_sg"]["rules"]
+    assert {"10.30.0.0"} <= {r.get("network_cidr") for r in db_rules}
+    problems = [p for d in docs.values() for p in check_document(d)] + check_references(docs)
+    assert [str(p) for p in problems if p.severity is Severity.ERROR] == []
+    files = {
+        str(f.path): f.text for f in render_terraform(cloud_plan(parse_spec(EXTERNAL_WITNESS)))
+    }
+    assert "cloud-init/mumbai-etcd.yaml" in files
+    assert 'witness_address_mumbai = "" # inside 10.30.0.0/16' in files["terraform.tfvars.example"]

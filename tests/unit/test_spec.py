@@ -36,6 +36,7 @@ EXPECTED_PATH: dict[str, str] = {
     "two_data_regions_no_witness.toml": "regions",
     "region_name_not_dns_safe.toml": "regions.Delhi_1",
     "cloud_location_with_spaces.toml": "regions.chennai.cloud.location",
+    "external_data_region.toml": "regions.delhi.cloud.external",
     "deployment_name_not_dns_safe.toml": "name",
     "dns_weight_300.toml": "regions.delhi.dns.weight",
     "all_dns_weights_zero.toml": "regions",
