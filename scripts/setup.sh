@@ -16,6 +16,7 @@ PACKAGES=(
     postgresql-15 postgresql-client-15 etcd-server etcd-client
     haproxy caddy iptables wrk curl ca-certificates python3-venv
     chromium chromium-driver
+    cloud-init
 )
 # A Node.js from another source (e.g. NodeSource, which ships its own npm)
 # may already be on PATH; Debian's nodejs/npm would conflict with it.
@@ -48,6 +49,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${SUDO[@]}" apt-get update -qq
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+    # cloud-init is here only for `cloud-init schema`, which checks the rendered
+    # cloud-config files. Installed by us, it must never act at this machine's boot.
+    if [[ " ${missing[*]} " == *" cloud-init "* ]]; then
+        "${SUDO[@]}" mkdir -p /etc/cloud
+        "${SUDO[@]}" touch /etc/cloud/cloud-init.disabled
+        log "cloud-init installed for its schema check only, disabled at boot"
+    fi
 else
     log "apt packages: all present"
 fi

@@ -7,6 +7,9 @@ Golden files pin the output: regenerate with `make golden`
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +102,48 @@ def test_every_file_is_cloud_config_yaml() -> None:
         body = parsed(file.text)
         assert {"packages", "write_files", "runcmd"} <= set(body), file.path
         assert "haproxy" not in body["packages"]  # E2E's managed LBs play both LB roles
+
+
+def filled(text: str) -> str:
+    """What Terraform's templatefile makes of a file: placeholders filled, escapes undone."""
+    text = re.sub(r"(?<!\$)\$\{([a-z_]+)\}", lambda m: f"sample-{m.group(1)}", text)
+    return text.replace("$${", "${").replace("%%{", "%{")
+
+
+EXTERNAL_WITNESS = {
+    "regions": {
+        "delhi": {"role": "primary"},
+        "chennai": {"role": "replica", "cidr": "10.20.0.0/16"},
+        "mumbai": {"role": "witness", "cidr": "10.30.0.0/16", "cloud": {"external": True}},
+    }
+}
+
+
+def schema_check(path: Path) -> subprocess.CompletedProcess[str]:
+    """cloud-init's own validation of a cloud-config file (`cloud-init schema`)."""
+    cloud_init = shutil.which("cloud-init")
+    assert cloud_init, "cloud-init is not installed: run scripts/setup.sh"
+    command = [cloud_init, "schema", "--config-file", str(path)]
+    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("spec_data", [{}, EXTERNAL_WITNESS], ids=["reference", "external"])
+def test_cloud_init_accepts_every_file(tmp_path: Path, spec_data: dict[str, Any]) -> None:
+    """Each file as Terraform fills it passes cloud-init's schema check."""
+    for file in render_cloud_init(cloud_plan(parse_spec(spec_data))):
+        path = tmp_path / file.path.name
+        path.write_text(filled(file.text), encoding="utf-8")
+        done = schema_check(path)
+        assert done.returncode == 0, f"{file.path}: {done.stdout}{done.stderr}"
+        assert f"Valid cloud-config: {path}" in done.stdout
+
+
+def test_the_schema_check_can_fail(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("#cloud-config\npower_state:\n  mode: sleep\n", encoding="utf-8")
+    done = schema_check(path)
+    assert done.returncode != 0
+    assert "power_state.mode" in done.stdout + done.stderr
 
 
 def local_twin(spec: Spec) -> Plan:
