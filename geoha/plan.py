@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from geoha.spec import Spec
+from geoha.spec import Autoscale, Spec
 
 SHARED_PATRONI = Path("/opt/geoha/venv/bin/patroni")
 SHARED_RUN_ROOT = Path("/var/lib/geoha")
@@ -279,18 +279,37 @@ def app_tier_nodes(
     api_ports = {"http": traffic.http_port}
     web_ports = {"http": traffic.http_port, "admin": CADDY_ADMIN_PORT}
     haproxy, lb_health = haproxy_command(tools), ("stats", "/lb-health")
-    apis, webs = region.api.autoscale, region.web.autoscale
-    return [
-        *(
+
+    def scaled(
+        role: NodeRole,
+        tier: int,
+        scale: Autoscale,
+        *,
+        ports: dict[str, int],
+        command: Callable[[Path], tuple[str, ...]],
+        health: tuple[str, str],
+    ) -> list[Node]:
+        """Every autoscaler slot of a tier; those beyond `desired` start as standby."""
+        return [
             slot(
-                role=NodeRole.API,
-                position=(TIER_API, i),
-                ports=api_ports,
-                command=api_command(tools),
-                health=("http", "/health"),
-                standby=i > apis.desired,
+                role=role,
+                position=(tier, i),
+                ports=ports,
+                command=command,
+                health=health,
+                standby=i > scale.desired,
             )
-            for i in range(1, apis.max + 1)
+            for i in range(1, scale.max + 1)
+        ]
+
+    return [
+        *scaled(
+            NodeRole.API,
+            TIER_API,
+            region.api.autoscale,
+            ports=api_ports,
+            command=api_command(tools),
+            health=("http", "/health"),
         ),
         slot(
             role=NodeRole.BACKEND_LB,
@@ -299,16 +318,13 @@ def app_tier_nodes(
             command=haproxy,
             health=lb_health,
         ),
-        *(
-            slot(
-                role=NodeRole.WEB,
-                position=(TIER_WEB, i),
-                ports=web_ports,
-                command=caddy_command(tools),
-                health=("http", "/health/"),
-                standby=i > webs.desired,
-            )
-            for i in range(1, webs.max + 1)
+        *scaled(
+            NodeRole.WEB,
+            TIER_WEB,
+            region.web.autoscale,
+            ports=web_ports,
+            command=caddy_command(tools),
+            health=("http", "/health/"),
         ),
         slot(
             role=NodeRole.FRONTEND_LB,
