@@ -1,22 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { ResponseInfo } from "./api";
 import { colourEntries, regionClass, requestText, servedByText, temporaryReason } from "./format";
-
-function info(overrides: Partial<ResponseInfo> = {}): ResponseInfo {
-  return {
-    method: "GET",
-    path: "/api/v1/themes",
-    status: 200,
-    servedBy: "chennai/chennai-api-2",
-    region: "chennai",
-    instance: "chennai-api-2",
-    dbRole: "replica",
-    commitLsn: null,
-    sentMinLsn: null,
-    at: new Date(0),
-    ...overrides,
-  };
-}
+import { responseInfo as info } from "./testing";
 
 describe("servedByText", () => {
   it("names region, instance and database role", () => {

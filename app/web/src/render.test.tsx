@@ -2,26 +2,16 @@
 // attribute, which the production CSP (style-src 'self') would block.
 import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
-import { ApiClient, ApiError, type ResponseInfo, type Theme } from "./api";
+import { ApiClient, ApiError, type Theme } from "./api";
 import { App } from "./App";
 import { LsnStore } from "./lsnStore";
 import { ErrorNotice, RetryBanner } from "./Notices";
 import { StatusBar } from "./StatusBar";
+import { responseInfo } from "./testing";
 import { ThemeForm } from "./ThemeForm";
 import { ThemeList } from "./ThemeList";
 
-const INFO: ResponseInfo = {
-  method: "GET",
-  path: "/api/v1/themes",
-  status: 200,
-  servedBy: "chennai/chennai-api-2",
-  region: "chennai",
-  instance: "chennai-api-2",
-  dbRole: "replica",
-  commitLsn: null,
-  sentMinLsn: "0/3000148",
-  at: new Date(2025, 0, 1, 12, 0, 1),
-};
+const INFO = responseInfo({ sentMinLsn: "0/3000148", at: new Date(2025, 0, 1, 12, 0, 1) });
 
 const THEME: Theme = {
   id: 3,
