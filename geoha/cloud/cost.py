@@ -19,18 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from pathlib import Path
 
 from geoha.cloud.prices import DNS_AND_MONITORING, PriceTable
-from geoha.plan import NodeRole, Plan, Tools, expand
+from geoha.cloud.vms import cloud_plan
+from geoha.plan import NodeRole, Plan
 from geoha.spec import Spec
 
 GLOBAL_SCOPE = "global"
 WITNESS_ITEM = "witness (not in the seed estimate)"
 BANDWIDTH_NOTE = "Bandwidth (data transfer in and out of the cloud) is excluded."
-
-# Paths are irrelevant to pricing; only node counts and regions are read from the plan.
-CLOUD_TOOLS = Tools(patroni="patroni", etcd="etcd", pg_bin_dir="/usr/lib/postgresql/15/bin")
 
 
 class Currency(StrEnum):
@@ -74,11 +71,6 @@ class CostEstimate:
     """Witness regions priced here (on E2E)."""
     external_witnesses: tuple[str, ...] = ()
     """Witness regions run outside E2E (`cloud.external`): not priced."""
-
-
-def cloud_plan(spec: Spec) -> Plan:
-    """The spec's nodes as laid out in the cloud (what `geoha render terraform` renders)."""
-    return expand(spec, Path(spec.run_dir), CLOUD_TOOLS, cloud=True)
 
 
 def estimate_cost(plan: Plan, table: PriceTable) -> CostEstimate:
