@@ -17,13 +17,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from geoha.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, GeohaError
+
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 
 Handler = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
 
-class ControlError(Exception):
-    """The controller is unreachable or refused a request."""
+class ControlError(GeohaError):
+    """The controller is unreachable or could not do what was asked."""
 
 
 def socket_path(run_dir: Path) -> Path:
@@ -47,7 +49,8 @@ async def serve(run_dir: Path, handler: Handler) -> asyncio.Server:
             try:
                 answer = {"ok": True, "result": await handler(op, args)}
             except Exception as exc:  # reported to the caller, the controller goes on
-                answer = {"ok": False, "error": str(exc) or type(exc).__name__}
+                code = exc.exit_code if isinstance(exc, GeohaError) else EXIT_FAILED
+                answer = {"ok": False, "error": str(exc) or type(exc).__name__, "code": code}
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
         except (ValueError, KeyError, ConnectionError):
@@ -64,7 +67,11 @@ async def serve(run_dir: Path, handler: Handler) -> asyncio.Server:
 
 
 def call(run_dir: Path, op: str, timeout_s: float = 10.0, **args: Any) -> Any:
-    """Send one request to the controller and return its result."""
+    """Send one request to the controller and return its result.
+
+    Raises BadInput when the controller refused the request's arguments, and
+    ControlError when it is unreachable or failed to do what was asked.
+    """
     path = socket_path(run_dir)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -86,6 +93,8 @@ def call(run_dir: Path, op: str, timeout_s: float = 10.0, **args: Any) -> Any:
     except ValueError:
         raise ControlError("controller closed the connection without an answer") from None
     if not answer.get("ok"):
+        if answer.get("code") == EXIT_BAD_INPUT:
+            raise BadInput(str(answer.get("error")))
         raise ControlError(str(answer.get("error")))
     return answer.get("result")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from geoha.errors import BadInput
 from geoha.runtime import control
 
 
@@ -22,7 +23,9 @@ def server(tmp_path: Path) -> Iterator[Path]:
 
     async def handler(op: str, args: dict[str, Any]) -> Any:
         if op == "fail":
-            raise ValueError("NODE: one of a, b (got 'c')")
+            raise BadInput("NODE: one of a, b (got 'c')")
+        if op == "crash":
+            raise RuntimeError("disk full")
         return {"op": op, "args": args}
 
     async def main() -> None:
@@ -46,9 +49,11 @@ def test_request_and_answer(server: Path) -> None:
     assert control.controller_running(server)
 
 
-def test_errors_reach_the_caller(server: Path) -> None:
-    with pytest.raises(control.ControlError, match="NODE: one of a, b"):
+def test_errors_reach_the_caller_with_their_kind(server: Path) -> None:
+    with pytest.raises(BadInput, match="NODE: one of a, b"):
         control.call(server, "fail")
+    with pytest.raises(control.ControlError, match="disk full"):
+        control.call(server, "crash")
 
 
 def test_socket_is_private(server: Path) -> None:
