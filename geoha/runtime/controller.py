@@ -1,15 +1,19 @@
 """The controller: one asyncio process that owns a local deployment.
 
-It starts nodes in dependency order (etcd, then databases), restarts nodes
-that crash (not those stopped on purpose by chaos), keeps every node's health
-current and answers the CLI on the control endpoint. It is started detached by
-`geoha up` and stopped by `geoha down`.
+It is one reconcile loop, the way Patroni's HA loop is: each cycle it
+**observes** every node into one immutable snapshot (process table and health
+probes, run concurrently and bounded), asks the pure `reconcile.decide` what to
+do, and **acts** -- long actions (starting, stopping, killing, rendering,
+migrating) run in threads and report back into the next snapshot. Control
+requests from the CLI change only the *desired* state, through one table of
+handlers (`HANDLERS`); they never touch a node themselves.
 
-Run as: python -m geoha.runtime.controller RUN_DIR
+Run as: python -m geoha.runtime.controller RUN_DIR [--tiers data|app|all]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import functools
@@ -18,395 +22,604 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from geoha.data import cluster
 from geoha.data.migrate import bootstrap_application
 from geoha.data.secrets import Secrets, load_or_create_secrets, pgpass_file
-from geoha.plan import Node, NodeRole, Plan, Tools, expand
+from geoha.errors import BadInput
+from geoha.health import Health
+from geoha.plan import Node, Plan, Tools, expand
 from geoha.render.files import write_files
 from geoha.runtime import control
-from geoha.runtime.kinds import Health, NodeKind, kinds
-from geoha.runtime.process import (
-    NodeProcess,
-    adopt_process,
-    clear_record,
-    start_process,
+from geoha.runtime.events import (
+    ControllerStatus,
+    Event,
+    EventKind,
+    FieldValue,
+    NodeStatus,
+)
+from geoha.runtime.kinds import NodeKind, kinds
+from geoha.runtime.process import NodeProcess, adopt_process, clear_record, start_process
+from geoha.runtime.reconcile import (
+    Action,
+    ApplySchema,
+    BeginBringUp,
+    Decision,
+    Desired,
+    FinishShutdown,
+    Goal,
+    KillNode,
+    MarkFailed,
+    MarkReady,
+    NodeView,
+    Phase,
+    Policy,
+    ProcState,
+    RecordPrimary,
+    RenderConfigs,
+    ResetRestarts,
+    RestartNode,
+    Snapshot,
+    Stage,
+    StartNode,
+    StopNode,
+    Tiers,
+    decide,
 )
 from geoha.spec import Spec
 
 SPEC_FILE = "spec.json"
 PID_FILE = "controller.pid"
 LAST_PRIMARY_FILE = "last-primary"
-START_ORDER = (
-    NodeRole.ETCD,
-    NodeRole.DATABASE,
-    NodeRole.API,
-    NodeRole.BACKEND_LB,
-    NodeRole.WEB,
-    NodeRole.FRONTEND_LB,
-)
-APP_TIERS = START_ORDER[2:]
-APP_START_TIMEOUT_S = 60.0
-HEALTH_INTERVAL_S = 1.0
-ETCD_START_TIMEOUT_S = 60.0
-DATABASE_START_TIMEOUT_S = 180.0
-MAX_RESTART_BACKOFF_S = 30.0
+CYCLE_INTERVAL_S = 1.0
+"""At most this long between two cycles; a control request or a finished action wakes it sooner."""
+MIN_CYCLE_GAP_S = 0.1
+PROBE_TIMEOUT_S = 2.0
+ACTION_WAIT_S = 60.0
+"""How long a control request waits for the action it asked for (kill, start)."""
 MAX_EVENTS = 1000
-
-
-class Phase(StrEnum):
-    STARTING = "starting"
-    READY = "ready"
-    FAILED = "failed"
-    STOPPING = "stopping"
+STATUS_EVENTS = 200
 
 
 @dataclass
-class NodeState:
+class NodeRuntime:
+    """The controller's memory of one node; changed only by observe and by actions."""
+
     node: Node
     kind: NodeKind
     proc: NodeProcess | None = None
-    wanted: bool = False
-    """The controller keeps this node running (false before its turn and after chaos stops it)."""
-    stopped_by_chaos: bool = False
-    health: Health = field(default_factory=lambda: Health(False, "not started"))
+    start_failed: bool = False
+    """The last start raised before a process existed (counts as an exit)."""
+    exit_reported: bool = False
+    health: Health = field(default_factory=lambda: Health(False, "not running"))
+    healthy_since: float | None = None
     restarts: int = 0
     next_restart_at: float = 0.0
+    busy: bool = False
 
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.running()
+    def proc_state(self) -> ProcState:
+        if self.proc is None:
+            return ProcState.EXITED if self.start_failed else ProcState.ABSENT
+        return ProcState.RUNNING if self.proc.running() else ProcState.EXITED
+
+
+Handler = Callable[["Controller", dict[str, Any]], Awaitable[Any]]
 
 
 class Controller:
-    def __init__(self, plan: Plan) -> None:
+    def __init__(
+        self, plan: Plan, tiers: Tiers = Tiers.ALL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.plan = plan
-        self.secrets: Secrets | None = None
+        self.clock = clock
         by_role = kinds()
-        self.nodes = {n.name: NodeState(n, by_role[n.role]) for n in plan.nodes}
+        self.nodes = {n.name: NodeRuntime(n, by_role[n.role]) for n in plan.nodes}
+        self.desired = Desired(tiers=tiers)
+        self.policy = Policy(preferred_primary=f"{plan.spec.primary_region}-db")
+        self.secrets: Secrets | None = None
         self.phase = Phase.STARTING
+        self.stage: Stage | None = None
+        self.stage_since = 0.0
+        self.bring_up_generation = 0
+        self.bring_up_started_at = 0.0
+        self.rendered_generation = 0
+        self.schema_generation = 0
+        self.busy: set[str] = set()
         self.error: str | None = None
         self.failed_node: str | None = None
-        self.events: list[dict[str, Any]] = []
-        self.event_seq = 0
-        self.started_at = time.time()
         self.ready_after_s: float | None = None
+        self.decision = ""
+        self.events: list[Event] = []
+        self.event_seq = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.waiters: dict[tuple[str, str], list[asyncio.Future[Any]]] = {}
+        self._wake = asyncio.Event()
         self._stop = asyncio.Event()
-        self._bring_up: asyncio.Task[None] | None = None
 
-    # -- events -----------------------------------------------------------
-    def say(self, message: str, node: str | None = None) -> None:
-        """Record one sentence of what the controller did and why."""
-        now = time.time()
+    # -- events -------------------------------------------------------------------
+    def emit(self, kind: EventKind, node: str | None = None, **fields: FieldValue) -> None:
+        """Record one structured event; its sentence goes to the controller's log."""
         self.event_seq += 1
-        event = {"seq": self.event_seq, "t": now, "node": node, "message": message}
+        event = Event(self.event_seq, time.time(), kind, node, fields)
         self.events.append(event)
         del self.events[:-MAX_EVENTS]  # a long-running controller keeps the recent ones
-        stamp = time.strftime("%H:%M:%S", time.localtime(now))
-        print(f"{stamp} {message}", flush=True)
+        print(event.line(), flush=True)
 
-    # -- node lifecycle ---------------------------------------------------
-    def start(self, state: NodeState) -> None:
-        node = state.node
-        state.kind.prepare(node)
-        env = {**os.environ, **state.kind.env(self.plan, node)}
-        state.proc = start_process(node.command, node.dir, node.log_path, state.kind.run_as(), env)
-        state.wanted = True
-        state.health = Health(False, "starting")
-        self.say(f"{node.name}: started (pid {state.proc.pid}) on {node.address}", node.name)
-
-    def kill(self, state: NodeState) -> int:
-        if state.proc is None:
-            return 0
-        count = state.kind.kill(state.node, state.proc.record)
-        state.proc.exit_code()  # reap
-        state.proc = None
-        clear_record(state.node.dir)
-        state.health = Health(False, "killed")
-        return count
-
-    async def stop(self, state: NodeState) -> None:
-        if state.proc is None:
-            return
-        record = state.proc.record
-        await asyncio.to_thread(state.kind.stop, state.node, record)
-        state.proc.exit_code()
-        state.proc = None
-        clear_record(state.node.dir)
-        state.health = Health(False, "stopped")
-        self.say(f"{state.node.name}: stopped", state.node.name)
-
-    def adopt(self) -> None:
-        for state in self.nodes.values():
-            proc = adopt_process(state.node.dir)
-            if proc is not None:
-                state.proc = proc
-                state.wanted = True
-                self.say(f"{state.node.name}: adopted running process {proc.pid}", state.node.name)
-
-    # -- bring-up ---------------------------------------------------------
-    def render_all(self) -> None:
-        self.secrets = load_or_create_secrets(self.plan.spec, self.plan.secrets_path)
-        hosts = [n.address for n in self.plan.database_nodes]
-        spec = self.plan.spec
-        write_files(
-            [
-                pgpass_file(
-                    self.plan.pgpass_path,
-                    hosts,
-                    spec.database.port,
-                    spec.database.name,
-                    self.secrets.app,
-                )
-            ]
-        )
-        for state in self.nodes.values():
-            state.kind.prepare(state.node)
-            user = state.kind.run_as()
-            owner = (user.uid, user.gid) if user is not None and os.geteuid() == 0 else None
-            files = state.kind.render(self.plan, state.node, self.secrets)
-            write_files(files, owner=owner, check=functools.partial(state.kind.check, state.node))
-
-    async def wait_healthy(self, states: list[NodeState], timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if all(s.health.healthy for s in states):
-                return
-            for s in states:
-                if s.wanted and s.proc is not None and not s.running() and s.restarts >= 3:
-                    self.failed_node = s.node.name
-                    raise RuntimeError(f"{s.node.name} keeps exiting while {what}")
-            await asyncio.sleep(0.2)
-        sick = [s for s in states if not s.health.healthy]
-        self.failed_node = sick[0].node.name
-        details = "; ".join(f"{s.node.name}: {s.health.detail}" for s in sick)
-        raise RuntimeError(f"not healthy after {timeout_s:.0f} s while {what}: {details}")
-
-    def _first_database(self) -> NodeState:
-        """The node to start first: the last primary, else the preferred one (bootstrap)."""
-        initialized = any(
-            (s.node.data_dir / "PG_VERSION").exists() for s in self.of_role(NodeRole.DATABASE)
-        )
-        name = f"{self.plan.spec.primary_region}-db"
+    # -- observe ------------------------------------------------------------------
+    async def observe(self, client: httpx.AsyncClient) -> Snapshot:
+        """One snapshot of every node: process table, then all probes at once."""
+        now = self.clock()
+        states = {name: rt.proc_state() for name, rt in self.nodes.items()}
+        running = [rt for rt in self.nodes.values() if states[rt.node.name] is ProcState.RUNNING]
+        results = await asyncio.gather(*(self.probe(rt, client) for rt in running))
+        probed = {rt.node.name: health for rt, health in zip(running, results, strict=True)}
+        for name, rt in self.nodes.items():
+            self.note_exit(rt, states[name])
+            self.note_health(rt, probed.get(name) or Health(False, self.idle_reason(rt)), now)
         last = self.plan.run_dir / LAST_PRIMARY_FILE
-        if initialized and last.exists() and last.read_text().strip() in self.nodes:
-            name = last.read_text().strip()
-        why = "the last primary" if initialized else "bootstrapping the cluster, preferred primary"
-        self.say(f"{name}: starts first ({why})", name)
-        return self.nodes[name]
+        return Snapshot(
+            now=now,
+            nodes=tuple(self.view(rt, states[rt.node.name]) for rt in self.nodes.values()),
+            phase=self.phase,
+            bring_up_generation=self.bring_up_generation,
+            bring_up_started_at=self.bring_up_started_at,
+            stage=self.stage,
+            stage_since=self.stage_since,
+            rendered_generation=self.rendered_generation,
+            schema_generation=self.schema_generation,
+            busy=frozenset(self.busy),
+            error=self.error,
+            initialized=any((n.data_dir / "PG_VERSION").exists() for n in self.plan.database_nodes),
+            last_primary=last.read_text().strip() if last.exists() else None,
+        )
 
-    def remember_primary(self, name: str) -> None:
-        (self.plan.run_dir / LAST_PRIMARY_FILE).write_text(name + "\n")
-
-    def of_role(self, role: NodeRole) -> list[NodeState]:
-        return [s for s in self.nodes.values() if s.node.role is role]
-
-    def start_missing(self, states: list[NodeState]) -> None:
-        for state in states:
-            state.stopped_by_chaos = False
-            if not state.running():
-                self.start(state)
-            state.wanted = True
-
-    async def bring_up(self) -> None:
-        self.phase = Phase.STARTING
-        self.error = self.failed_node = None
-        began = time.monotonic()
+    async def probe(self, rt: NodeRuntime, client: httpx.AsyncClient) -> Health:
         try:
-            await asyncio.to_thread(self.render_all)
-            etcd = self.of_role(NodeRole.ETCD)
-            self.start_missing(etcd)
-            await self.wait_healthy(etcd, ETCD_START_TIMEOUT_S, "starting etcd")
-            self.say(f"etcd: {len(etcd)}/{len(etcd)} members healthy")
-            databases = self.of_role(NodeRole.DATABASE)
-            if not any(s.running() for s in databases):
-                first = self._first_database()
-                self.start_missing([first])
-                await self.wait_healthy([first], DATABASE_START_TIMEOUT_S, "starting the primary")
-            self.start_missing(databases)
-            await self.wait_healthy(databases, DATABASE_START_TIMEOUT_S, "starting databases")
-            await self.migrate()
-            for role in APP_TIERS:
-                tier = [s for s in self.of_role(role) if not s.node.standby]
-                self.start_missing(tier)
-                await self.wait_healthy(tier, APP_START_TIMEOUT_S, f"starting {role.value}")
-            self.ready_after_s = round(time.monotonic() - began, 1)
-            self.phase = Phase.READY
-            self.say(f"ready: every node healthy after {self.ready_after_s} s")
-        except Exception as exc:
-            self.phase = Phase.FAILED
-            self.error = str(exc)
-            self.say(f"failed: {exc}", self.failed_node)
+            return await asyncio.wait_for(rt.kind.probe(rt.node, client), PROBE_TIMEOUT_S)
+        except TimeoutError:
+            return Health(False, f"probe timed out after {PROBE_TIMEOUT_S:.0f} s")
+        except Exception as exc:  # a probe that breaks is an unhealthy node, not a dead loop
+            return Health(False, f"probe failed: {exc}")
 
-    async def migrate(self) -> None:
-        primary = await asyncio.to_thread(cluster.primary_node, self.plan)
-        if primary is None or self.secrets is None:
-            raise RuntimeError("no primary to apply the schema to")
-        applied = await asyncio.to_thread(bootstrap_application, self.plan, primary, self.secrets)
-        if applied:
-            self.say(
-                f"schema: applied migrations {', '.join(applied)} on {primary.name}", primary.name
-            )
-        else:
-            self.say(f"schema: up to date on {primary.name}", primary.name)
+    def view(self, rt: NodeRuntime, state: ProcState) -> NodeView:
+        return NodeView(
+            name=rt.node.name,
+            role=rt.node.role,
+            standby=rt.node.standby,
+            proc=state,
+            pid=rt.proc.pid if rt.proc else None,
+            exit_code=rt.proc.exit_code() if rt.proc and state is ProcState.EXITED else None,
+            health=rt.health,
+            healthy_since=rt.healthy_since,
+            restarts=rt.restarts,
+            next_restart_at=rt.next_restart_at,
+            busy=rt.busy,
+        )
 
-    # -- loops ------------------------------------------------------------
-    async def health_loop(self) -> None:
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            while not self._stop.is_set():
-                for state in self.nodes.values():
-                    if state.proc is None:
-                        state.health = Health(False, self.idle_reason(state))
-                states = [s for s in self.nodes.values() if s.proc is not None]
-                results = await asyncio.gather(
-                    *(s.kind.probe(s.node, client) for s in states), return_exceptions=True
-                )
-                for state, outcome in zip(states, results, strict=True):
-                    result = (
-                        Health(False, f"probe failed: {outcome}")
-                        if isinstance(outcome, BaseException)
-                        else outcome
-                    )
-                    if result.healthy != state.health.healthy and state.wanted:
-                        change = "healthy" if result.healthy else "unhealthy"
-                        self.say(f"{state.node.name}: {change} ({result.detail})", state.node.name)
-                    state.health = result
-                await asyncio.sleep(HEALTH_INTERVAL_S)
+    def note_exit(self, rt: NodeRuntime, state: ProcState) -> None:
+        if state is ProcState.EXITED and not rt.exit_reported and not rt.busy:
+            rt.exit_reported = True
+            code = rt.proc.exit_code() if rt.proc else None
+            self.emit(EventKind.NODE_EXITED, rt.node.name, code=code)
 
-    @staticmethod
-    def idle_reason(state: NodeState) -> str:
-        if state.stopped_by_chaos:
+    def note_health(self, rt: NodeRuntime, health: Health, now: float) -> None:
+        wanted = self.desired.wants(self.view(rt, ProcState.ABSENT)) and not rt.busy
+        if health.healthy != rt.health.healthy and wanted and rt.proc is not None:
+            kind = EventKind.NODE_HEALTHY if health.healthy else EventKind.NODE_UNHEALTHY
+            self.emit(kind, rt.node.name, detail=health.detail)
+        if health.healthy and rt.healthy_since is None:
+            rt.healthy_since = now
+        elif not health.healthy:
+            rt.healthy_since = None
+        rt.health = health
+
+    def idle_reason(self, rt: NodeRuntime) -> str:
+        if rt.node.name in self.desired.held:
             return "stopped by chaos"
-        return "standby slot" if state.node.standby else "not running"
+        if rt.proc is not None or rt.start_failed:
+            return "exited"
+        return "standby slot" if rt.node.standby else "not running"
 
-    async def supervise_loop(self) -> None:
-        """Restart crashed nodes with backoff; chaos-stopped nodes stay down."""
-        while not self._stop.is_set():
-            now = time.monotonic()
-            for state in self.nodes.values():
-                if not state.wanted or state.proc is None or state.running():
-                    continue
-                code = state.proc.exit_code()
-                if now < state.next_restart_at:
-                    continue
-                state.restarts += 1
-                backoff = min(2.0**state.restarts, MAX_RESTART_BACKOFF_S)
-                state.next_restart_at = now + backoff
-                self.say(
-                    f"{state.node.name}: exited (code {code}); "
-                    f"restarting, restart #{state.restarts}",
-                    state.node.name,
-                )
-                # Leftovers of the node (e.g. an orphaned postmaster) go first.
-                self.kill(state)
-                self.start(state)
-            await asyncio.sleep(0.5)
+    # -- decide and act -------------------------------------------------------------
+    async def cycle(self, client: httpx.AsyncClient) -> None:
+        snap = await self.observe(client)
+        decision = decide(snap, self.desired, self.policy)
+        self.follow(decision, snap)
+        for action in decision.actions:
+            self.act(action)
 
-    # -- control endpoint ---------------------------------------------------
-    async def handle(self, op: str, args: dict[str, Any]) -> Any:
-        if op == "ping":
-            return {"pid": os.getpid()}
-        if op == "status":
-            return self.snapshot()
-        if op == "up":
-            if self._bring_up is None or self._bring_up.done():
-                self._bring_up = asyncio.create_task(self.bring_up())
-            return self.snapshot()
-        if op == "kill_node":
-            state = self._state(args.get("node"))
-            state.wanted = False
-            state.stopped_by_chaos = True
-            count = await asyncio.to_thread(self.kill, state)
-            self.say(
-                f"{state.node.name}: killed by chaos "
-                f"(SIGKILL to {count} processes); not restarting",
-                state.node.name,
+    def follow(self, decision: Decision, snap: Snapshot) -> None:
+        """Keep the decision's stage and phase, and say what is being done when it changes."""
+        if decision.stage is not self.stage:
+            order = list(Stage)
+            forward = decision.stage is None or (
+                self.stage is not None and order.index(decision.stage) > order.index(self.stage)
             )
-            return {"killed": count}
-        if op == "start_node":
-            state = self._state(args.get("node"))
-            if state.running():
-                return {"started": False, "message": f"{state.node.name} is already running"}
-            state.stopped_by_chaos = False
-            self.start(state)
-            return {"started": True}
-        if op == "shutdown":
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.shutdown()))
-            return {"stopping": True}
-        raise ValueError(f"unknown operation {op!r}")
+            if self.stage is not None and forward and self.phase is Phase.STARTING:
+                self.emit(EventKind.STAGE_DONE, stage=self.stage.value)
+            self.stage, self.stage_since = decision.stage, snap.now
+        if decision.sentence != self.decision:
+            self.decision = decision.sentence
+            self.emit(EventKind.DECISION, sentence=decision.sentence)
 
-    def _state(self, name: Any) -> NodeState:
+    def act(self, action: Action) -> None:
+        ACTS[type(action)](self, action)
+
+    def spawn(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run a long action as a task; `key` (a node or a step) is busy until it ends."""
+        rt = self.nodes.get(key)
+        if rt is not None:
+            rt.busy = True
+        else:
+            self.busy.add(key)
+
+        async def run() -> None:
+            try:
+                await work()
+            finally:
+                if rt is not None:
+                    rt.busy = False
+                else:
+                    self.busy.discard(key)
+                self._wake.set()
+
+        task = asyncio.create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def resolve(self, verb: str, node: str, result: Any = None, error: str | None = None) -> None:
+        """Answer the control requests waiting for this action on this node."""
+        for future in self.waiters.pop((verb, node), []):
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(RuntimeError(error))
+
+    # -- actions ---------------------------------------------------------------------
+    def begin_bring_up(self, action: BeginBringUp) -> None:
+        self.phase = Phase.STARTING
+        self.bring_up_generation = action.generation
+        self.bring_up_started_at = self.clock()
+        self.error = self.failed_node = None
+        self.ready_after_s = None
+        self.emit(
+            EventKind.BRING_UP_BEGUN, generation=action.generation, tiers=self.desired.tiers.value
+        )
+
+    def render_configs(self, action: RenderConfigs) -> None:
+        async def work() -> None:
+            try:
+                count = await asyncio.to_thread(self.render_all)
+            except Exception as exc:
+                self.error = f"rendering configs: {exc}"
+                self.emit(EventKind.ACTION_FAILED, action="rendering configs", error=str(exc))
+                return
+            self.rendered_generation = action.generation
+            self.emit(EventKind.CONFIGS_RENDERED, nodes=count)
+
+        self.spawn("render", work)
+
+    def render_all(self) -> int:
+        self.secrets = load_or_create_secrets(self.plan.spec, self.plan.secrets_path)
+        spec = self.plan.spec
+        hosts = [n.address for n in self.plan.database_nodes]
+        pgpass = pgpass_file(
+            self.plan.pgpass_path, hosts, spec.database.port, spec.database.name, self.secrets.app
+        )
+        write_files([pgpass])
+        for rt in self.nodes.values():
+            rt.kind.prepare(rt.node)
+            user = rt.kind.run_as()
+            owner = (user.uid, user.gid) if user is not None and os.geteuid() == 0 else None
+            files = rt.kind.render(self.plan, rt.node, self.secrets)
+            write_files(files, owner=owner, check=functools.partial(rt.kind.check, rt.node))
+        return len(self.nodes)
+
+    def launch(self, rt: NodeRuntime) -> NodeProcess:
+        """Start the node's process (blocking: run in a thread)."""
+        node = rt.node
+        rt.kind.prepare(node)
+        env = {**os.environ, **rt.kind.env(self.plan, node)}
+        return start_process(node.command, node.dir, node.log_path, rt.kind.run_as(), env)
+
+    def start_node(self, action: StartNode) -> None:
+        rt = self.nodes[action.node]
+
+        async def work() -> None:
+            try:
+                proc = await asyncio.to_thread(self.launch, rt)
+            except Exception as exc:
+                self.node_start_failed(rt, exc)
+                self.resolve("start", rt.node.name, error=f"{rt.node.name}: {exc}")
+                return
+            self.started(rt, proc)
+            self.emit(
+                EventKind.NODE_STARTED,
+                rt.node.name,
+                pid=proc.pid,
+                address=rt.node.address,
+                why=action.why,
+            )
+            self.resolve("start", rt.node.name, {"started": True, "pid": proc.pid})
+
+        self.spawn(rt.node.name, work)
+
+    def started(self, rt: NodeRuntime, proc: NodeProcess) -> None:
+        rt.proc, rt.start_failed, rt.exit_reported = proc, False, False
+        rt.health, rt.healthy_since = Health(False, "starting"), None
+
+    def node_start_failed(self, rt: NodeRuntime, exc: Exception) -> None:
+        rt.proc, rt.start_failed, rt.exit_reported = None, True, True
+        self.emit(EventKind.ACTION_FAILED, rt.node.name, action="start", error=str(exc))
+
+    def restart_node(self, action: RestartNode) -> None:
+        rt = self.nodes[action.node]
+        rt.restarts = action.attempt
+        rt.next_restart_at = self.clock() + action.backoff_s
+
+        async def work() -> None:
+            try:
+                if rt.proc is not None:  # leftovers of the node (an orphaned postmaster) go first
+                    await asyncio.to_thread(rt.kind.kill, rt.node, rt.proc.record)
+                    clear_record(rt.node.dir)
+                proc = await asyncio.to_thread(self.launch, rt)
+            except Exception as exc:
+                self.node_start_failed(rt, exc)
+                return
+            self.started(rt, proc)
+            self.emit(
+                EventKind.NODE_RESTARTED,
+                rt.node.name,
+                pid=proc.pid,
+                attempt=action.attempt,
+                backoff_s=action.backoff_s,
+            )
+            self.resolve("start", rt.node.name, {"started": True, "pid": proc.pid})
+
+        self.spawn(rt.node.name, work)
+
+    def stop_node(self, action: StopNode) -> None:
+        rt = self.nodes[action.node]
+
+        async def work() -> None:
+            if rt.proc is not None:
+                await asyncio.to_thread(rt.kind.stop, rt.node, rt.proc.record)
+                rt.proc.exit_code()  # reap
+            self.gone(rt, "stopped")
+            self.emit(EventKind.NODE_STOPPED, rt.node.name, why=action.why)
+
+        self.spawn(rt.node.name, work)
+
+    def kill_node(self, action: KillNode) -> None:
+        rt = self.nodes[action.node]
+
+        async def work() -> None:
+            count = 0
+            if rt.proc is not None:
+                count = await asyncio.to_thread(rt.kind.kill, rt.node, rt.proc.record)
+                rt.proc.exit_code()  # reap
+            self.gone(rt, "stopped by chaos")
+            self.emit(EventKind.NODE_KILLED, rt.node.name, processes=count)
+            self.resolve("kill", rt.node.name, {"killed": count})
+
+        self.spawn(rt.node.name, work)
+
+    def gone(self, rt: NodeRuntime, detail: str) -> None:
+        rt.proc, rt.start_failed, rt.exit_reported = None, False, False
+        clear_record(rt.node.dir)
+        rt.health, rt.healthy_since = Health(False, detail), None
+
+    def apply_schema(self, action: ApplySchema) -> None:
+        primary = self.plan.node(action.primary)
+
+        async def work() -> None:
+            try:
+                if self.secrets is None:
+                    raise RuntimeError("configs are not rendered yet")
+                applied = await asyncio.to_thread(
+                    bootstrap_application, self.plan, primary, self.secrets
+                )
+            except Exception as exc:
+                self.error = f"applying the schema on {primary.name}: {exc}"
+                self.emit(EventKind.ACTION_FAILED, primary.name, action="schema", error=str(exc))
+                return
+            self.schema_generation = action.generation
+            what = f"applied migrations {', '.join(applied)}" if applied else "up to date"
+            self.emit(EventKind.SCHEMA_APPLIED, primary.name, migrations=what)
+
+        self.spawn("schema", work)
+
+    def reset_restarts(self, action: ResetRestarts) -> None:
+        rt = self.nodes[action.node]
+        rt.restarts, rt.next_restart_at = 0, 0.0
+        self.emit(EventKind.RESTARTS_RESET, rt.node.name, healthy_for_s=action.healthy_for_s)
+
+    def record_primary(self, action: RecordPrimary) -> None:
+        (self.plan.run_dir / LAST_PRIMARY_FILE).write_text(action.node + "\n")
+        self.emit(EventKind.PRIMARY_RECORDED, action.node)
+
+    def mark_ready(self, action: MarkReady) -> None:
+        self.phase, self.ready_after_s = Phase.READY, action.after_s
+        self.emit(EventKind.READY, after_s=action.after_s)
+
+    def mark_failed(self, action: MarkFailed) -> None:
+        self.phase, self.error, self.failed_node = Phase.FAILED, action.reason, action.node
+        self.emit(EventKind.FAILED, action.node, reason=action.reason)
+
+    def finish_shutdown(self, action: FinishShutdown) -> None:
+        if not self._stop.is_set():
+            self.emit(EventKind.ALL_STOPPED)
+            self._stop.set()
+
+    # -- control: requests change the desired state ---------------------------------------
+    async def handle(self, op: str, args: dict[str, Any]) -> Any:
+        handler = HANDLERS.get(op)
+        if handler is None:
+            raise BadInput(f"operation: one of {', '.join(HANDLERS)} (got {op!r})")
+        return await handler(self, args)
+
+    def want(self, **changes: Any) -> None:
+        self.desired = replace(self.desired, **changes)
+        self._wake.set()
+
+    def node_arg(self, args: dict[str, Any]) -> NodeRuntime:
+        name = args.get("node")
         if not isinstance(name, str) or name not in self.nodes:
-            raise ValueError(f"NODE: one of {', '.join(self.nodes)} (got {name!r})")
+            raise BadInput(f"NODE: one of {', '.join(self.nodes)} (got {name!r})")
         return self.nodes[name]
 
-    def snapshot(self) -> dict[str, Any]:
+    async def wait_for_action(self, verb: str, node: str) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault((verb, node), []).append(future)
+        try:
+            return await asyncio.wait_for(future, ACTION_WAIT_S)
+        except TimeoutError:
+            raise RuntimeError(f"{node}: not done after {ACTION_WAIT_S:.0f} s") from None
+
+    async def op_ping(self, args: dict[str, Any]) -> Any:
+        return {"pid": os.getpid()}
+
+    async def op_status(self, args: dict[str, Any]) -> Any:
+        return self.status()
+
+    async def op_up(self, args: dict[str, Any]) -> Any:
+        tiers = args.get("tiers", self.desired.tiers.value)
+        if tiers not in [t.value for t in Tiers]:
+            raise BadInput(f"--tiers: one of {', '.join(t.value for t in Tiers)} (got {tiers!r})")
+        if self.desired.goal is Goal.STOP:
+            raise BadInput("up: the deployment is shutting down; run `geoha up` once it is down")
+        self.want(
+            tiers=Tiers(tiers),
+            generation=self.desired.generation + 1,
+            held=frozenset(),
+        )
+        return self.status()
+
+    async def op_kill_node(self, args: dict[str, Any]) -> Any:
+        rt = self.node_arg(args)
+        name = rt.node.name
+        self.want(held=self.desired.held | {name}, by_hand=self.desired.by_hand - {name})
+        if rt.proc is None and not rt.busy:
+            self.emit(EventKind.NODE_KILLED, name, processes=0)
+            return {"killed": 0}
+        return await self.wait_for_action("kill", name)
+
+    async def op_start_node(self, args: dict[str, Any]) -> Any:
+        rt = self.node_arg(args)
+        name = rt.node.name
+        if rt.proc is not None and rt.proc.running():
+            return {"started": False, "message": f"{name} is already running"}
+        self.want(held=self.desired.held - {name}, by_hand=self.desired.by_hand | {name})
+        return await self.wait_for_action("start", name)
+
+    async def op_shutdown(self, args: dict[str, Any]) -> Any:
+        self.request_shutdown()
+        return {"stopping": True}
+
+    def request_shutdown(self) -> None:
+        self.want(goal=Goal.STOP)
+
+    # -- status -----------------------------------------------------------------------
+    def status(self) -> ControllerStatus:
+        desired = self.desired
+        nodes: dict[str, NodeStatus] = {}
+        for name, rt in self.nodes.items():
+            view = self.view(rt, rt.proc_state())
+            nodes[name] = {
+                "role": rt.node.role.value,
+                "region": rt.node.region,
+                "address": rt.node.address,
+                "pid": rt.proc.pid if rt.proc else None,
+                "running": view.proc is ProcState.RUNNING,
+                "wanted": desired.wants(view),
+                "stopped_by_chaos": name in desired.held,
+                "healthy": rt.health.healthy,
+                "detail": rt.health.detail,
+                "db_role": rt.health.db_role.value if rt.health.db_role else None,
+                "restarts": rt.restarts,
+                "busy": rt.busy,
+            }
         return {
             "pid": os.getpid(),
             "phase": self.phase.value,
+            "stage": self.stage.value if self.stage else None,
             "error": self.error,
             "failed_node": self.failed_node,
             "ready_after_s": self.ready_after_s,
-            "events": self.events[-200:],
-            "nodes": {
-                name: {
-                    "role": s.node.role.value,
-                    "region": s.node.region,
-                    "address": s.node.address,
-                    "pid": s.proc.pid if s.proc else None,
-                    "running": s.running(),
-                    "wanted": s.wanted,
-                    "stopped_by_chaos": s.stopped_by_chaos,
-                    "healthy": s.health.healthy,
-                    "detail": s.health.detail,
-                    "restarts": s.restarts,
-                }
-                for name, s in self.nodes.items()
+            "decision": self.decision,
+            "desired": {
+                "goal": desired.goal.value,
+                "tiers": desired.tiers.value,
+                "generation": desired.generation,
+                "held": sorted(desired.held),
+                "by_hand": sorted(desired.by_hand),
             },
+            "events": [e.record() for e in self.events[-STATUS_EVENTS:]],
+            "nodes": nodes,
         }
 
-    async def shutdown(self) -> None:
-        self.phase = Phase.STOPPING
-        for state in self.nodes.values():
-            state.wanted = False
-        if self._bring_up is not None and not self._bring_up.done():
-            self._bring_up.cancel()
-        for role in reversed(APP_TIERS):
-            await asyncio.gather(*(self.stop(s) for s in self.of_role(role)))
-        # Replicas before the primary, so the primary keeps its role for the next `up`.
-        databases = self.of_role(NodeRole.DATABASE)
-        primary = [s for s in databases if s.health.detail == "primary"]
-        if primary:
-            self.remember_primary(primary[0].node.name)
-        await asyncio.gather(*(self.stop(s) for s in databases if s not in primary))
-        for state in primary:
-            await self.stop(state)
-        await asyncio.gather(*(self.stop(s) for s in self.of_role(NodeRole.ETCD)))
-        self.say("controller: every node stopped")
-        self._stop.set()
+    # -- main loop --------------------------------------------------------------------
+    def adopt(self) -> int:
+        """Take over the nodes a previous controller left running (pid + start time match)."""
+        adopted = 0
+        for rt in self.nodes.values():
+            proc = adopt_process(rt.node.dir)
+            if proc is not None:
+                rt.proc = proc
+                adopted += 1
+                self.emit(EventKind.NODE_ADOPTED, rt.node.name, pid=proc.pid)
+        return adopted
 
     async def run(self) -> None:
         server = await control.serve(self.plan.run_dir, self.handle)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.shutdown()))
-        self.adopt()
-        loops = [
-            asyncio.create_task(self.health_loop()),
-            asyncio.create_task(self.supervise_loop()),
-        ]
-        self._bring_up = asyncio.create_task(self.bring_up())
-        await self._stop.wait()
-        for task in loops:
-            task.cancel()
+            loop.add_signal_handler(sig, self.request_shutdown)
+        adopted = self.adopt()
+        self.emit(EventKind.CONTROLLER_STARTED, pid=os.getpid(), adopted=adopted)
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while not self._stop.is_set():
+                await self.cycle(client)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), CYCLE_INTERVAL_S)
+                self._wake.clear()
+                await asyncio.sleep(MIN_CYCLE_GAP_S)
         server.close()
         with contextlib.suppress(FileNotFoundError):
             control.socket_path(self.plan.run_dir).unlink()
+
+
+HANDLERS: dict[str, Handler] = {
+    "ping": Controller.op_ping,
+    "status": Controller.op_status,
+    "up": Controller.op_up,
+    "kill_node": Controller.op_kill_node,
+    "start_node": Controller.op_start_node,
+    "shutdown": Controller.op_shutdown,
+}
+"""Every control operation; each changes the desired state, the loop does the rest."""
+
+ACTS: dict[type[Any], Callable[[Controller, Any], None]] = {
+    BeginBringUp: Controller.begin_bring_up,
+    RenderConfigs: Controller.render_configs,
+    StartNode: Controller.start_node,
+    RestartNode: Controller.restart_node,
+    StopNode: Controller.stop_node,
+    KillNode: Controller.kill_node,
+    ApplySchema: Controller.apply_schema,
+    ResetRestarts: Controller.reset_restarts,
+    RecordPrimary: Controller.record_primary,
+    MarkReady: Controller.mark_ready,
+    MarkFailed: Controller.mark_failed,
+    FinishShutdown: Controller.finish_shutdown,
+}
 
 
 def load_plan(run_dir: Path) -> Plan:
@@ -415,12 +628,16 @@ def load_plan(run_dir: Path) -> Plan:
 
 
 def main(argv: list[str]) -> int:
-    run_dir = Path(argv[0]).resolve()
+    parser = argparse.ArgumentParser(prog="geoha.runtime.controller")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--tiers", choices=[t.value for t in Tiers], default=Tiers.ALL.value)
+    args = parser.parse_args(argv)
+    run_dir = args.run_dir.resolve()
     plan = load_plan(run_dir)
     pid_path = run_dir / PID_FILE
     pid_path.write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
     try:
-        asyncio.run(Controller(plan).run())
+        asyncio.run(Controller(plan, Tiers(args.tiers)).run())
     finally:
         pid_path.unlink(missing_ok=True)
     return 0

@@ -1,0 +1,142 @@
+"""The controller's structured events and the typed status it answers with.
+
+An event is a kind, a node and fields; its human sentence is derived from
+them by one template per kind. Readers (`geoha up`, `geoha logs controller`,
+benchmarks, tests) match on `kind` and `node`, never on the sentence.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypedDict
+
+FieldValue = str | int | float | bool | None
+
+
+class EventKind(StrEnum):
+    CONTROLLER_STARTED = "controller_started"
+    NODE_ADOPTED = "node_adopted"
+    BRING_UP_BEGUN = "bring_up_begun"
+    CONFIGS_RENDERED = "configs_rendered"
+    NODE_STARTED = "node_started"
+    NODE_EXITED = "node_exited"
+    NODE_RESTARTED = "node_restarted"
+    NODE_STOPPED = "node_stopped"
+    NODE_KILLED = "node_killed"
+    NODE_HEALTHY = "node_healthy"
+    NODE_UNHEALTHY = "node_unhealthy"
+    RESTARTS_RESET = "restarts_reset"
+    PRIMARY_RECORDED = "primary_recorded"
+    SCHEMA_APPLIED = "schema_applied"
+    STAGE_DONE = "stage_done"
+    READY = "ready"
+    FAILED = "failed"
+    ACTION_FAILED = "action_failed"
+    DECISION = "decision"
+    ALL_STOPPED = "all_stopped"
+
+
+SENTENCES: dict[EventKind, str] = {
+    EventKind.CONTROLLER_STARTED: "controller: started (pid {pid}), adopted {adopted} nodes",
+    EventKind.NODE_ADOPTED: "{node}: adopted running process {pid}",
+    EventKind.BRING_UP_BEGUN: "bring-up #{generation} of tiers {tiers}",
+    EventKind.CONFIGS_RENDERED: "configs: rendered for {nodes} nodes",
+    EventKind.NODE_STARTED: "{node}: started (pid {pid}) on {address}; {why}",
+    EventKind.NODE_EXITED: "{node}: exited (code {code})",
+    EventKind.NODE_RESTARTED: (
+        "{node}: restarted (pid {pid}), restart #{attempt}; next one no sooner than "
+        "{backoff_s} s after this"
+    ),
+    EventKind.NODE_STOPPED: "{node}: stopped ({why})",
+    EventKind.NODE_KILLED: "{node}: killed by chaos (SIGKILL to {processes} processes); "
+    "not restarting",
+    EventKind.NODE_HEALTHY: "{node}: healthy ({detail})",
+    EventKind.NODE_UNHEALTHY: "{node}: unhealthy ({detail})",
+    EventKind.RESTARTS_RESET: "{node}: restart count reset after {healthy_for_s} s healthy",
+    EventKind.PRIMARY_RECORDED: "{node}: recorded as the primary (starts first next time)",
+    EventKind.SCHEMA_APPLIED: "schema: {migrations} on {node}",
+    EventKind.STAGE_DONE: "{stage}: every node healthy",
+    EventKind.READY: "ready: every node healthy after {after_s} s",
+    EventKind.FAILED: "failed: {reason}",
+    EventKind.ACTION_FAILED: "{action} failed: {error}",
+    EventKind.DECISION: "{sentence}",
+    EventKind.ALL_STOPPED: "controller: every node stopped",
+}
+
+
+class EventRecord(TypedDict):
+    seq: int
+    t: float
+    """Wall-clock time (seconds since the epoch)."""
+    kind: str
+    node: str | None
+    fields: dict[str, FieldValue]
+    message: str
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    t: float
+    kind: EventKind
+    node: str | None
+    fields: dict[str, FieldValue]
+
+    @property
+    def message(self) -> str:
+        return SENTENCES[self.kind].format(node=self.node, **self.fields)
+
+    def record(self) -> EventRecord:
+        return {
+            "seq": self.seq,
+            "t": self.t,
+            "kind": self.kind.value,
+            "node": self.node,
+            "fields": dict(self.fields),
+            "message": self.message,
+        }
+
+    def line(self) -> str:
+        """The controller log's line: time, sentence, then the structure as key=value."""
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.t))
+        structure = " ".join(f"{k}={v}" for k, v in self.fields.items())
+        node = f" node={self.node}" if self.node else ""
+        return f"{stamp} {self.message}  [{self.kind.value}{node} {structure}]".rstrip()
+
+
+class NodeStatus(TypedDict):
+    role: str
+    region: str
+    address: str
+    pid: int | None
+    running: bool
+    wanted: bool
+    stopped_by_chaos: bool
+    healthy: bool
+    detail: str
+    db_role: str | None
+    restarts: int
+    busy: bool
+
+
+class DesiredStatus(TypedDict):
+    goal: str
+    tiers: str
+    generation: int
+    held: list[str]
+    by_hand: list[str]
+
+
+class ControllerStatus(TypedDict):
+    pid: int
+    phase: str
+    stage: str | None
+    error: str | None
+    failed_node: str | None
+    ready_after_s: float | None
+    decision: str
+    desired: DesiredStatus
+    events: list[EventRecord]
+    nodes: dict[str, NodeStatus]
