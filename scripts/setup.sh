@@ -104,6 +104,24 @@ if [ "$(id -u)" -eq 0 ] && ! reachable "$VENV/bin"; then
     fi
 fi
 
+# --- one Unix group per region of the reference topology ----------------------
+# Every process of region R runs under the group DEPLOYMENT-R, so a partition can
+# match a region with iptables' owner module. An ordinary user joins the groups
+# and starts nodes through sg. `geoha up` creates the groups of other topologies.
+user="$(id -un)"
+for region in delhi chennai mumbai; do
+    group="geoha-$region"
+    if ! getent group "$group" >/dev/null; then
+        log "creating Unix group $group"
+        if [ "$(id -u)" -eq 0 ]; then groupadd --system "$group"; else sudo groupadd --system "$group"; fi
+    fi
+    if [ "$(id -u)" -ne 0 ] && ! id -nG "$user" | tr ' ' '\n' | grep -qx "$group" \
+        && ! getent group "$group" | cut -d: -f4 | tr ',' '\n' | grep -qx "$user"; then
+        log "adding $user to $group"
+        sudo gpasswd --add "$user" "$group" >/dev/null
+    fi
+done
+
 # --- web app: npm ci when the lock file changed, vite build when sources did -----
 WEB="$REPO/app/web"
 if [ -f "$WEB/package.json" ]; then

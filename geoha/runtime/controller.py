@@ -43,6 +43,7 @@ from geoha.runtime.events import (
     FieldValue,
     NodeStatus,
 )
+from geoha.runtime.groups import lookup, region_group_name
 from geoha.runtime.kinds import NodeKind, kinds
 from geoha.runtime.process import NodeProcess, adopt_process, clear_record, start_process
 from geoha.runtime.reconcile import (
@@ -327,7 +328,10 @@ class Controller:
         node = rt.node
         rt.kind.prepare(node)
         env = {**os.environ, **rt.kind.env(self.plan, node)}
-        return start_process(node.command, node.dir, node.log_path, rt.kind.run_as(), env)
+        group = lookup(region_group_name(self.plan.spec.name, node.region))
+        return start_process(
+            node.command, node.dir, node.log_path, rt.kind.run_as(), env=env, group=group
+        )
 
     def start_node(self, action: StartNode) -> None:
         rt = self.nodes[action.node]

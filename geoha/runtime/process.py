@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from geoha.runtime.groups import RegionGroup, spawn_argv
+
 PID_FILE = "pid.json"
 
 
@@ -113,10 +115,19 @@ def start_process(
     node_dir: Path,
     log_path: Path,
     run_as: RunAs | None,
+    *,
     env: dict[str, str] | None = None,
+    group: RegionGroup | None = None,
 ) -> NodeProcess:
-    """Start a node in a new session (its own process group), output appended to its log."""
+    """Start a node in a new session (its own process group), output appended to its log.
+
+    `group`: the region's Unix group the node runs under (its primary group as
+    root; through `sg` for an ordinary user, who is a member of it).
+    """
     argv = list(argv)
+    as_root = os.geteuid() == 0
+    if group is not None and not as_root and group.gid != os.getegid():
+        argv = spawn_argv(argv, group)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 -- handed to the child, closed below
     if run_as is not None:
@@ -135,14 +146,25 @@ def start_process(
             env=child_env,
             start_new_session=True,
             user=run_as.uid if switch_user and run_as else None,
-            group=run_as.gid if switch_user and run_as else None,
-            extra_groups=[] if switch_user else None,
+            group=primary_group(run_as, group, switch_user, as_root),
+            extra_groups=[] if switch_user or (as_root and group is not None) else None,
         )
     finally:
         log.close()
     record = ProcessRecord(popen.pid, psutil.Process(popen.pid).create_time())
     write_record(node_dir, record)
     return NodeProcess(record, popen)
+
+
+def primary_group(
+    run_as: RunAs | None, group: RegionGroup | None, switch_user: bool, as_root: bool
+) -> int | None:
+    """The gid the child gets: the region's (as root), else its user's when switching user."""
+    if as_root and group is not None:
+        return group.gid
+    if switch_user and run_as is not None:
+        return run_as.gid
+    return None
 
 
 def adopt_process(node_dir: Path) -> NodeProcess | None:

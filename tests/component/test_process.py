@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import psutil
 
+from geoha.runtime.groups import ensure_groups, lookup, region_group_name
 from geoha.runtime.process import (
     adopt_process,
     clear_record,
@@ -82,3 +84,36 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def test_a_node_runs_under_its_region_group(tmp_path: Path) -> None:
+    """The region's Unix group is what a partition matches (iptables --gid-owner)."""
+    name = region_group_name("geohatest", "region-a")
+    created = ensure_groups([name])
+    try:
+        group = lookup(name)
+        proc = start_process(["sleep", "30"], tmp_path, tmp_path / "node.log", None, group=group)
+        try:
+            deadline = time.monotonic() + 10
+            gid = None
+            while time.monotonic() < deadline:
+                # through sg (ordinary user) the leader execs into sleep: wait for it
+                child = psutil.Process(proc.pid)
+                if child.name() == "sleep":
+                    gid = child.gids().effective
+                    break
+                time.sleep(0.05)
+            assert gid == group.gid
+        finally:
+            kill_node(proc.record, list)
+    finally:
+        if any(step.startswith("groupadd") for step in created) and os.geteuid() == 0:
+            subprocess.run(["groupdel", name], check=False)
+
+
+def test_group_names_fit_linux_limits() -> None:
+    assert region_group_name("geoha", "delhi") == "geoha-delhi"
+    assert region_group_name("my_app", "chennai") == "my-app-chennai"
+    long = region_group_name("a" * 40, "b" * 32)
+    assert len(long) == 32
+    assert long != region_group_name("a" * 40, "c" * 32)
