@@ -553,6 +553,7 @@ class Controller:
         return {
             "pid": os.getpid(),
             "phase": self.phase.value,
+            "generation": self.bring_up_generation,
             "stage": self.stage.value if self.stage else None,
             "error": self.error,
             "failed_node": self.failed_node,

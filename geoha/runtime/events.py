@@ -132,6 +132,8 @@ class DesiredStatus(TypedDict):
 class ControllerStatus(TypedDict):
     pid: int
     phase: str
+    generation: int
+    """The `up` the current (or last) bring-up serves; `desired.generation` is the latest asked."""
     stage: str | None
     error: str | None
     failed_node: str | None
