@@ -10,20 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from geoha.errors import EXIT_OK, GeohaError
 from geoha.plan import Plan, Tools, expand, resolve_run_dir
-from geoha.spec import Spec, SpecError, load_spec
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-
-
-class CliError(Exception):
-    """A failure to report as one line on stderr, with an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
+from geoha.spec import Spec, load_spec
 
 
 def load(args: argparse.Namespace) -> tuple[Spec, Plan]:
@@ -153,13 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Command = args.func
     try:
         return func(args)
-    except SpecError as exc:
-        for line in exc.errors:
+    except GeohaError as exc:
+        for line in exc.lines():
             print(line, file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except CliError as exc:
-        print(f"geoha: {exc}", file=sys.stderr)
-        return exc.code
+        return exc.exit_code
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from geoha.cli import CliError, load, print_table
+from geoha.cli import load, print_table
 from geoha.data import cluster
 from geoha.data.secrets import load_or_create_secrets
+from geoha.errors import EXIT_FAILED, EXIT_OK, BadInput, GeohaError
 from geoha.plan import NodeRole, Plan
 from geoha.render.haproxy import ADMIN_SOCKET
 from geoha.runtime import control
@@ -26,8 +27,6 @@ from geoha.spec import Spec
 from geoha.traffic.lb_admin import LbAdminError, server_states
 
 UP_TIMEOUT_S = 300.0
-EXIT_OK = 0
-EXIT_FAILED = 1
 
 
 def say(message: str) -> None:
@@ -44,7 +43,7 @@ def check_tools(plan: Plan) -> None:
     if not Path(plan.pg_bin_dir, "postgres").exists():
         missing.append(f"{plan.pg_bin_dir}/postgres")
     if missing:
-        raise CliError(
+        raise GeohaError(
             f"missing executables: {', '.join(missing)} -- run scripts/setup.sh (make up does)"
         )
 
@@ -66,13 +65,13 @@ def check_database_user_access(plan: Plan) -> None:
         cwd="/",
     )
     if result.returncode != 0:
-        raise CliError(
+        raise GeohaError(
             f"user {user.name} cannot run {patroni}: every folder above the repository must be "
             "traversable by others (chmod o+x), or clone it somewhere that is"
         )
     for parent in [plan.run_dir, *plan.run_dir.parents]:
         if parent.exists() and not os.stat(parent).st_mode & 0o001:
-            raise CliError(
+            raise GeohaError(
                 f"user {user.name} cannot reach the run directory {plan.run_dir}: {parent} is not "
                 "traversable by others (chmod o+x it, or set run_dir elsewhere)"
             )
@@ -85,7 +84,7 @@ def prepare_run_dir(spec: Spec, plan: Plan) -> None:
     text = spec.model_dump_json(indent=2)
     changed = spec_path.exists() and spec_path.read_text(encoding="utf-8") != text
     if changed and (control.controller_running(plan.run_dir) or any_node_running(plan)):
-        raise CliError(
+        raise GeohaError(
             f"a deployment with a different topology is running in {plan.run_dir}: "
             "run `geoha down` first"
         )
@@ -114,7 +113,7 @@ def spawn_controller(plan: Plan) -> None:
         if control.controller_running(plan.run_dir):
             return
         time.sleep(0.1)
-    raise CliError(f"the controller did not start; see {plan.run_dir / 'controller.log'}")
+    raise GeohaError(f"the controller did not start; see {plan.run_dir / 'controller.log'}")
 
 
 # -- up ------------------------------------------------------------------------
@@ -137,7 +136,7 @@ def follow_bring_up(plan: Plan, since_seq: int) -> dict[str, Any]:
         if snap["phase"] in ("ready", "failed"):
             return dict(snap)
         time.sleep(0.3)
-    raise CliError(f"not every node was healthy after {UP_TIMEOUT_S:.0f} s; see `geoha status`")
+    raise GeohaError(f"not every node was healthy after {UP_TIMEOUT_S:.0f} s; see `geoha status`")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -190,8 +189,8 @@ def cmd_open(args: argparse.Namespace) -> int:
     regions = [args.region] if args.region else list(plan.spec.data_regions)
     for region in regions:
         if region not in plan.spec.data_regions:
-            raise CliError(
-                f"REGION: a data region ({', '.join(plan.spec.data_regions)}) (got {region!r})", 2
+            raise BadInput(
+                f"REGION: a data region ({', '.join(plan.spec.data_regions)}) (got {region!r})"
             )
         http, https = region_urls(plan, region)
         print(http if args.region else f"{region}: {http}  {https}")
@@ -202,7 +201,7 @@ def cmd_ca(args: argparse.Namespace) -> int:
     _, plan = load(args)
     path = plan.run_dir / "tls" / "ca.pem"
     if not path.exists():
-        raise CliError(f"no CA yet ({path}): it is created by `geoha up`")
+        raise GeohaError(f"no CA yet ({path}): it is created by `geoha up`")
     if args.path:
         print(path)
     else:
@@ -417,11 +416,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     try:
         node = plan.node(args.node)
     except KeyError:
-        raise CliError(
-            f"NODE: one of {', '.join(n.name for n in plan.nodes)} (got {args.node!r})", 2
+        raise BadInput(
+            f"NODE: one of {', '.join(n.name for n in plan.nodes)} (got {args.node!r})"
         ) from None
     if not node.log_path.exists():
-        raise CliError(f"{node.name} has no log yet ({node.log_path})")
+        raise GeohaError(f"{node.name} has no log yet ({node.log_path})")
     for line in tail(node.log_path, args.lines):
         print(line)
     if args.follow:
@@ -442,10 +441,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 # -- data tier -----------------------------------------------------------------
 def cmd_dsn(args: argparse.Namespace) -> int:
     _, plan = load(args)
-    try:
-        print(cluster.dsn(plan, args.region, args.write))
-    except cluster.ClusterError as exc:
-        raise CliError(str(exc), 2) from None
+    print(cluster.dsn(plan, args.region, args.write))
     return EXIT_OK
 
 
@@ -453,10 +449,7 @@ def cmd_switchover(args: argparse.Namespace) -> int:
     _, plan = load(args)
     say(f"switching over to {args.to}...")
     started = time.monotonic()
-    try:
-        message = cluster.switchover(plan, args.to)
-    except cluster.ClusterError as exc:
-        raise CliError(str(exc), 2 if str(exc).startswith("--to") else EXIT_FAILED) from None
+    message = cluster.switchover(plan, args.to)
     say(f"{message} ({time.monotonic() - started:.1f} s)")
     return EXIT_OK
 
@@ -464,11 +457,7 @@ def cmd_switchover(args: argparse.Namespace) -> int:
 def cmd_chaos(args: argparse.Namespace) -> int:
     _, plan = load(args)
     op = {"kill-node": "kill_node", "start-node": "start_node"}[args.action]
-    try:
-        result = control.call(plan.run_dir, op, timeout_s=30.0, node=args.node)
-    except control.ControlError as exc:
-        code = 2 if str(exc).startswith("NODE:") else EXIT_FAILED
-        raise CliError(str(exc), code) from None
+    result = control.call(plan.run_dir, op, timeout_s=30.0, node=args.node)
     if op == "kill_node":
         say(
             f"{args.node}: killed ({result['killed']} processes); "

@@ -27,6 +27,8 @@ from pydantic import (
     field_validator,
 )
 
+from geoha.errors import BadInput
+
 DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
 MAX_INSTANCES = 20
@@ -45,12 +47,16 @@ def _dns_label(value: str) -> str:
 RegionName = Annotated[str, AfterValidator(_dns_label)]
 
 
-class SpecError(Exception):
-    """The topology file is unusable; `errors` holds one line per problem."""
+class SpecError(BadInput):
+    """The topology file is unusable; `errors` holds one line per problem, each starting
+    with the dotted path (or the file) it is about, printed as it is."""
 
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
+
+    def lines(self) -> list[str]:
+        return list(self.errors)
 
 
 class RegionRole(StrEnum):

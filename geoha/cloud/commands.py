@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from geoha.cli import EXIT_OK, print_table
+from geoha.cli import print_table
 from geoha.cloud.availability import (
     AvailabilityReport,
     Estimate,
@@ -28,6 +28,7 @@ from geoha.cloud.cost import (
     cost_report,
 )
 from geoha.cloud.prices import load_price_table
+from geoha.errors import EXIT_OK
 from geoha.spec import Spec, load_spec
 
 Command = Callable[[argparse.Namespace], int]

@@ -22,6 +22,7 @@ from geoha.cloud.cloudinit import render_cloud_init
 from geoha.cloud.schema import Problem, Severity, check_document, check_references
 from geoha.cloud.terraform import render_terraform
 from geoha.cloud.vms import cloud_plan
+from geoha.errors import EXIT_OK, BadInput
 from geoha.plan import Plan
 from geoha.render.files import File, write_files
 from geoha.spec import load_spec
@@ -91,34 +92,31 @@ def schema_problems(files: list[File]) -> list[Problem]:
     return problems + check_references(documents)
 
 
-def report(problems: list[Problem]) -> bool:
-    """Print the problems to stderr; whether the files may be written (no error)."""
+def report(problems: list[Problem]) -> None:
+    """Print the problems to stderr; raise BadInput when the provider would refuse the files."""
     errors = [p for p in problems if p.severity is Severity.ERROR]
     unconfirmed = [p for p in problems if p.message.startswith(UNCONFIRMED)]
     for problem in errors or [p for p in problems if p not in unconfirmed]:
         print(f"geoha: {problem}", file=sys.stderr)
     if errors:
-        print("geoha: nothing written: the provider would refuse these", file=sys.stderr)
-        return False
+        raise BadInput("nothing written: the provider would refuse these")
     if unconfirmed:
         print(
             f"geoha: note: {len(unconfirmed)} arguments rely on provider behaviour the sources "
             "do not confirm (docs/CLOUD.md, 'The provider schema table')",
             file=sys.stderr,
         )
-    return True
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     spec = load_spec(Path(args.file) if args.file else None)
     plan = cloud_plan(spec)
     files = RENDERERS[args.kind](plan)
-    if not report(schema_problems(files)):
-        return 2
+    report(schema_problems(files))
     out = Path(args.out)
     write_tree(files, out)
     print(f"geoha: wrote {len(files)} {args.kind} files to {out} (see docs/CLOUD.md)")
-    return 0
+    return EXIT_OK
 
 
 def register(sub: Any, add_file_arg: Callable[[argparse.ArgumentParser], None]) -> None:
