@@ -12,12 +12,13 @@ from typing import Any
 
 from geoha.errors import EXIT_OK, GeohaError
 from geoha.plan import Plan, Tools, expand, resolve_run_dir
-from geoha.spec import Spec, load_spec
+from geoha.spec import Spec
+from geoha.topology import load_topology
 
 
 def load(args: argparse.Namespace) -> tuple[Spec, Plan]:
     path = Path(args.file) if args.file else None
-    spec = load_spec(path)
+    spec = load_topology(path)
     plan = expand(spec, resolve_run_dir(spec), Tools.discover())
     return spec, plan
 

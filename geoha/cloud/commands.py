@@ -29,13 +29,14 @@ from geoha.cloud.cost import (
 )
 from geoha.cloud.prices import load_price_table
 from geoha.errors import EXIT_OK
-from geoha.spec import Spec, load_spec
+from geoha.spec import Spec
+from geoha.topology import load_topology
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def _spec(args: argparse.Namespace) -> Spec:
-    return load_spec(Path(args.file) if args.file else None)
+    return load_topology(Path(args.file) if args.file else None)
 
 
 # -- geoha cost ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from geoha.cloud.vms import cloud_plan
 from geoha.errors import EXIT_OK, BadInput
 from geoha.plan import Plan
 from geoha.render.files import File, write_files
-from geoha.spec import load_spec
+from geoha.topology import load_topology
 
 RENDERERS: dict[str, Callable[[Plan], list[File]]] = {
     "terraform": render_terraform,
@@ -109,7 +109,7 @@ def report(problems: list[Problem]) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    spec = load_spec(Path(args.file) if args.file else None)
+    spec = load_topology(Path(args.file) if args.file else None)
     plan = cloud_plan(spec)
     files = RENDERERS[args.kind](plan)
     report(schema_problems(files))
