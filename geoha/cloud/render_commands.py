@@ -16,20 +16,20 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from geoha.cloud.choices import RenderKind
 from geoha.cloud.cloudinit import render_cloud_init
 from geoha.cloud.schema import Problem, Severity, check_document, check_references
 from geoha.cloud.terraform import render_terraform
 from geoha.cloud.vms import cloud_plan
+from geoha.commands.common import read_topology
 from geoha.errors import EXIT_OK, BadInput
 from geoha.plan import Plan
 from geoha.render.files import File, write_files
-from geoha.topology import load_topology
 
-RENDERERS: dict[str, Callable[[Plan], list[File]]] = {
-    "terraform": render_terraform,
-    "cloud-init": render_cloud_init,
+RENDERERS: dict[RenderKind, Callable[[Plan], list[File]]] = {
+    RenderKind.TERRAFORM: render_terraform,
+    RenderKind.CLOUD_INIT: render_cloud_init,
 }
 
 
@@ -109,23 +109,10 @@ def report(problems: list[Problem]) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    spec = load_topology(Path(args.file) if args.file else None)
-    plan = cloud_plan(spec)
-    files = RENDERERS[args.kind](plan)
+    plan = cloud_plan(read_topology(args))
+    files = RENDERERS[RenderKind(args.kind)](plan)
     report(schema_problems(files))
     out = Path(args.out)
     write_tree(files, out)
     print(f"geoha: wrote {len(files)} {args.kind} files to {out} (see docs/CLOUD.md)")
     return EXIT_OK
-
-
-def register(sub: Any, add_file_arg: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add `geoha render KIND OUT [-f FILE]` to the `geoha` parser."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "render",
-        help="write the cloud deployment: Terraform JSON (E2E + Route 53) or cloud-init",
-    )
-    p.add_argument("kind", choices=sorted(RENDERERS), help="what to render")
-    p.add_argument("out", metavar="OUT", help="folder to write (replaced atomically)")
-    add_file_arg(p)
-    p.set_defaults(func=cmd_render)

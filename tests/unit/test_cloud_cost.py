@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from geoha.cloud.choices import Currency
 from geoha.cloud.commands import group_digits, money
 from geoha.cloud.cost import (
     WITNESS_ITEM,
     Amount,
     CostReport,
-    Currency,
     cost_report,
     whole,
 )
