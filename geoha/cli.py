@@ -1,123 +1,147 @@
-"""The `geoha` command line."""
+"""The `geoha` command line: every command's arguments, and errors turned into exit statuses.
+
+Building the parser imports no command: each command names the module and
+function that run it, and that module (with pydantic, psycopg, httpx or the
+cloud renderers behind it) is imported only when the command runs. `geoha
+--help` and `geoha validate` therefore start in a fraction of the time the
+whole program takes to import (docs/BENCHMARKS.md, "Command line startup").
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import TypeAlias
 
-from geoha.plan import Plan, Tools, expand, resolve_run_dir
-from geoha.spec import Spec, SpecError, load_spec
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-
-
-class CliError(Exception):
-    """A failure to report as one line on stderr, with an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def load(args: argparse.Namespace) -> tuple[Spec, Plan]:
-    path = Path(args.file) if args.file else None
-    spec = load_spec(path)
-    plan = expand(spec, resolve_run_dir(spec), Tools.discover())
-    return spec, plan
-
-
-def summary(spec: Spec, plan: Plan) -> str:
-    data = ", ".join(
-        f"{name} ({region.role.value}, {region.cidr}, dns weight {region.dns.weight})"
-        for name, region in spec.data_regions.items()
-    )
-    witnesses = [n for n, r in spec.regions.items() if not r.is_data]
-    witness = f"witness {', '.join(witnesses)}" if witnesses else "no witness"
-    tiers = "; ".join(
-        f"{name} web {r.web.autoscale.min}/{r.web.autoscale.desired}/{r.web.autoscale.max}, "
-        f"api {r.api.autoscale.min}/{r.api.autoscale.desired}/{r.api.autoscale.max}"
-        for name, r in spec.data_regions.items()
-    )
-    return (
-        f"Deployment '{spec.name}': data regions {data}; {witness}. "
-        f"Replication {spec.replication.value}, automatic failover "
-        f"{'on' if spec.automatic_failover else 'off'} (Patroni ttl {spec.patroni.ttl_s} s, "
-        f"loop_wait {spec.patroni.loop_wait_s} s, retry_timeout {spec.patroni.retry_timeout_s} s). "
-        f"Instances min/desired/max: {tiers}. DNS zone {spec.dns.zone}, ttl {spec.dns.ttl_s} s, "
-        f"health check every {spec.dns.health_check_interval_s} s, unhealthy after "
-        f"{spec.dns.failure_threshold} failures. {len(plan.nodes)} nodes; "
-        f"run directory {plan.run_dir}."
-    )
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    spec, plan = load(args)
-    print(summary(spec, plan))
-    return EXIT_OK
-
-
-def plan_rows(plan: Plan) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": n.name,
-            "region": n.region,
-            "role": n.role.value,
-            "address": n.address,
-            "ports": n.ports,
-            "data_dir": str(n.data_dir),
-            "command": list(n.command),
-            "health": n.health_url,
-            "standby": n.standby,
-        }
-        for n in plan.nodes
-    ]
-
-
-def cmd_plan(args: argparse.Namespace) -> int:
-    _, plan = load(args)
-    rows = plan_rows(plan)
-    if args.json:
-        print(json.dumps({"run_dir": str(plan.run_dir), "nodes": rows}, indent=2))
-        return EXIT_OK
-    print_table(
-        ["NODE", "REGION", "ROLE", "ADDRESS", "PORTS", "STARTS", "DIRECTORY"],
-        [
-            [
-                r["name"],
-                r["region"],
-                r["role"],
-                r["address"],
-                " ".join(f"{k}={v}" for k, v in r["ports"].items()),
-                "autoscaler" if r["standby"] else "up",
-                str(Path(r["data_dir"]).parent),
-            ]
-            for r in rows
-        ],
-    )
-    return EXIT_OK
-
-
-def print_table(headers: list[str], rows: list[list[Any]]) -> None:
-    """Columns padded to their widest cell; None shows as '-'."""
-    cells = [headers] + [["-" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), flush=True)
-
-
-def add_file_arg(parser: argparse.ArgumentParser, short: bool = True) -> None:
-    flags = ["-f", "--file"] if short else ["--file"]
-    parser.add_argument(*flags, help="topology file (default: the built-in reference topology)")
-
+from geoha.cloud.choices import Currency, RenderKind
+from geoha.errors import EXIT_OK, GeohaError
 
 Command = Callable[[argparse.Namespace], int]
+"""A command: parsed arguments in, exit status out; a failure is raised as a GeohaError."""
+
+
+@dataclass(frozen=True)
+class CommandRef:
+    """Where a command's function lives, imported when the command runs."""
+
+    module: str
+    function: str
+
+    def load(self) -> Command:
+        command: Command = getattr(importlib.import_module(self.module), self.function)
+        return command
+
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What `add_subparsers` returns (generic only for type checkers, hence the string)."""
+
+
+def add_command(
+    sub: Subcommands,
+    name: str,
+    ref: str,
+    help_text: str,
+    file_flags: Sequence[str] = ("-f", "--file"),
+) -> argparse.ArgumentParser:
+    """Declare the command `name`, run by `ref` ("module:function"), with its topology file."""
+    module, _, function = ref.partition(":")
+    parser = sub.add_parser(name, help=help_text)
+    parser.add_argument(
+        *file_flags, dest="file", help="topology file (default: the built-in reference topology)"
+    )
+    parser.set_defaults(run=CommandRef(module, function))
+    return parser
+
+
+def add_topology_commands(sub: Subcommands) -> None:
+    module = "geoha.commands.validate"
+    add_command(sub, "validate", f"{module}:cmd_validate", "check a topology file and summarise it")
+    p = add_command(sub, "plan", f"{module}:cmd_plan", "list every node the topology expands to")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def add_local_commands(sub: Subcommands) -> None:
+    lifecycle = "geoha.commands.lifecycle"
+    status = "geoha.commands.status"
+    access = "geoha.commands.access"
+    add_command(
+        sub,
+        "up",
+        f"{lifecycle}:cmd_up",
+        "start (or complete) the local deployment and wait until it is healthy",
+    )
+    p = add_command(sub, "down", f"{lifecycle}:cmd_down", "stop every node of the local deployment")
+    p.add_argument("--purge", action="store_true", help="also remove data, logs and secrets")
+    p = add_command(sub, "status", f"{status}:cmd_status", "roles, replication lag, etcd health")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_command(sub, "ps", f"{status}:cmd_ps", "every node's process and health")
+    # `logs -f` follows, as tail -f does: the topology file is --file only.
+    p = add_command(sub, "logs", f"{status}:cmd_logs", "a node's log", file_flags=["--file"])
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
+    p = add_command(
+        sub, "dsn", f"{access}:cmd_dsn", "the libpq URI an application in a region uses"
+    )
+    p.add_argument("--region", required=True)
+    p.add_argument("--write", action="store_true", help="the read-write URI (all nodes)")
+    p = add_command(
+        sub,
+        "open",
+        f"{access}:cmd_open",
+        "the URL of a region's frontend LB (every region's without REGION)",
+    )
+    p.add_argument("region", metavar="REGION", nargs="?")
+    p = add_command(
+        sub, "ca", f"{access}:cmd_ca", "the deployment's CA certificate (PEM), for HTTPS clients"
+    )
+    p.add_argument("--path", action="store_true", help="print its path instead")
+    p = add_command(
+        sub,
+        "switchover",
+        f"{lifecycle}:cmd_switchover",
+        "planned switchover of the primary to another region",
+    )
+    p.add_argument("--to", required=True, metavar="REGION")
+    p = add_command(sub, "chaos", f"{lifecycle}:cmd_chaos", "inject faults")
+    p.add_argument("action", choices=["kill-node", "start-node"])
+    p.add_argument("node", metavar="NODE")
+
+
+def add_cloud_commands(sub: Subcommands) -> None:
+    module = "geoha.cloud.commands"
+    p = add_command(
+        sub,
+        "cost",
+        f"{module}:cmd_cost",
+        "monthly cost of the deployment in the cloud (E2E Networks + Route 53)",
+    )
+    p.add_argument(
+        "--currency",
+        choices=[c.value for c in Currency],
+        default=Currency.INR.value,
+        help="currency of the amounts (default INR; USD at cloud.inr_per_usd)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add_command(
+        sub,
+        "availability",
+        f"{module}:cmd_availability",
+        "availability and downtime per month of the deployment",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add_command(
+        sub,
+        "render",
+        "geoha.cloud.render_commands:cmd_render",
+        "write the cloud deployment: Terraform JSON (E2E + Route 53) or cloud-init",
+    )
+    p.add_argument("kind", choices=[k.value for k in RenderKind], help="what to render")
+    p.add_argument("out", metavar="OUT", help="folder to write (replaced atomically)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,39 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
         "rehearse locally, render for the cloud.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("validate", help="check a topology file and summarise it")
-    add_file_arg(p)
-    p.set_defaults(func=cmd_validate)
-
-    p = sub.add_parser("plan", help="list every node the topology expands to")
-    add_file_arg(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_plan)
-
-    from geoha import commands
-    from geoha.cloud import commands as cloud_commands
-    from geoha.cloud import render_commands
-
-    commands.register(sub, add_file_arg)
-    cloud_commands.register(sub, add_file_arg)
-    render_commands.register(sub, add_file_arg)
+    add_topology_commands(sub)
+    add_local_commands(sub)
+    add_cloud_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    func: Command = args.func
+    args = build_parser().parse_args(argv)
+    ref: CommandRef = args.run
     try:
-        return func(args)
-    except SpecError as exc:
-        for line in exc.errors:
+        return ref.load()(args)
+    except GeohaError as exc:
+        for line in exc.lines():
             print(line, file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except CliError as exc:
-        print(f"geoha: {exc}", file=sys.stderr)
-        return exc.code
+        return exc.exit_code
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

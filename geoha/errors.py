@@ -1,7 +1,7 @@
 """Errors that end a geoha command, each carrying its exit status.
 
 A command reports a failure by raising one of these; the command line prints
-the message as one line and exits with `exit_code`. The status is chosen by
+its `lines()` on stderr and exits with `exit_code`. The status is chosen by
 the error's type, never by matching its text.
 """
 
@@ -16,6 +16,10 @@ class GeohaError(Exception):
     """Something geoha could not do; the message says what and why."""
 
     exit_code = EXIT_FAILED
+
+    def lines(self) -> list[str]:
+        """What the command line prints: by default one line, `geoha: MESSAGE`."""
+        return [f"geoha: {self}"]
 
 
 class BadInput(GeohaError):

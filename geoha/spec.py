@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +27,8 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+from geoha.errors import BadInput
 
 DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
@@ -45,12 +48,16 @@ def _dns_label(value: str) -> str:
 RegionName = Annotated[str, AfterValidator(_dns_label)]
 
 
-class SpecError(Exception):
-    """The topology file is unusable; `errors` holds one line per problem."""
+class SpecError(BadInput):
+    """The topology file is unusable; `errors` holds one line per problem, each starting
+    with the dotted path (or the file) it is about, printed as it is."""
 
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
+
+    def lines(self) -> list[str]:
+        return list(self.errors)
 
 
 class RegionRole(StrEnum):
@@ -379,9 +386,6 @@ class Spec(Strict):
         errors += self._network_errors()
         errors += self._witness_errors()
         errors += self._weight_errors()
-        from geoha.cloud.prices import plan_errors  # lazy: the price table module is spec-free
-
-        errors += plan_errors(self)
         return errors
 
     def _tier_errors(self) -> list[str]:
@@ -516,22 +520,32 @@ def format_validation_error(exc: ValidationError) -> list[str]:
     return lines
 
 
-def parse_spec(data: dict[str, Any]) -> Spec:
-    """Validate parsed TOML data into a Spec, or raise SpecError listing every problem."""
+SpecRule = Callable[[Spec], list[str]]
+"""A rule beyond the spec's own, over a spec whose every field is valid: one
+`dotted.path: expected (got VALUE)` line per problem (the cloud's price table
+contributes one: geoha.topology)."""
+
+
+def parse_spec(data: dict[str, Any], rules: Sequence[SpecRule] = ()) -> Spec:
+    """Validate parsed TOML data into a Spec, or raise SpecError listing every problem.
+
+    `rules` run with the cross-field rules, once every field is valid; their
+    errors follow the spec's own.
+    """
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(format_validation_error(exc)) from None
-    errors = spec.cross_field_errors()
+    errors = spec.cross_field_errors() + [line for rule in rules for line in rule(spec)]
     if errors:
         raise SpecError(errors)
     return spec
 
 
-def load_spec(path: Path | None) -> Spec:
-    """Read a topology file, or the reference topology when `path` is None."""
+def load_spec(path: Path | None, rules: Sequence[SpecRule] = ()) -> Spec:
+    """Read a topology file, or the reference topology when `path` is None (see parse_spec)."""
     if path is None:
-        return parse_spec({})
+        return parse_spec({}, rules)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -548,4 +562,4 @@ def load_spec(path: Path | None) -> Spec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"{path}: valid TOML ({exc})"]) from None
-    return parse_spec(data)
+    return parse_spec(data, rules)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from geoha.cli import EXIT_OK, print_table
 from geoha.cloud.availability import (
     AvailabilityReport,
     Estimate,
@@ -18,23 +15,18 @@ from geoha.cloud.availability import (
     format_percent,
     load_availability_table,
 )
+from geoha.cloud.choices import Currency
 from geoha.cloud.cost import (
     BANDWIDTH_NOTE,
     GLOBAL_SCOPE,
     Amount,
     CostReport,
-    Currency,
     PricedLine,
     cost_report,
 )
 from geoha.cloud.prices import load_price_table
-from geoha.spec import Spec, load_spec
-
-Command = Callable[[argparse.Namespace], int]
-
-
-def _spec(args: argparse.Namespace) -> Spec:
-    return load_spec(Path(args.file) if args.file else None)
+from geoha.commands.common import print_table, read_topology
+from geoha.errors import EXIT_OK
 
 
 # -- geoha cost ----------------------------------------------------------------------------
@@ -164,7 +156,7 @@ def cost_json(report: CostReport) -> dict[str, Any]:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    spec = _spec(args)
+    spec = read_topology(args)
     report = cost_report(spec, load_price_table(), Currency(args.currency))
     if args.json:
         print(json.dumps(cost_json(report), indent=2, ensure_ascii=False))
@@ -279,7 +271,7 @@ def availability_notes(report: AvailabilityReport) -> list[str]:
 
 
 def cmd_availability(args: argparse.Namespace) -> int:
-    spec = _spec(args)
+    spec = read_topology(args)
     report = availability_report(spec, load_availability_table())
     if args.json:
         print(json.dumps(availability_json(report), indent=2))
@@ -289,24 +281,3 @@ def cmd_availability(args: argparse.Namespace) -> int:
     for note in availability_notes(report):
         print(note)
     return EXIT_OK
-
-
-def register(sub: Any, add_file_arg: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add `cost` and `availability` to the `geoha` parser."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "cost", help="monthly cost of the deployment in the cloud (E2E Networks + Route 53)"
-    )
-    add_file_arg(p)
-    p.add_argument(
-        "--currency",
-        choices=[c.value for c in Currency],
-        default=Currency.INR.value,
-        help="currency of the amounts (default INR; USD at cloud.inr_per_usd)",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_cost)
-
-    p = sub.add_parser("availability", help="availability and downtime per month of the deployment")
-    add_file_arg(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_availability)

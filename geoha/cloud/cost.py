@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from enum import StrEnum
 
+from geoha.cloud.choices import Currency
 from geoha.cloud.prices import DNS_AND_MONITORING, PriceTable
 from geoha.cloud.vms import cloud_plan
 from geoha.plan import NodeRole, Plan
@@ -28,11 +28,6 @@ from geoha.spec import Spec
 GLOBAL_SCOPE = "global"
 WITNESS_ITEM = "witness (not in the seed estimate)"
 BANDWIDTH_NOTE = "Bandwidth (data transfer in and out of the cloud) is excluded."
-
-
-class Currency(StrEnum):
-    INR = "INR"
-    USD = "USD"
 
 
 # Items of a data region, in the order the seed lists them: (role, item, RegionCloud field).

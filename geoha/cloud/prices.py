@@ -2,8 +2,8 @@
 
 Each plan has a kind (a node or a load balancer), a price and the source of that price;
 the table has a date. `plan_errors(spec)` checks the plans a topology file names against
-it, and is called from `Spec.cross_field_errors`: this module therefore imports nothing
-from `geoha.spec` at run time.
+it: a rule the command line's loader (geoha.topology) adds to the spec's own, so the core
+validator knows no price table.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from importlib import resources
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-if TYPE_CHECKING:
-    from geoha.spec import Spec
+from geoha.spec import Spec
 
 PRICES_FILE = "prices.toml"
 DNS_AND_MONITORING = "dns_and_monitoring"

@@ -16,19 +16,20 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from geoha.cloud.choices import RenderKind
 from geoha.cloud.cloudinit import render_cloud_init
 from geoha.cloud.schema import Problem, Severity, check_document, check_references
 from geoha.cloud.terraform import render_terraform
 from geoha.cloud.vms import cloud_plan
+from geoha.commands.common import read_topology
+from geoha.errors import EXIT_OK, BadInput
 from geoha.plan import Plan
 from geoha.render.files import File, write_files
-from geoha.spec import load_spec
 
-RENDERERS: dict[str, Callable[[Plan], list[File]]] = {
-    "terraform": render_terraform,
-    "cloud-init": render_cloud_init,
+RENDERERS: dict[RenderKind, Callable[[Plan], list[File]]] = {
+    RenderKind.TERRAFORM: render_terraform,
+    RenderKind.CLOUD_INIT: render_cloud_init,
 }
 
 
@@ -91,43 +92,27 @@ def schema_problems(files: list[File]) -> list[Problem]:
     return problems + check_references(documents)
 
 
-def report(problems: list[Problem]) -> bool:
-    """Print the problems to stderr; whether the files may be written (no error)."""
+def report(problems: list[Problem]) -> None:
+    """Print the problems to stderr; raise BadInput when the provider would refuse the files."""
     errors = [p for p in problems if p.severity is Severity.ERROR]
     unconfirmed = [p for p in problems if p.message.startswith(UNCONFIRMED)]
     for problem in errors or [p for p in problems if p not in unconfirmed]:
         print(f"geoha: {problem}", file=sys.stderr)
     if errors:
-        print("geoha: nothing written: the provider would refuse these", file=sys.stderr)
-        return False
+        raise BadInput("nothing written: the provider would refuse these")
     if unconfirmed:
         print(
             f"geoha: note: {len(unconfirmed)} arguments rely on provider behaviour the sources "
             "do not confirm (docs/CLOUD.md, 'The provider schema table')",
             file=sys.stderr,
         )
-    return True
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    spec = load_spec(Path(args.file) if args.file else None)
-    plan = cloud_plan(spec)
-    files = RENDERERS[args.kind](plan)
-    if not report(schema_problems(files)):
-        return 2
+    plan = cloud_plan(read_topology(args))
+    files = RENDERERS[RenderKind(args.kind)](plan)
+    report(schema_problems(files))
     out = Path(args.out)
     write_tree(files, out)
     print(f"geoha: wrote {len(files)} {args.kind} files to {out} (see docs/CLOUD.md)")
-    return 0
-
-
-def register(sub: Any, add_file_arg: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add `geoha render KIND OUT [-f FILE]` to the `geoha` parser."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "render",
-        help="write the cloud deployment: Terraform JSON (E2E + Route 53) or cloud-init",
-    )
-    p.add_argument("kind", choices=sorted(RENDERERS), help="what to render")
-    p.add_argument("out", metavar="OUT", help="folder to write (replaced atomically)")
-    add_file_arg(p)
-    p.set_defaults(func=cmd_render)
+    return EXIT_OK

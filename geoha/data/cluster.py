@@ -11,12 +11,13 @@ import psycopg
 
 from geoha.data.migrate import superuser_conn
 from geoha.data.secrets import APP_USER, Secrets
+from geoha.errors import BadInput, GeohaError
 from geoha.plan import Node, Plan
 
 HTTP_TIMEOUT_S = 2.0
 
 
-class ClusterError(Exception):
+class ClusterError(GeohaError):
     """The cluster cannot do what was asked; the message says why."""
 
 
@@ -135,7 +136,7 @@ def switchover(plan: Plan, to_region: str, timeout_s: float = 60.0) -> str:
     Returns once the target is primary and the old primary streams from it.
     """
     if to_region not in plan.spec.data_regions:
-        raise ClusterError(
+        raise BadInput(
             f"--to: a data region ({', '.join(plan.spec.data_regions)}) (got {to_region!r})"
         )
     target = plan.database_node(to_region)
@@ -174,7 +175,7 @@ def dsn(plan: Plan, region: str, write: bool) -> str:
     pgpass file, never from the URI.
     """
     if region not in plan.spec.data_regions:
-        raise ClusterError(
+        raise BadInput(
             f"--region: a data region ({', '.join(plan.spec.data_regions)}) (got {region!r})"
         )
     local = plan.database_node(region)

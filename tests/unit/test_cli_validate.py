@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from geoha.plan import resolve_run_dir
-from geoha.spec import load_spec
+from geoha.spec import SpecError, load_spec, parse_spec
+from geoha.topology import parse_topology
 from tests.geoha_cli import geoha
 
 BAD_DIR = Path(__file__).parent / "bad_topologies"
@@ -87,6 +88,37 @@ def test_validate_missing_file(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         "missing.toml: a readable topology file (got: no such file)"
     ]
+
+
+BAD_PLAN = """
+[regions.delhi]
+role = "primary"
+[regions.delhi.cloud]
+web_plan = "C9.1TB"
+[patroni]
+ttl_s = 20
+loop_wait_s = 15
+"""
+
+
+def test_validate_checks_cloud_plans_after_the_spec_rules(tmp_path: Path) -> None:
+    path = tmp_path / "geoha.toml"
+    path.write_text(BAD_PLAN, encoding="utf-8")
+    result = geoha(tmp_path, "validate", "-f", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "patroni.ttl_s: at least loop_wait_s + 2 * retry_timeout_s (21) (got 20)",
+        "regions.delhi.cloud.web_plan: one of C3.4GB, C3.8GB, C3.16GB (got 'C9.1TB')",
+    ]
+
+
+def test_the_core_spec_knows_no_price_table() -> None:
+    data = {"regions": {"delhi": {"role": "primary", "cloud": {"web_plan": "C9.1TB"}}}}
+    assert parse_spec(data).regions["delhi"].cloud.web_plan == "C9.1TB"
+    with pytest.raises(SpecError) as caught:
+        parse_topology(data)
+    assert [line.split(":")[0] for line in caught.value.errors] == ["regions.delhi.cloud.web_plan"]
 
 
 def test_plan_json_reference(tmp_path: Path) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from geoha.cloud.choices import Currency
 from geoha.cloud.commands import group_digits, money
 from geoha.cloud.cost import (
     WITNESS_ITEM,
     Amount,
     CostReport,
-    Currency,
     cost_report,
     whole,
 )
@@ -26,6 +26,7 @@ from geoha.cloud.prices import (
     plan_errors,
 )
 from geoha.spec import SpecError, load_spec, parse_spec
+from geoha.topology import load_topology, parse_topology
 from tests.geoha_cli import geoha
 
 REPO = Path(__file__).resolve().parents[2]
@@ -218,7 +219,7 @@ def test_unknown_plan_rejected_with_its_dotted_path(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     with pytest.raises(SpecError) as caught:
-        load_spec(path)
+        load_topology(path)
     assert "regions.delhi.cloud.web_plan: one of C3.4GB, C3.8GB, C3.16GB (got 'C9.1TB')" in (
         caught.value.errors
     )
@@ -237,7 +238,7 @@ def test_plan_of_the_wrong_name_or_kind_is_rejected(
     region: str, field: str, value: str, expected: str
 ) -> None:
     with pytest.raises(SpecError) as caught:
-        parse_spec(three_regions_with(region, {"cloud": {field: value}}))
+        parse_topology(three_regions_with(region, {"cloud": {field: value}}))
     assert caught.value.errors == [f"regions.{region}.cloud.{field}: {expected} (got {value!r})"]
 
 

@@ -5,7 +5,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from geoha.data.cluster import ClusterError, dsn
+from geoha.data.cluster import dsn
+from geoha.errors import BadInput
 from geoha.plan import Tools, expand
 from geoha.spec import load_spec
 
@@ -35,5 +36,5 @@ def test_read_dsn_starts_with_the_local_node() -> None:
 
 @pytest.mark.parametrize("region", ["mumbai", "pune", ""])
 def test_only_data_regions_have_a_dsn(region: str) -> None:
-    with pytest.raises(ClusterError, match="--region: a data region"):
+    with pytest.raises(BadInput, match="--region: a data region"):
         dsn(PLAN, region, write=True)

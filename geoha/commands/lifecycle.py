@@ -1,0 +1,227 @@
+"""Commands that change the local deployment: up, down, switchover, chaos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from geoha.commands.common import load, region_urls, say, tail
+from geoha.data import cluster
+from geoha.data.secrets import load_or_create_secrets
+from geoha.errors import EXIT_FAILED, EXIT_OK, GeohaError
+from geoha.plan import Plan
+from geoha.runtime import control
+from geoha.runtime.controller import PID_FILE, SPEC_FILE
+from geoha.runtime.kinds import kinds
+from geoha.runtime.process import RunAs, adopt_process, clear_record
+from geoha.spec import Spec
+
+UP_TIMEOUT_S = 300.0
+
+
+# -- preflight ---------------------------------------------------------------
+def check_tools(plan: Plan) -> None:
+    missing = []
+    commands = {n.command[0] for n in plan.nodes}
+    for path in sorted(commands):
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            missing.append(path)
+    if not Path(plan.pg_bin_dir, "postgres").exists():
+        missing.append(f"{plan.pg_bin_dir}/postgres")
+    if missing:
+        raise GeohaError(
+            f"missing executables: {', '.join(missing)} -- run scripts/setup.sh (make up does)"
+        )
+
+
+def check_database_user_access(plan: Plan) -> None:
+    """As root, PostgreSQL runs as `postgres`: it must reach the virtualenv and run directory."""
+    if os.geteuid() != 0:
+        return
+    user = RunAs.database_user()
+    patroni = next(n.command[0] for n in plan.database_nodes)
+    probe = [patroni, "--version"]
+    result = subprocess.run(
+        probe,
+        user=user.uid,
+        group=user.gid,
+        extra_groups=[],
+        capture_output=True,
+        check=False,
+        cwd="/",
+    )
+    if result.returncode != 0:
+        raise GeohaError(
+            f"user {user.name} cannot run {patroni}: every folder above the repository must be "
+            "traversable by others (chmod o+x), or clone it somewhere that is"
+        )
+    for parent in [plan.run_dir, *plan.run_dir.parents]:
+        if parent.exists() and not os.stat(parent).st_mode & 0o001:
+            raise GeohaError(
+                f"user {user.name} cannot reach the run directory {plan.run_dir}: {parent} is not "
+                "traversable by others (chmod o+x it, or set run_dir elsewhere)"
+            )
+
+
+def prepare_run_dir(spec: Spec, plan: Plan) -> None:
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(plan.run_dir, 0o755)
+    spec_path = plan.run_dir / SPEC_FILE
+    text = spec.model_dump_json(indent=2)
+    changed = spec_path.exists() and spec_path.read_text(encoding="utf-8") != text
+    if changed and (control.controller_running(plan.run_dir) or any_node_running(plan)):
+        raise GeohaError(
+            f"a deployment with a different topology is running in {plan.run_dir}: "
+            "run `geoha down` first"
+        )
+    spec_path.write_text(text, encoding="utf-8")
+
+
+def any_node_running(plan: Plan) -> bool:
+    return any(adopt_process(n.dir) is not None for n in plan.nodes)
+
+
+def spawn_controller(plan: Plan) -> None:
+    log = open(plan.run_dir / "controller.log", "ab")  # noqa: SIM115 -- handed to the child
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "geoha.runtime.controller", str(plan.run_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=plan.run_dir,
+        )
+    finally:
+        log.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if control.controller_running(plan.run_dir):
+            return
+        time.sleep(0.1)
+    raise GeohaError(f"the controller did not start; see {plan.run_dir / 'controller.log'}")
+
+
+# -- up ------------------------------------------------------------------------
+def follow_bring_up(plan: Plan, since_seq: int) -> dict[str, Any]:
+    seen = since_seq
+    deadline = time.monotonic() + UP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        snap = control.call(plan.run_dir, "status")
+        for event in snap["events"]:
+            if event["seq"] > seen:
+                seen = event["seq"]
+                say(f"  {event['message']}")
+        if snap["phase"] in ("ready", "failed"):
+            return dict(snap)
+        time.sleep(0.3)
+    raise GeohaError(f"not every node was healthy after {UP_TIMEOUT_S:.0f} s; see `geoha status`")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    spec, plan = load(args)
+    check_tools(plan)
+    prepare_run_dir(spec, plan)
+    check_database_user_access(plan)
+    say(f"geoha up: {len(plan.nodes)} nodes, run directory {plan.run_dir}")
+    if control.controller_running(plan.run_dir):
+        since = control.call(plan.run_dir, "status")["events"]
+        seq = since[-1]["seq"] if since else 0
+        control.call(plan.run_dir, "up")
+    else:
+        spawn_controller(plan)
+        seq = 0
+    snap = follow_bring_up(plan, seq)
+    if snap["phase"] == "failed":
+        failed = snap.get("failed_node")
+        say(f"geoha up failed: {snap['error']}")
+        if failed:
+            node = plan.node(failed)
+            say(f"last lines of {node.log_path}:")
+            for line in tail(node.log_path):
+                say(f"  | {line}")
+        say(
+            "the deployment is left as it is for inspection: "
+            "`geoha status`, `geoha logs NODE`, `geoha down`"
+        )
+        return EXIT_FAILED
+    status = cluster.database_status(plan, load_or_create_secrets(spec, plan.secrets_path))
+    say(f"ready in {snap['ready_after_s']} s: primary {status['primary']}")
+    for region in plan.spec.data_regions:
+        http, https = region_urls(plan, region)
+        say(f"  open {http}  ({region}; HTTPS: {https}, CA: geoha ca)")
+    say("  status: geoha status    write DSN: geoha dsn --region REGION --write")
+    return EXIT_OK
+
+
+# -- down ----------------------------------------------------------------------
+def cmd_down(args: argparse.Namespace) -> int:
+    _, plan = load(args)
+    if control.controller_running(plan.run_dir):
+        say("stopping every node (data is kept unless --purge)...")
+        control.call(plan.run_dir, "shutdown")
+        deadline = time.monotonic() + 90
+        while control.controller_running(plan.run_dir) and time.monotonic() < deadline:
+            time.sleep(0.3)
+    # Whatever is still running (no controller, or a controller that died) is stopped here.
+    by_role = kinds()
+    for node in reversed(plan.nodes):
+        proc = adopt_process(node.dir)
+        if proc is not None:
+            by_role[node.role].stop(node, proc.record)
+            clear_record(node.dir)
+            say(f"  {node.name}: stopped")
+    stop_stray_controller(plan.run_dir)
+    if args.purge and plan.run_dir.exists():
+        shutil.rmtree(plan.run_dir)
+        say(f"removed {plan.run_dir}")
+    say("down")
+    return EXIT_OK
+
+
+def stop_stray_controller(run_dir: Path) -> None:
+    try:
+        pid = int(json.loads((run_dir / PID_FILE).read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return
+    try:
+        proc = psutil.Process(pid)
+        if "geoha.runtime.controller" in " ".join(proc.cmdline()):
+            proc.terminate()
+            proc.wait(10)
+    except psutil.Error:
+        pass
+    (run_dir / PID_FILE).unlink(missing_ok=True)
+
+
+# -- planned and unplanned role changes ------------------------------------------
+def cmd_switchover(args: argparse.Namespace) -> int:
+    _, plan = load(args)
+    say(f"switching over to {args.to}...")
+    started = time.monotonic()
+    message = cluster.switchover(plan, args.to)
+    say(f"{message} ({time.monotonic() - started:.1f} s)")
+    return EXIT_OK
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    _, plan = load(args)
+    op = {"kill-node": "kill_node", "start-node": "start_node"}[args.action]
+    result = control.call(plan.run_dir, op, timeout_s=30.0, node=args.node)
+    if op == "kill_node":
+        say(
+            f"{args.node}: killed ({result['killed']} processes); "
+            "the controller will not restart it"
+        )
+    else:
+        say(result.get("message") or f"{args.node}: started")
+    return EXIT_OK

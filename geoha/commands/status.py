@@ -1,0 +1,206 @@
+"""Commands that look at the local deployment: status, ps, logs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any
+
+from geoha.commands.common import load, print_table, region_urls, say, tail
+from geoha.data import cluster
+from geoha.data.secrets import load_or_create_secrets
+from geoha.errors import EXIT_OK, BadInput, GeohaError
+from geoha.plan import NodeRole, Plan
+from geoha.render.haproxy import ADMIN_SOCKET
+from geoha.runtime import control
+from geoha.runtime.process import adopt_process
+from geoha.spec import Spec
+from geoha.traffic.lb_admin import LbAdminError, server_states
+
+
+def controller_snapshot(plan: Plan) -> dict[str, Any] | None:
+    try:
+        return dict(control.call(plan.run_dir, "status"))
+    except control.ControlError:
+        return None
+
+
+def gather_status(spec: Spec, plan: Plan) -> dict[str, Any]:
+    snap = controller_snapshot(plan)
+    secrets = (
+        load_or_create_secrets(spec, plan.secrets_path) if plan.secrets_path.exists() else None
+    )
+    databases = (
+        cluster.database_status(plan, secrets) if secrets else {"primary": None, "nodes": []}
+    )
+    processes = (snap or {}).get("nodes", {})
+    for entry in databases["nodes"]:
+        entry["process"] = processes.get(entry["name"], {})
+    etcd = cluster.etcd_status(plan)
+    for member in etcd:
+        member["process"] = processes.get(member["name"], {})
+    return {
+        "deployment": spec.name,
+        "run_dir": str(plan.run_dir),
+        "controller": {
+            "running": snap is not None,
+            "pid": snap["pid"] if snap else None,
+            "phase": snap["phase"] if snap else None,
+            "error": snap["error"] if snap else None,
+        },
+        "cluster": {"primary": databases["primary"], "replication": spec.replication.value},
+        "databases": databases["nodes"],
+        "etcd": etcd,
+        "traffic": traffic_status(plan, processes),
+    }
+
+
+def traffic_status(plan: Plan, processes: dict[str, Any]) -> dict[str, Any]:
+    """Per data region: its entry URLs, every LB with its servers' states, every instance."""
+    regions: dict[str, Any] = {}
+    for region in plan.spec.data_regions:
+        lbs = []
+        for role in (NodeRole.FRONTEND_LB, NodeRole.BACKEND_LB):
+            lb = plan.only(region, role)
+            try:
+                servers = server_states(lb.dir / ADMIN_SOCKET)
+            except LbAdminError:
+                servers = {}
+            proc = processes.get(lb.name, {})
+            lbs.append(
+                {
+                    "name": lb.name,
+                    "role": role.value,
+                    "address": lb.address,
+                    "healthy": bool(proc.get("healthy")),
+                    "servers": servers,
+                }
+            )
+        instances = [
+            {
+                "name": n.name,
+                "role": n.role.value,
+                "address": n.address,
+                "running": bool(processes.get(n.name, {}).get("running")),
+                "healthy": bool(processes.get(n.name, {}).get("healthy")),
+                "standby": n.standby,
+            }
+            for role in (NodeRole.WEB, NodeRole.API)
+            for n in plan.in_region(region, role)
+        ]
+        http, https = region_urls(plan, region)
+        regions[region] = {"url": http, "https_url": https, "lbs": lbs, "instances": instances}
+    return regions
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    spec, plan = load(args)
+    status = gather_status(spec, plan)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return EXIT_OK
+    ctl = status["controller"]
+    say(
+        f"deployment {status['deployment']} ({status['run_dir']}): controller "
+        + (f"{ctl['phase']} (pid {ctl['pid']})" if ctl["running"] else "not running")
+    )
+    if ctl.get("error"):
+        say(f"  last error: {ctl['error']}")
+    say(f"primary: {status['cluster']['primary'] or 'none'}")
+    say(f"replication: {status['cluster']['replication']}")
+    print_table(
+        ["DATABASE", "REGION", "ROLE", "TL", "REPLICATION", "SYNC", "LAG B", "LAG MS"],
+        [
+            [
+                d["name"],
+                d["region"],
+                d["role"],
+                d["timeline"],
+                d["replication_state"],
+                None if d["sync"] is None else ("yes" if d["sync"] else "no"),
+                d["lag_bytes"],
+                d["lag_ms"],
+            ]
+            for d in status["databases"]
+        ],
+    )
+    for region, info in status["traffic"].items():
+        say(f"{region}: {info['url']}  {info['https_url']}")
+        for lb in info["lbs"]:
+            pools = "; ".join(
+                f"{backend}: " + ", ".join(f"{s}={st}" for s, st in servers.items())
+                for backend, servers in lb["servers"].items()
+            )
+            say(f"  {lb['name']:<12} {'ok' if lb['healthy'] else 'DOWN':<5} {pools}")
+        running = [i for i in info["instances"] if i["running"]]
+        say(
+            "  instances: "
+            + ", ".join(f"{i['name']}={'ok' if i['healthy'] else 'DOWN'}" for i in running)
+        )
+    healthy = sum(1 for m in status["etcd"] if m["healthy"])
+    say(
+        f"etcd: {healthy}/{len(status['etcd'])} healthy  "
+        + "  ".join(f"{m['name']}={'ok' if m['healthy'] else 'DOWN'}" for m in status["etcd"])
+    )
+    return EXIT_OK
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    _, plan = load(args)
+    snap = controller_snapshot(plan)
+    processes = (snap or {}).get("nodes", {})
+    if snap is None:
+        say("controller: not running")
+    rows = []
+    for node in plan.nodes:
+        p = processes.get(node.name, {})
+        proc = adopt_process(node.dir)
+        if p.get("stopped_by_chaos"):
+            state = "stopped (chaos)"
+        elif p.get("running") or proc is not None:
+            state = "running"
+        else:
+            state = "stopped"
+        pid = p.get("pid") or (proc.pid if proc else None)
+        rows.append(
+            [
+                node.name,
+                node.role.value,
+                node.address,
+                pid,
+                state,
+                p.get("restarts", 0),
+                p.get("detail"),
+            ]
+        )
+    print_table(["NODE", "ROLE", "ADDRESS", "PID", "STATE", "RESTARTS", "HEALTH"], rows)
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    _, plan = load(args)
+    try:
+        node = plan.node(args.node)
+    except KeyError:
+        raise BadInput(
+            f"NODE: one of {', '.join(n.name for n in plan.nodes)} (got {args.node!r})"
+        ) from None
+    if not node.log_path.exists():
+        raise GeohaError(f"{node.name} has no log yet ({node.log_path})")
+    for line in tail(node.log_path, args.lines):
+        print(line)
+    if args.follow:
+        with open(node.log_path, encoding="utf-8", errors="replace") as f:
+            f.seek(0, os.SEEK_END)
+            try:
+                while True:
+                    line = f.readline()
+                    if line:
+                        print(line, end="", flush=True)
+                    else:
+                        time.sleep(0.3)
+            except KeyboardInterrupt:
+                return EXIT_OK
+    return EXIT_OK
