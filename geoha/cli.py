@@ -68,11 +68,18 @@ def add_local_commands(sub: Subcommands) -> None:
     lifecycle = "geoha.commands.lifecycle"
     status = "geoha.commands.status"
     access = "geoha.commands.access"
-    add_command(
+    p = add_command(
         sub,
         "up",
         f"{lifecycle}:cmd_up",
         "start (or complete) the local deployment and wait until it is healthy",
+    )
+    p.add_argument(
+        "--tiers",
+        choices=["data", "app", "all"],
+        default="all",
+        help="how much to bring up: data (etcd, databases, schema), app (and the API behind "
+        "its backend LB), all (and web instances behind the frontend LB; the default)",
     )
     p = add_command(sub, "down", f"{lifecycle}:cmd_down", "stop every node of the local deployment")
     p.add_argument("--purge", action="store_true", help="also remove data, logs and secrets")

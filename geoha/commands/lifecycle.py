@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 
@@ -21,6 +20,8 @@ from geoha.errors import EXIT_FAILED, EXIT_OK, GeohaError
 from geoha.plan import Plan
 from geoha.runtime import control
 from geoha.runtime.controller import PID_FILE, SPEC_FILE
+from geoha.runtime.events import ControllerStatus
+from geoha.runtime.groups import ensure_groups, region_group_name
 from geoha.runtime.kinds import kinds
 from geoha.runtime.process import RunAs, adopt_process, clear_record
 from geoha.spec import Spec
@@ -90,11 +91,12 @@ def any_node_running(plan: Plan) -> bool:
     return any(adopt_process(n.dir) is not None for n in plan.nodes)
 
 
-def spawn_controller(plan: Plan) -> None:
+def spawn_controller(plan: Plan, tiers: str) -> None:
     log = open(plan.run_dir / "controller.log", "ab")  # noqa: SIM115 -- handed to the child
+    argv = [sys.executable, "-m", "geoha.runtime.controller", str(plan.run_dir), "--tiers", tiers]
     try:
         subprocess.Popen(
-            [sys.executable, "-m", "geoha.runtime.controller", str(plan.run_dir)],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -112,17 +114,18 @@ def spawn_controller(plan: Plan) -> None:
 
 
 # -- up ------------------------------------------------------------------------
-def follow_bring_up(plan: Plan, since_seq: int) -> dict[str, Any]:
+def follow_bring_up(plan: Plan, since_seq: int, generation: int) -> ControllerStatus:
+    """Print the controller's events until the bring-up of `generation` is ready or failed."""
     seen = since_seq
     deadline = time.monotonic() + UP_TIMEOUT_S
     while time.monotonic() < deadline:
-        snap = control.call(plan.run_dir, "status")
+        snap: ControllerStatus = control.call(plan.run_dir, "status")
         for event in snap["events"]:
-            if event["seq"] > seen:
+            if event["seq"] > seen and event["kind"] != "decision":
                 seen = event["seq"]
                 say(f"  {event['message']}")
-        if snap["phase"] in ("ready", "failed"):
-            return dict(snap)
+        if snap["generation"] >= generation and snap["phase"] in ("ready", "failed"):
+            return snap
         time.sleep(0.3)
     raise GeohaError(f"not every node was healthy after {UP_TIMEOUT_S:.0f} s; see `geoha status`")
 
@@ -132,15 +135,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     check_tools(plan)
     prepare_run_dir(spec, plan)
     check_database_user_access(plan)
-    say(f"geoha up: {len(plan.nodes)} nodes, run directory {plan.run_dir}")
+    for step in ensure_groups(region_group_name(spec.name, r) for r in spec.regions):
+        say(f"region groups: {step}")
+    say(f"geoha up: {len(plan.nodes)} nodes, tiers {args.tiers}, run directory {plan.run_dir}")
     if control.controller_running(plan.run_dir):
         since = control.call(plan.run_dir, "status")["events"]
         seq = since[-1]["seq"] if since else 0
-        control.call(plan.run_dir, "up")
+        answer: ControllerStatus = control.call(plan.run_dir, "up", tiers=args.tiers)
+        generation = answer["desired"]["generation"]
     else:
-        spawn_controller(plan)
-        seq = 0
-    snap = follow_bring_up(plan, seq)
+        spawn_controller(plan, args.tiers)
+        seq, generation = 0, 1
+    snap = follow_bring_up(plan, seq, generation)
     if snap["phase"] == "failed":
         failed = snap.get("failed_node")
         say(f"geoha up failed: {snap['error']}")
@@ -156,9 +162,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     status = cluster.database_status(plan, load_or_create_secrets(spec, plan.secrets_path))
     say(f"ready in {snap['ready_after_s']} s: primary {status['primary']}")
-    for region in plan.spec.data_regions:
-        http, https = region_urls(plan, region)
-        say(f"  open {http}  ({region}; HTTPS: {https}, CA: geoha ca)")
+    if args.tiers == "all":
+        for region in plan.spec.data_regions:
+            http, https = region_urls(plan, region)
+            say(f"  open {http}  ({region}; HTTPS: {https}, CA: geoha ca)")
+    else:
+        say(f"  tiers {args.tiers} only: `geoha up` brings up the rest")
     say("  status: geoha status    write DSN: geoha dsn --region REGION --write")
     return EXIT_OK
 
@@ -216,7 +225,8 @@ def cmd_switchover(args: argparse.Namespace) -> int:
 def cmd_chaos(args: argparse.Namespace) -> int:
     _, plan = load(args)
     op = {"kill-node": "kill_node", "start-node": "start_node"}[args.action]
-    result = control.call(plan.run_dir, op, timeout_s=30.0, node=args.node)
+    # the controller answers once the kill or start is done (it waits up to 60 s)
+    result = control.call(plan.run_dir, op, timeout_s=75.0, node=args.node)
     if op == "kill_node":
         say(
             f"{args.node}: killed ({result['killed']} processes); "

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from geoha.commands.common import load, print_table, region_urls, say, tail
 from geoha.data import cluster
@@ -15,16 +15,29 @@ from geoha.errors import EXIT_OK, BadInput, GeohaError
 from geoha.plan import NodeRole, Plan
 from geoha.render.haproxy import ADMIN_SOCKET
 from geoha.runtime import control
+from geoha.runtime.events import ControllerStatus
 from geoha.runtime.process import adopt_process
 from geoha.spec import Spec
 from geoha.traffic.lb_admin import LbAdminError, server_states
 
 
-def controller_snapshot(plan: Plan) -> dict[str, Any] | None:
+def controller_snapshot(plan: Plan) -> ControllerStatus | None:
     try:
-        return dict(control.call(plan.run_dir, "status"))
+        snap: ControllerStatus = control.call(plan.run_dir, "status")
     except control.ControlError:
         return None
+    return snap
+
+
+class ControllerSummary(TypedDict):
+    running: bool
+    pid: int | None
+    phase: str | None
+    stage: str | None
+    error: str | None
+    decision: str | None
+    nodes_running: int
+    """Nodes whose recorded process is alive, with or without a controller."""
 
 
 def gather_status(spec: Spec, plan: Plan) -> dict[str, Any]:
@@ -35,7 +48,7 @@ def gather_status(spec: Spec, plan: Plan) -> dict[str, Any]:
     databases = (
         cluster.database_status(plan, secrets) if secrets else {"primary": None, "nodes": []}
     )
-    processes = (snap or {}).get("nodes", {})
+    processes: dict[str, Any] = dict(snap["nodes"]) if snap else {}
     for entry in databases["nodes"]:
         entry["process"] = processes.get(entry["name"], {})
     etcd = cluster.etcd_status(plan)
@@ -44,16 +57,23 @@ def gather_status(spec: Spec, plan: Plan) -> dict[str, Any]:
     return {
         "deployment": spec.name,
         "run_dir": str(plan.run_dir),
-        "controller": {
-            "running": snap is not None,
-            "pid": snap["pid"] if snap else None,
-            "phase": snap["phase"] if snap else None,
-            "error": snap["error"] if snap else None,
-        },
+        "controller": controller_summary(plan, snap),
         "cluster": {"primary": databases["primary"], "replication": spec.replication.value},
         "databases": databases["nodes"],
         "etcd": etcd,
         "traffic": traffic_status(plan, processes),
+    }
+
+
+def controller_summary(plan: Plan, snap: ControllerStatus | None) -> ControllerSummary:
+    return {
+        "running": snap is not None,
+        "pid": snap["pid"] if snap else None,
+        "phase": snap["phase"] if snap else None,
+        "stage": snap["stage"] if snap else None,
+        "error": snap["error"] if snap else None,
+        "decision": snap["decision"] if snap else None,
+        "nodes_running": sum(1 for n in plan.nodes if adopt_process(n.dir) is not None),
     }
 
 
@@ -106,6 +126,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"deployment {status['deployment']} ({status['run_dir']}): controller "
         + (f"{ctl['phase']} (pid {ctl['pid']})" if ctl["running"] else "not running")
     )
+    if not ctl["running"] and ctl["nodes_running"]:
+        say(
+            f"  {ctl['nodes_running']} nodes run unsupervised (no restarts, no health "
+            "checks): `geoha up` starts a controller that adopts them"
+        )
+    elif ctl["running"] and ctl["decision"]:
+        say(f"  {ctl['decision']}")
     if ctl.get("error"):
         say(f"  last error: {ctl['error']}")
     say(f"primary: {status['cluster']['primary'] or 'none'}")
@@ -150,7 +177,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_ps(args: argparse.Namespace) -> int:
     _, plan = load(args)
     snap = controller_snapshot(plan)
-    processes = (snap or {}).get("nodes", {})
+    processes: dict[str, Any] = dict(snap["nodes"]) if snap else {}
     if snap is None:
         say("controller: not running")
     rows = []
