@@ -87,10 +87,21 @@ def add_local_commands(sub: Subcommands) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_command(sub, "ps", f"{status}:cmd_ps", "every node's process and health")
     # `logs -f` follows, as tail -f does: the topology file is --file only.
-    p = add_command(sub, "logs", f"{status}:cmd_logs", "a node's log", file_flags=["--file"])
+    p = add_command(
+        sub,
+        "logs",
+        f"{status}:cmd_logs",
+        "a node's log (or the controller's)",
+        file_flags=["--file"],
+    )
     p.add_argument("node", metavar="NODE")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="with NODE controller: its recent events, one JSON object per line",
+    )
     p = add_command(
         sub, "dsn", f"{access}:cmd_dsn", "the libpq URI an application in a region uses"
     )

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any, TypedDict
 
 from geoha.commands.common import load, print_table, region_urls, say, tail
@@ -19,6 +20,8 @@ from geoha.runtime.events import ControllerStatus
 from geoha.runtime.process import adopt_process
 from geoha.spec import Spec
 from geoha.traffic.lb_admin import LbAdminError, server_states
+
+CONTROLLER_LOG_NAME = "controller"
 
 
 def controller_snapshot(plan: Plan) -> ControllerStatus | None:
@@ -206,20 +209,35 @@ def cmd_ps(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def log_path(plan: Plan, name: str) -> Path:
+    """A node's log, or the controller's (`controller`)."""
+    if name == CONTROLLER_LOG_NAME:
+        return plan.run_dir / "controller.log"
+    try:
+        return plan.node(name).log_path
+    except KeyError:
+        names = [CONTROLLER_LOG_NAME, *(n.name for n in plan.nodes)]
+        raise BadInput(f"NODE: one of {', '.join(names)} (got {name!r})") from None
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     _, plan = load(args)
-    try:
-        node = plan.node(args.node)
-    except KeyError:
-        raise BadInput(
-            f"NODE: one of {', '.join(n.name for n in plan.nodes)} (got {args.node!r})"
-        ) from None
-    if not node.log_path.exists():
-        raise GeohaError(f"{node.name} has no log yet ({node.log_path})")
-    for line in tail(node.log_path, args.lines):
+    path = log_path(plan, args.node)
+    if args.json:
+        if args.node != CONTROLLER_LOG_NAME:
+            raise BadInput("--json: only with NODE controller (its events are structured)")
+        snap = controller_snapshot(plan)
+        if snap is None:
+            raise GeohaError("no controller is running: its past events are in its log")
+        for event in snap["events"][-args.lines :]:
+            print(json.dumps(event))
+        return EXIT_OK
+    if not path.exists():
+        raise GeohaError(f"{args.node} has no log yet ({path})")
+    for line in tail(path, args.lines):
         print(line)
     if args.follow:
-        with open(node.log_path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             f.seek(0, os.SEEK_END)
             try:
                 while True:
