@@ -30,16 +30,6 @@ def patroni_get(node: Node, path: str) -> dict[str, Any] | None:
         return None
 
 
-def cluster_members(plan: Plan) -> list[dict[str, Any]] | None:
-    """Patroni's `/cluster` view from the first database node that answers."""
-    for node in plan.database_nodes:
-        body = patroni_get(node, "/cluster")
-        if body is not None and "members" in body:
-            members: list[dict[str, Any]] = body["members"]
-            return members
-    return None
-
-
 def is_running_primary(body: dict[str, Any] | None) -> bool:
     if not body:
         return False

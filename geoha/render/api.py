@@ -30,12 +30,3 @@ def render_api(plan: Plan, node: Node) -> list[File]:
     text = "# rendered by geoha; changes are overwritten\n" + "\n".join(lines) + "\n"
     return [File(node.config_path, text, 0o644)]
 
-
-def parse_env(text: str) -> dict[str, str]:
-    """KEY=VALUE lines of an env file (comments and blank lines skipped)."""
-    env = {}
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            env[key.strip()] = value
-    return env
