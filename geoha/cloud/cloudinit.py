@@ -38,13 +38,14 @@ from geoha.cloud.vms import (
     slot_in,
     vpc_network,
 )
-from geoha.data.secrets import Secrets, pgpass_file
+from geoha.db_access import Secrets
 from geoha.plan import Node, NodeRole, Plan
 from geoha.render.api import render_api
 from geoha.render.caddy import render_caddy
 from geoha.render.etcd import render_etcd
 from geoha.render.files import File
 from geoha.render.patroni import render_patroni
+from geoha.render.pgpass import pgpass_file
 from geoha.runtime.app_kinds import CaddyKind
 
 RENDERED_PREFIX = "/etc/geoha/rendered"

@@ -26,7 +26,7 @@ from geoha.data.migrate import (
     ensure_schema,
     superuser_conn,
 )
-from geoha.data.secrets import Secrets
+from geoha.db_access import Secrets
 from geoha.plan import Node, NodeRole
 
 POLL_S = 5.0

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import psycopg
 
+from geoha import db_access
 from geoha.data.migrate import superuser_conn
-from geoha.data.secrets import APP_USER, Secrets
+from geoha.db_access import Secrets
 from geoha.errors import BadInput, GeohaError
 from geoha.plan import Node, Plan
 
@@ -157,25 +157,9 @@ def switchover(plan: Plan, to_region: str, timeout_s: float = 60.0) -> str:
 
 
 def dsn(plan: Plan, region: str, write: bool) -> str:
-    """The libpq URI an application in `region` uses.
-
-    write: every database node, `target_session_attrs=read-write`, so writes
-    reach the current primary wherever it is. read: the region's own node
-    first, then the others. The password comes from the run directory's
-    pgpass file, never from the URI.
-    """
+    """`geoha dsn`: the libpq URI an application in `region` uses (geoha.db_access.dsn)."""
     if region not in plan.spec.data_regions:
         raise BadInput(
             f"--region: a data region ({', '.join(plan.spec.data_regions)}) (got {region!r})"
         )
-    local = plan.database_node(region)
-    ordered = [local] + [n for n in plan.database_nodes if n is not local]
-    hosts = ",".join(n.endpoint("postgres") for n in ordered)
-    params = {
-        "target_session_attrs": "read-write" if write else "any",
-        "connect_timeout": "2",
-        "passfile": str(plan.pgpass_path),
-        "application_name": f"geoha-{region}",
-    }
-    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
-    return f"postgresql://{APP_USER}@{hosts}/{plan.spec.database.name}?{query}"
+    return db_access.dsn(plan, region, write)

@@ -13,7 +13,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
-from geoha.data.secrets import APP_SCHEMA, APP_USER, SUPERUSER, Secrets
+from geoha.db_access import APP_SCHEMA, APP_USER, SUPERUSER, Secrets
 from geoha.plan import Node, Plan
 
 MIGRATIONS_PACKAGE = "geoha.data.migrations"

@@ -5,7 +5,7 @@ No secret: the DSNs name the run directory's pgpass file instead of a password.
 
 from __future__ import annotations
 
-from geoha.data.cluster import dsn
+from geoha.db_access import dsn
 from geoha.plan import Node, Plan
 from geoha.render.files import File
 
@@ -29,4 +29,3 @@ def render_api(plan: Plan, node: Node) -> list[File]:
     lines = [f"{key}={value}" for key, value in api_env(plan, node).items()]
     text = "# rendered by geoha; changes are overwritten\n" + "\n".join(lines) + "\n"
     return [File(node.config_path, text, 0o644)]
-

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from geoha.data.secrets import APP_USER, REPLICATION_USER, SUPERUSER, Secrets
+from geoha.db_access import APP_USER, REPLICATION_USER, SUPERUSER, Secrets
 from geoha.plan import Node, Plan
 from geoha.render.etcd import client_url
 from geoha.render.files import File

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from geoha.data.secrets import Secrets
+from geoha.db_access import Secrets
 from geoha.plan import Node, NodeRole, Plan
 from geoha.render.api import api_env, render_api
 from geoha.render.caddy import render_caddy

@@ -30,11 +30,13 @@ from typing import Any
 import httpx
 
 from geoha.data.migrate import bootstrap_application
-from geoha.data.secrets import Secrets, load_or_create_secrets, pgpass_file
+from geoha.data.secrets import load_or_create_secrets
+from geoha.db_access import Secrets
 from geoha.errors import BadInput
 from geoha.health import Health
 from geoha.plan import Node, Plan, Tools, expand
 from geoha.render.files import write_files
+from geoha.render.pgpass import pgpass_file
 from geoha.runtime import control
 from geoha.runtime.events import (
     ControllerStatus,

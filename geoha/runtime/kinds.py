@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import psutil
 
-from geoha.data.secrets import Secrets
+from geoha.db_access import Secrets
 from geoha.plan import Node, NodeRole, Plan
 from geoha.render.etcd import render_etcd
 from geoha.render.files import File

@@ -36,7 +36,7 @@ from geoha.cloud.vms import (
     cloud_plan,
     cloud_vms,
 )
-from geoha.data.secrets import Secrets
+from geoha.db_access import Secrets
 from geoha.plan import NodeRole, Plan, expand
 from geoha.render.api import render_api
 from geoha.render.caddy import render_caddy

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from geoha.data.secrets import Secrets
+from geoha.db_access import Secrets
 from geoha.plan import Plan, Tools, expand
 from geoha.render.etcd import render_etcd
 from geoha.render.files import File
