@@ -4,7 +4,9 @@ The plan is the only place topology is derived from the spec. Each node has a
 role, a region, an address (its own loopback address locally, its private
 address in the cloud -- same layout `NET.TIER.N`), its ports, its folder under
 the run directory, the command that starts it and its health check. Nothing
-downstream re-derives topology from the spec.
+downstream re-derives topology from the spec. What a role's nodes are called,
+their tier, config file, program and health check come from the role table
+(geoha.roles); the plan adds what the spec decides (regions, counts, ports).
 """
 
 from __future__ import annotations
@@ -15,12 +17,34 @@ import ipaddress
 import os
 import shutil
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
+from geoha.roles import ROLES, NodeRole, Program, with_config
 from geoha.spec import Autoscale, Spec
+
+# NodeRole is defined with the role table (geoha.roles); it is part of the plan's vocabulary.
+__all__ = [
+    "CADDY_ADMIN_PORT",
+    "CLOUD_HTTPS_PORT",
+    "CLOUD_HTTP_PORT",
+    "LB_STATS_PORT",
+    "REPO",
+    "SHARED_PATRONI",
+    "SHARED_RUN_ROOT",
+    "Node",
+    "NodeRole",
+    "Plan",
+    "Tools",
+    "app_tier_nodes",
+    "expand",
+    "make_node",
+    "node_address",
+    "node_command",
+    "reachable_by_others",
+    "region_net",
+    "resolve_run_dir",
+]
 
 SHARED_PATRONI = Path("/opt/geoha/venv/bin/patroni")
 SHARED_RUN_ROOT = Path("/var/lib/geoha")
@@ -29,46 +53,10 @@ SHARED_RUN_ROOT = Path("/var/lib/geoha")
 REPO = Path(__file__).resolve().parent.parent
 
 
-class NodeRole(StrEnum):
-    ETCD = "etcd"
-    DATABASE = "database"
-    API = "api"
-    BACKEND_LB = "backend-lb"
-    WEB = "web"
-    FRONTEND_LB = "frontend-lb"
-
-
-ROLE_SUFFIX = {
-    NodeRole.ETCD: "etcd",
-    NodeRole.DATABASE: "db",
-    NodeRole.API: "api",
-    NodeRole.BACKEND_LB: "be",
-    NodeRole.WEB: "web",
-    NodeRole.FRONTEND_LB: "fe",
-}
-NUMBERED_ROLES = frozenset({NodeRole.API, NodeRole.WEB})
-"""Roles with several instances per region, named REGION-ROLE-N."""
-CONFIG_FILE = {
-    NodeRole.ETCD: "etcd.yml",
-    NodeRole.DATABASE: "patroni.yml",
-    NodeRole.API: "api.env",
-    NodeRole.BACKEND_LB: "haproxy.cfg",
-    NodeRole.WEB: "Caddyfile",
-    NodeRole.FRONTEND_LB: "haproxy.cfg",
-}
 LB_STATS_PORT = 8404
 CLOUD_HTTP_PORT = 80
 CLOUD_HTTPS_PORT = 443
 CADDY_ADMIN_PORT = 2019
-
-
-# Layout inside a region NET.T.N (DESIGN "Local runtime").
-TIER_FRONTEND_LB = 1
-TIER_WEB = 2
-TIER_BACKEND_LB = 3
-TIER_API = 4
-TIER_DATABASE = 5
-TIER_ETCD = 6
 
 
 @dataclass(frozen=True)
@@ -100,6 +88,20 @@ class Tools:
             python=sys.executable,
         )
 
+    def executable(self, program: Program) -> str:
+        """Where `program` lives on this machine."""
+        match program:
+            case Program.ETCD:
+                return self.etcd
+            case Program.PATRONI:
+                return self.patroni
+            case Program.PYTHON:
+                return self.python
+            case Program.HAPROXY:
+                return self.haproxy
+            case Program.CADDY:
+                return self.caddy
+
 
 @dataclass(frozen=True)
 class Node:
@@ -113,14 +115,12 @@ class Node:
     dir: Path
     command: tuple[str, ...]
     health_url: str
-    db_user: bool = False
-    """True when the node must run as the unprivileged database user."""
     standby: bool = False
     """Planned but not started by `geoha up`: a free slot the autoscaler may fill."""
 
     @property
     def config_path(self) -> Path:
-        return self.dir / CONFIG_FILE[self.role]
+        return self.dir / ROLES[self.role].config
 
     @property
     def data_dir(self) -> Path:
@@ -143,6 +143,8 @@ class Plan:
     web_dist: str = ""
     app_client_addresses: tuple[str, ...] = field(default=())
     """Addresses of every API instance the autoscaler may start (pg_hba for the app user)."""
+    cloud: bool = False
+    """Laid out for cloud VMs (each region's CIDR), not on this machine's loopback."""
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -174,6 +176,12 @@ class Plan:
             if node.region == region:
                 return node
         raise KeyError(region)
+
+    @property
+    def app_client_networks(self) -> tuple[str, ...]:
+        """Every data region's network: where the cloud's API instances, started by
+        scaler groups at no fixed address, may connect from."""
+        return tuple(region.cidr for region in self.spec.data_regions.values())
 
     @property
     def secrets_path(self) -> Path:
@@ -212,25 +220,30 @@ def resolve_run_dir(spec: Spec, cwd: Path | None = None) -> Path:
     return base / run_dir
 
 
+def node_command(tools: Tools, role: NodeRole, node_dir: Path) -> tuple[str, ...]:
+    """What starts a node of `role` whose folder is `node_dir`."""
+    facts = ROLES[role]
+    config = node_dir / facts.config
+    return (tools.executable(facts.program), *with_config(facts.args, config))
+
+
 def make_node(
     run_dir: Path,
     region: str,
     net: ipaddress.IPv4Network,
+    tools: Tools,
     *,
     role: NodeRole,
-    position: tuple[int, int],
+    index: int,
     ports: dict[str, int],
-    command: Callable[[Path], tuple[str, ...]],
-    health: tuple[str, str],
-    db_user: bool = False,
     standby: bool = False,
 ) -> Node:
-    """One node at NET.TIER.INDEX (`position`); `health` is (port name, URL path)."""
-    tier, index = position
-    name = f"{region}-{ROLE_SUFFIX[role]}" + (f"-{index}" if role in NUMBERED_ROLES else "")
+    """Node `index` (1-based) of `role` in `region`, at NET.TIER.INDEX."""
+    facts = ROLES[role]
+    name = f"{region}-{facts.suffix}" + (f"-{index}" if facts.numbered else "")
     node_dir = run_dir / "nodes" / name
-    address = node_address(net, tier, index)
-    port_name, path = health
+    address = node_address(net, facts.tier, index)
+    check = facts.health
     return Node(
         name=name,
         region=region,
@@ -238,30 +251,10 @@ def make_node(
         address=address,
         ports=ports,
         dir=node_dir,
-        command=command(node_dir),
-        health_url=f"http://{address}:{ports[port_name]}{path}",
-        db_user=db_user,
+        command=node_command(tools, role, node_dir),
+        health_url=f"http://{address}:{ports[check.port]}{check.path}",
         standby=standby,
     )
-
-
-def haproxy_command(tools: Tools) -> Callable[[Path], tuple[str, ...]]:
-    return lambda d: (tools.haproxy, "-W", "-db", "-f", str(d / "haproxy.cfg"))
-
-
-def caddy_command(tools: Tools) -> Callable[[Path], tuple[str, ...]]:
-    return lambda d: (
-        tools.caddy,
-        "run",
-        "--config",
-        str(d / "Caddyfile"),
-        "--adapter",
-        "caddyfile",
-    )
-
-
-def api_command(tools: Tools) -> Callable[[Path], tuple[str, ...]]:
-    return lambda _: (tools.python, "-m", "app.api")
 
 
 def app_tier_nodes(
@@ -269,7 +262,9 @@ def app_tier_nodes(
 ) -> list[Node]:
     """A data region's traffic path: API and web instances (every slot up to max) and LBs."""
     region, traffic = spec.regions[region_name], spec.traffic
-    slot = functools.partial(make_node, run_dir, region_name, region_net(spec, region_name, cloud))
+    slot = functools.partial(
+        make_node, run_dir, region_name, region_net(spec, region_name, cloud), tools
+    )
     lb_ports = {"http": traffic.http_port, "stats": LB_STATS_PORT}
     fe_ports = {
         "http": CLOUD_HTTP_PORT if cloud else traffic.frontend_http_port,
@@ -278,61 +273,19 @@ def app_tier_nodes(
     }
     api_ports = {"http": traffic.http_port}
     web_ports = {"http": traffic.http_port, "admin": CADDY_ADMIN_PORT}
-    haproxy, lb_health = haproxy_command(tools), ("stats", "/lb-health")
 
-    def scaled(
-        role: NodeRole,
-        tier: int,
-        scale: Autoscale,
-        *,
-        ports: dict[str, int],
-        command: Callable[[Path], tuple[str, ...]],
-        health: tuple[str, str],
-    ) -> list[Node]:
+    def scaled(role: NodeRole, scale: Autoscale, ports: dict[str, int]) -> list[Node]:
         """Every autoscaler slot of a tier; those beyond `desired` start as standby."""
         return [
-            slot(
-                role=role,
-                position=(tier, i),
-                ports=ports,
-                command=command,
-                health=health,
-                standby=i > scale.desired,
-            )
+            slot(role=role, index=i, ports=ports, standby=i > scale.desired)
             for i in range(1, scale.max + 1)
         ]
 
     return [
-        *scaled(
-            NodeRole.API,
-            TIER_API,
-            region.api.autoscale,
-            ports=api_ports,
-            command=api_command(tools),
-            health=("http", "/health"),
-        ),
-        slot(
-            role=NodeRole.BACKEND_LB,
-            position=(TIER_BACKEND_LB, 1),
-            ports=lb_ports,
-            command=haproxy,
-            health=lb_health,
-        ),
-        *scaled(
-            NodeRole.WEB,
-            TIER_WEB,
-            region.web.autoscale,
-            ports=web_ports,
-            command=caddy_command(tools),
-            health=("http", "/health/"),
-        ),
-        slot(
-            role=NodeRole.FRONTEND_LB,
-            position=(TIER_FRONTEND_LB, 1),
-            ports=fe_ports,
-            command=haproxy,
-            health=lb_health,
-        ),
+        *scaled(NodeRole.API, region.api.autoscale, api_ports),
+        slot(role=NodeRole.BACKEND_LB, index=1, ports=lb_ports),
+        *scaled(NodeRole.WEB, region.web.autoscale, web_ports),
+        slot(role=NodeRole.FRONTEND_LB, index=1, ports=fe_ports),
     ]
 
 
@@ -350,30 +303,19 @@ def expand(spec: Spec, run_dir: Path, tools: Tools, cloud: bool = False) -> Plan
     etcd_ports = {"client": spec.etcd.client_port, "peer": spec.etcd.peer_port}
     db_ports = {"postgres": spec.database.port, "patroni": spec.database.patroni_port}
     for region_name in spec.regions:
-        etcd = make_node(
-            run_dir,
-            region_name,
-            region_net(spec, region_name, cloud),
-            role=NodeRole.ETCD,
-            position=(TIER_ETCD, 1),
-            ports=etcd_ports,
-            command=lambda d: (tools.etcd, "--config-file", str(d / "etcd.yml")),
-            health=("client", "/health"),
+        net = region_net(spec, region_name, cloud)
+        nodes.append(
+            make_node(
+                run_dir, region_name, net, tools, role=NodeRole.ETCD, index=1, ports=etcd_ports
+            )
         )
-        nodes.append(etcd)
     for region_name in spec.data_regions:
-        database = make_node(
-            run_dir,
-            region_name,
-            region_net(spec, region_name, cloud),
-            role=NodeRole.DATABASE,
-            position=(TIER_DATABASE, 1),
-            ports=db_ports,
-            command=lambda d: (tools.patroni, str(d / "patroni.yml")),
-            health=("patroni", "/health"),
-            db_user=True,
+        net = region_net(spec, region_name, cloud)
+        nodes.append(
+            make_node(
+                run_dir, region_name, net, tools, role=NodeRole.DATABASE, index=1, ports=db_ports
+            )
         )
-        nodes.append(database)
         tier_nodes = app_tier_nodes(spec, run_dir, tools, region_name, cloud)
         nodes += tier_nodes
         app_clients += [n.address for n in tier_nodes if n.role is NodeRole.API]
@@ -384,4 +326,5 @@ def expand(spec: Spec, run_dir: Path, tools: Tools, cloud: bool = False) -> Plan
         pg_bin_dir=tools.pg_bin_dir,
         web_dist=tools.web_dist,
         app_client_addresses=tuple(app_clients),
+        cloud=cloud,
     )

@@ -22,6 +22,7 @@ load balancers play both LB roles.
 from __future__ import annotations
 
 import inspect
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,6 @@ from geoha.cloud.vms import (
     Vm,
     VmKind,
     addressed_nodes,
-    app_networks,
     cloud_vms,
     internal_name,
     slot_in,
@@ -40,17 +40,13 @@ from geoha.cloud.vms import (
 )
 from geoha.db_access import Secrets
 from geoha.plan import Node, NodeRole, Plan
-from geoha.render.api import render_api
-from geoha.render.caddy import render_caddy
-from geoha.render.etcd import render_etcd
+from geoha.render.configs import process_environment, render_config
 from geoha.render.files import File
-from geoha.render.patroni import render_patroni
 from geoha.render.pgpass import pgpass_file
-from geoha.runtime.app_kinds import CaddyKind
+from geoha.roles import ROLES, SERVICE_USER, Environment
 
 RENDERED_PREFIX = "/etc/geoha/rendered"
 SECRETS_ENV = "/etc/geoha/secrets.env"
-APP_USER = "geoha"
 VENV = "/opt/geoha/venv"
 SOURCE_DIR = "/opt/geoha/src"
 CREATECLUSTER_CONF = "/etc/postgresql-common/createcluster.d/50-geoha.conf"
@@ -97,29 +93,25 @@ def tf_var(name: str) -> str:
     return f"@@geoha-tf:{name}@@"
 
 
-def service_name(node: Node) -> str:
-    return {
-        NodeRole.ETCD: "geoha-etcd",
-        NodeRole.DATABASE: "geoha-patroni",
-        NodeRole.API: "geoha-api",
-        NodeRole.WEB: "geoha-caddy",
-    }[node.role]
+def service_name(role: NodeRole) -> str:
+    """The systemd unit (without .service) that runs a node of `role` on its VM."""
+    service = ROLES[role].service
+    if service is None:
+        raise ValueError(f"no VM runs a {role.value} node")
+    return service
+
+
+def cloud_user(role: NodeRole) -> str:
+    """The VM user that runs a node of `role` and owns its folder."""
+    user = ROLES[role].cloud_user
+    if user is None:
+        raise ValueError(f"no VM runs a {role.value} node")
+    return user
 
 
 def vm_configs(plan: Plan, vm: Vm) -> list[File]:
     """The VM's configs, exactly as the local renderers produce them for the cloud plan."""
-    files: list[File] = []
-    for node in vm.nodes:
-        if node.role is NodeRole.ETCD:
-            files += render_etcd(plan, node)
-        elif node.role is NodeRole.DATABASE:
-            networks = app_networks(plan.spec)
-            files += render_patroni(plan, node, SECRET_PLACEHOLDERS, False, networks)
-        elif node.role is NodeRole.API:
-            files += render_api(plan, node)
-        elif node.role is NodeRole.WEB:
-            files += render_caddy(plan, node)
-    return files
+    return [f for node in vm.nodes for f in render_config(plan, node, SECRET_PLACEHOLDERS)]
 
 
 def address_map(plan: Plan, vm: Vm, configs: list[File]) -> str:
@@ -161,22 +153,26 @@ def unit(description: str, service: dict[str, str], after: list[str], oneshot: b
 
 
 def node_unit(plan: Plan, node: Node) -> str:
-    """The unit that runs a plan node: the same command as the local runtime starts."""
-    service = {"ExecStart": " ".join(node.command)}
+    """The unit that runs a plan node: the command the local runtime starts, with the
+    user, environment and stop its role's row gives (geoha.roles)."""
+    role = ROLES[node.role]
+    database = node.role is NodeRole.DATABASE
+    service = {"User": cloud_user(node.role)}
     after = ["geoha-addresses.service"]
-    if node.role is NodeRole.ETCD:
-        service = {"User": "etcd", **service}
-    elif node.role is NodeRole.DATABASE:
-        # KillMode=process: restarting Patroni must not take PostgreSQL down with it.
-        service = {"User": "postgres", "EnvironmentFile": SECRETS_ENV, **service}
-        service |= {"KillMode": "process", "TimeoutStopSec": "30"}
-        after.append("geoha-etcd.service")
-    elif node.role is NodeRole.API:
-        service = {"User": APP_USER, "EnvironmentFile": str(node.config_path), **service}
-        service["TimeoutStopSec"] = "15"
-    elif node.role is NodeRole.WEB:
-        env = " ".join(f"{k}={v}" for k, v in CaddyKind().env(plan, node).items())
-        service = {"User": APP_USER, "Environment": env, **service}
+    if database:  # Patroni reads the passwords from its environment, and needs the DCS
+        service["EnvironmentFile"] = SECRETS_ENV
+        after.append(f"{service_name(NodeRole.ETCD)}.service")
+    if role.environment is Environment.CONFIG_FILE:
+        service["EnvironmentFile"] = str(node.config_path)
+    elif env := process_environment(plan, node):
+        service["Environment"] = " ".join(f"{k}={v}" for k, v in env.items())
+    service["ExecStart"] = " ".join(node.command)
+    if database:  # restarting Patroni must not take PostgreSQL down with it
+        service["KillMode"] = "process"
+    if role.stop.signal is not signal.SIGTERM:
+        service["KillSignal"] = role.stop.signal.name
+    if role.stop.in_unit:
+        service["TimeoutStopSec"] = f"{role.stop.timeout_s:g}"
     return unit(f"geoha {node.role.value} {node.name}", service, after)
 
 
@@ -192,14 +188,14 @@ def addresses_unit() -> str:
 def schema_unit(plan: Plan, db: Node) -> str:
     """Roles, database, schema and migrations, applied by whichever node is primary."""
     service = {
-        "User": "postgres",
+        "User": cloud_user(NodeRole.DATABASE),
         "EnvironmentFile": SECRETS_ENV,
         "ExecStart": f"{VENV}/bin/python -m geoha.cloud.dbinit {db.config_path} "
         f"{plan.spec.database.name}",
         "Restart": "on-failure",
         "RestartSec": "10",
     }
-    after = ["geoha-addresses.service", "geoha-patroni.service"]
+    after = ["geoha-addresses.service", f"{service_name(NodeRole.DATABASE)}.service"]
     return unit("geoha: application schema on the primary", service, after, oneshot=True)
 
 
@@ -218,10 +214,9 @@ def write_file(
 
 
 def node_owner(node: Node) -> str:
-    return {
-        NodeRole.ETCD: "etcd:etcd",
-        NodeRole.DATABASE: "postgres:postgres",
-    }.get(node.role, f"{APP_USER}:{APP_USER}")
+    """owner:group of the node's folder and configs: its user and that user's group."""
+    user = cloud_user(node.role)
+    return f"{user}:{user}"
 
 
 def owner_of(vm: Vm, file: File) -> str:
@@ -247,7 +242,7 @@ def secret_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
         pgpass = pgpass_file(
             plan.pgpass_path, ["*"], spec.database.port, spec.database.name, tf_var("app_password")
         )
-        owner = f"{APP_USER}:{APP_USER}"
+        owner = node_owner(vm.nodes[0])  # the API instance reads it
         return [write_file(str(pgpass.path), pgpass.text, pgpass.mode, owner, defer=True)]
     return []
 
@@ -268,7 +263,7 @@ def vm_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
     files.append(write_file("/etc/geoha/addresses.map", address_map(plan, vm, configs), 0o644))
     files.append(write_file("/usr/local/sbin/geoha-addresses", boot_script(), 0o755))
     units = {"geoha-addresses": addresses_unit()}
-    units |= {service_name(n): node_unit(plan, n) for n in vm.nodes}
+    units |= {service_name(n.role): node_unit(plan, n) for n in vm.nodes}
     if vm.kind is VmKind.DATABASE:
         units["geoha-app-schema"] = schema_unit(plan, vm.nodes[0])
         files.append(write_file(CREATECLUSTER_CONF, NO_MAIN_CLUSTER, 0o644))
@@ -311,7 +306,7 @@ def start_commands(vm: Vm) -> list[list[str]]:
     packaged = {VmKind.DATABASE: "etcd", VmKind.WITNESS: "etcd", VmKind.WEB: "caddy"}
     if vm.kind in packaged:  # the distribution's own unit would run a second, default instance
         commands.append(["systemctl", "disable", "--now", f"{packaged[vm.kind]}.service"])
-    services = ["geoha-addresses.service", *(f"{service_name(n)}.service" for n in vm.nodes)]
+    services = ["geoha-addresses.service", *(f"{service_name(n.role)}.service" for n in vm.nodes)]
     if vm.kind is VmKind.DATABASE:
         services.append("geoha-app-schema.service")
     commands += [["systemctl", "daemon-reload"], ["systemctl", "enable", *services]]
@@ -331,7 +326,7 @@ def cloud_config(plan: Plan, vm: Vm) -> dict[str, Any]:
     runcmd: list[str | list[str]] = [STOP_AT_FIRST_FAILURE]
     runcmd += install_commands(plan, vm) + start_commands(vm)
     config: dict[str, Any] = {
-        "users": ["default", {"name": APP_USER, "system": True, "shell": "/usr/sbin/nologin"}],
+        "users": ["default", {"name": SERVICE_USER, "system": True, "shell": "/usr/sbin/nologin"}],
         "package_update": True,
         "packages": PACKAGES[vm.kind],
         "write_files": vm_files(plan, vm),

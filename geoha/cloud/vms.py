@@ -92,11 +92,6 @@ def witness_address_variable(region: str) -> str:
     return f"witness_address_{region.replace('-', '_')}"
 
 
-def app_networks(spec: Spec) -> tuple[str, ...]:
-    """Where API instances may connect from: every data region's network."""
-    return tuple(spec.regions[r].cidr for r in spec.data_regions)
-
-
 def cloud_vms(plan: Plan) -> list[Vm]:
     """Every VM of the deployment, data regions first, in spec order."""
     vms: list[Vm] = []

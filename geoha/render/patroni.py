@@ -19,14 +19,20 @@ LOCAL_SOURCE = "127.0.0.1"
 
 
 def hba_rules(
-    plan: Plan, local: bool = True, app_networks: Sequence[str] | None = None
+    plan: Plan, local: bool | None = None, app_networks: Sequence[str] | None = None
 ) -> list[str]:
     """pg_hba: scram-sha-256 only, and only from the addresses that need each user.
 
-    `app_networks` (CIDRs) replaces the API instances' /32 addresses for the
-    application user: in the cloud, API instances come from scaler groups and
-    have no fixed address, only their region's network.
+    `local` (default: unless the plan is a cloud plan) adds the loopback source
+    every connection on one machine comes from. `app_networks` (CIDRs; a cloud
+    plan's default: its data regions' networks) replaces the API instances' /32
+    addresses for the application user: in the cloud, API instances come from
+    scaler groups and have no fixed address, only their region's network.
     """
+    if local is None:
+        local = not plan.cloud
+    if app_networks is None and plan.cloud:
+        app_networks = plan.app_client_networks
     db_hosts = [n.address for n in plan.database_nodes]
     app_hosts = list(plan.app_client_addresses)
     if local:
@@ -46,7 +52,7 @@ def patroni_config(
     plan: Plan,
     node: Node,
     secrets: Secrets,
-    local: bool = True,
+    local: bool | None = None,
     app_networks: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     spec = plan.spec
@@ -125,13 +131,13 @@ def render_patroni(
     plan: Plan,
     node: Node,
     secrets: Secrets,
-    local: bool = True,
+    local: bool | None = None,
     app_networks: Sequence[str] | None = None,
 ) -> list[File]:
     """The node's Patroni YAML (mode 0600: it holds the superuser and replication passwords).
 
-    `local=False` leaves out the loopback source every local connection comes
-    from; `app_networks` (see `hba_rules`) is for scaler-group API instances.
+    `local` and `app_networks` shape pg_hba (see `hba_rules`); by default they
+    follow the plan (one machine, or cloud VMs).
     """
     config = patroni_config(plan, node, secrets, local, app_networks)
     text = "# rendered by geoha; changes are overwritten\n" + yaml.safe_dump(

@@ -1,37 +1,45 @@
 """Node kinds: how each kind of node is rendered, run, probed and stopped.
 
-The controller drives every node through this one contract and never
-branches on which kind it holds.
+The controller drives every node through the `NodeKind` contract and never
+branches on which kind it holds. Every kind reads its facts from the role
+table (geoha.roles); only what the local runtime does beyond the table lives
+here: the database's postmaster, which leaves Patroni's process group, and
+the frontend LB's TLS certificate, issued before its config is rendered.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
 
+from geoha import health
 from geoha.db_access import Secrets
+from geoha.health import Health
 from geoha.plan import Node, NodeRole, Plan
-from geoha.render.etcd import render_etcd
-from geoha.render.files import File
-from geoha.render.patroni import render_patroni
+from geoha.render.configs import process_environment, render_config
+from geoha.render.files import File, write_files
+from geoha.render.haproxy import TLS_PEM
+from geoha.roles import ROLES, LocalUser, with_config
 from geoha.runtime.process import ProcessRecord, RunAs, kill_node, stop_node
+from geoha.traffic.tls import ensure_ca, server_pem
+
+CHECK_TIMEOUT_S = 30
 
 
-@dataclass(frozen=True)
-class Health:
-    healthy: bool
-    detail: str
-    info: dict[str, Any] | None = None
+class ConfigCheckError(Exception):
+    """A rendered configuration was refused by its program's own checker."""
 
 
 class NodeKind(ABC):
     """One kind of managed node."""
+
+    stop_timeout_s: float
+    """How long a node may take to stop after its stop signal before it is killed."""
 
     @abstractmethod
     def render(self, plan: Plan, node: Node, secrets: Secrets) -> list[File]:
@@ -45,31 +53,68 @@ class NodeKind(ABC):
     async def probe(self, node: Node, client: httpx.AsyncClient) -> Health:
         """Whether the node is serving, with a short human detail."""
 
-    stop_timeout_s = 30.0
-    """How long a node may take to stop after SIGTERM before it is killed."""
-
+    @abstractmethod
     def env(self, plan: Plan, node: Node) -> dict[str, str]:
         """Environment variables the node's process gets on top of the controller's."""
-        return {}
 
+    @abstractmethod
     def check(self, node: Node, path: Path) -> None:
         """Validate a rendered config file before it replaces the live one; raise if bad."""
-        return None  # etcd and Patroni configs have no checker of their own
+
+    @abstractmethod
+    def stop(self, node: Node, record: ProcessRecord) -> None:
+        """Stop signal, wait up to stop_timeout_s, then SIGKILL whatever of the node is left."""
+
+    @abstractmethod
+    def kill(self, node: Node, record: ProcessRecord) -> int:
+        """SIGKILL every process of the node at once; returns how many there were."""
+
+    @abstractmethod
+    def prepare(self, node: Node) -> None:
+        """Create the node's folder with the ownership its user needs."""
+
+
+class RoleKind(NodeKind):
+    """A node kind as the role table describes it."""
+
+    def __init__(self, role: NodeRole) -> None:
+        self.role = ROLES[role]
+        self.stop_timeout_s = self.role.stop.timeout_s
+        self._user: RunAs | None = None
+
+    def render(self, plan: Plan, node: Node, secrets: Secrets) -> list[File]:
+        return render_config(plan, node, secrets)
+
+    def run_as(self) -> RunAs | None:
+        if self.role.local_user is LocalUser.INVOKER:
+            return None
+        if self._user is None:
+            self._user = RunAs.database_user()
+        return self._user
+
+    async def probe(self, node: Node, client: httpx.AsyncClient) -> Health:
+        return await health.probe(node, client)
+
+    def env(self, plan: Plan, node: Node) -> dict[str, str]:
+        return process_environment(plan, node)
+
+    def check(self, node: Node, path: Path) -> None:
+        checker = self.role.checker
+        if checker is not None:
+            run_check([node.command[0], *with_config(checker.args, path)], checker.name)
 
     def extra_pids(self, node: Node) -> list[int]:
-        """Processes of the node that left its process group (they are killed with it)."""
+        """Processes of the node that left its process group (they are stopped with it)."""
         return []
 
     def stop(self, node: Node, record: ProcessRecord) -> None:
-        """SIGTERM, wait up to stop_timeout_s, then SIGKILL whatever of the node is left."""
-        stop_node(record, lambda: self.extra_pids(node), self.stop_timeout_s)
+        stop = self.role.stop
+        stop_node(record, lambda: self.extra_pids(node), stop.timeout_s, stop.signal)
 
     def kill(self, node: Node, record: ProcessRecord) -> int:
-        """SIGKILL every process of the node at once; returns how many there were."""
         return kill_node(record, lambda: self.extra_pids(node))
 
     def prepare(self, node: Node) -> None:
-        """Create the node's folder with the ownership its user needs."""
         node.dir.mkdir(parents=True, exist_ok=True)
         user = self.run_as()
         if user is not None and os.geteuid() == 0:
@@ -77,62 +122,36 @@ class NodeKind(ABC):
         os.chmod(node.dir, 0o700)
 
 
-class EtcdKind(NodeKind):
-    # etcd is crash-safe; a leader stopped last waits for a leadership transfer to
-    # members that are already gone, so it is not given long.
-    stop_timeout_s = 3.0
-
-    def render(self, plan: Plan, node: Node, secrets: Secrets) -> list[File]:
-        return render_etcd(plan, node)
-
-    def run_as(self) -> RunAs | None:
-        return None
-
-    async def probe(self, node: Node, client: httpx.AsyncClient) -> Health:
-        try:
-            resp = await client.get(node.health_url)
-            body = resp.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            return Health(False, f"not answering ({type(exc).__name__})")
-        if resp.status_code == 200 and str(body.get("health")) == "true":
-            return Health(True, "healthy member")
-        return Health(False, f"unhealthy: {body.get('reason') or resp.status_code}")
-
-
-class DatabaseKind(NodeKind):
-    """PostgreSQL under Patroni; runs as the unprivileged database user."""
+class DatabaseKind(RoleKind):
+    """PostgreSQL under Patroni."""
 
     def __init__(self) -> None:
-        self._user: RunAs | None = None
-
-    def render(self, plan: Plan, node: Node, secrets: Secrets) -> list[File]:
-        return render_patroni(plan, node, secrets)
-
-    def run_as(self) -> RunAs | None:
-        if self._user is None:
-            self._user = RunAs.database_user()
-        return self._user
-
-    async def probe(self, node: Node, client: httpx.AsyncClient) -> Health:
-        url = f"http://{node.endpoint('patroni')}/patroni"
-        try:
-            resp = await client.get(url)
-            body: dict[str, Any] = resp.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            return Health(False, f"Patroni not answering ({type(exc).__name__})")
-        state = str(body.get("state", "unknown"))
-        role = str(body.get("role", "unknown"))
-        if state != "running":
-            return Health(False, f"PostgreSQL {state}", body)
-        if role in ("primary", "master"):
-            return Health(True, "primary", body)
-        replication = str(body.get("replication_state", "not streaming"))
-        return Health(replication == "streaming", f"replica, {replication}", body)
+        super().__init__(NodeRole.DATABASE)
 
     def extra_pids(self, node: Node) -> list[int]:
         # Patroni starts the postmaster in a session of its own, so the node's
         # process group does not hold PostgreSQL: find it by its pid file.
         return [pid] if (pid := postmaster_pid(node.data_dir)) else []
+
+
+class FrontendLbKind(RoleKind):
+    """The public entry of a region: terminates TLS with a certificate from the deployment's CA."""
+
+    def __init__(self) -> None:
+        super().__init__(NodeRole.FRONTEND_LB)
+
+    def render(self, plan: Plan, node: Node, secrets: Secrets) -> list[File]:
+        ensure_server_certificate(plan, node)
+        return super().render(plan, node, secrets)
+
+
+def kinds() -> dict[NodeRole, NodeKind]:
+    """One kind per role."""
+    special: dict[NodeRole, NodeKind] = {
+        NodeRole.DATABASE: DatabaseKind(),
+        NodeRole.FRONTEND_LB: FrontendLbKind(),
+    }
+    return {role: special.get(role) or RoleKind(role) for role in NodeRole}
 
 
 def postmaster_pid(data_dir: Path) -> int | None:
@@ -145,25 +164,25 @@ def postmaster_pid(data_dir: Path) -> int | None:
     return pid if str(data_dir) in cmdline else None
 
 
-async def http_probe(url: str, client: httpx.AsyncClient, ok_detail: str) -> Health:
-    """Healthy when `url` answers 200."""
-    try:
-        resp = await client.get(url)
-    except httpx.HTTPError as exc:
-        return Health(False, f"not answering ({type(exc).__name__})")
-    if resp.status_code == 200:
-        return Health(True, ok_detail)
-    return Health(False, f"health check answered {resp.status_code}")
+def run_check(argv: list[str], what: str) -> None:
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, check=False
+    )
+    if result.returncode != 0:
+        output = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise ConfigCheckError(f"{what} refused the rendered config: {' | '.join(output)}")
 
 
-def kinds() -> dict[NodeRole, NodeKind]:
-    from geoha.runtime.app_kinds import ApiKind, CaddyKind, HaproxyKind
+def region_names(plan: Plan, region: str) -> list[str]:
+    """DNS names a region's frontend LB answers for."""
+    zone = plan.spec.dns.zone
+    return [f"{region}.{zone}", zone, f"www.{zone}"]
 
-    return {
-        NodeRole.ETCD: EtcdKind(),
-        NodeRole.DATABASE: DatabaseKind(),
-        NodeRole.API: ApiKind(),
-        NodeRole.BACKEND_LB: HaproxyKind(),
-        NodeRole.WEB: CaddyKind(),
-        NodeRole.FRONTEND_LB: HaproxyKind(),
-    }
+
+def ensure_server_certificate(plan: Plan, node: Node) -> None:
+    pem_path = node.dir / TLS_PEM
+    if pem_path.exists():
+        return
+    ca = ensure_ca(plan.run_dir / "tls", plan.spec.name)
+    pem = server_pem(ca, region_names(plan, node.region), [node.address])
+    write_files([File(pem_path, pem, 0o600)])

@@ -217,12 +217,15 @@ def kill_node(record: ProcessRecord, extra_pids: Callable[[], list[int]]) -> int
 
 
 def stop_node(
-    record: ProcessRecord, extra_pids: Callable[[], list[int]], timeout_s: float = 30.0
+    record: ProcessRecord,
+    extra_pids: Callable[[], list[int]],
+    timeout_s: float = 30.0,
+    stop_signal: signal.Signals = signal.SIGTERM,
 ) -> None:
-    """SIGTERM the node's leader, wait, then SIGKILL whatever of the node is left."""
+    """Signal the node's process group, wait, then SIGKILL whatever of the node is left."""
     if record.alive():
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(record.pid, signal.SIGTERM)
+            os.killpg(record.pid, stop_signal)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not node_processes(record, extra_pids()):

@@ -10,9 +10,6 @@ from pathlib import Path
 import pytest
 
 from geoha.plan import (
-    TIER_API,
-    TIER_DATABASE,
-    TIER_ETCD,
     NodeRole,
     Plan,
     Tools,
@@ -20,6 +17,7 @@ from geoha.plan import (
     node_address,
     resolve_run_dir,
 )
+from geoha.roles import ROLES, LocalUser
 from geoha.spec import load_spec, parse_spec
 
 TOOLS = Tools(patroni="/x/patroni", etcd="/x/etcd", pg_bin_dir="/x/pg")
@@ -37,10 +35,11 @@ def plan(tmp_path: Path) -> Plan:
 
 
 def test_layout_constants() -> None:
-    assert (TIER_API, TIER_DATABASE, TIER_ETCD) == (4, 5, 6)
+    tiers = [ROLES[r].tier for r in (NodeRole.API, NodeRole.DATABASE, NodeRole.ETCD)]
+    assert tiers == [4, 5, 6]
     net = ipaddress.IPv4Network("127.10.0.0/16")
-    assert node_address(net, TIER_DATABASE, 1) == "127.10.5.1"
-    assert node_address(net, TIER_API, 5) == "127.10.4.5"
+    assert node_address(net, ROLES[NodeRole.DATABASE].tier, 1) == "127.10.5.1"
+    assert node_address(net, ROLES[NodeRole.API].tier, 5) == "127.10.4.5"
 
 
 def test_reference_nodes(plan: Plan) -> None:
@@ -63,9 +62,9 @@ def test_addresses_follow_region_tier_index(plan: Plan) -> None:
         NodeRole.FRONTEND_LB: 1,
         NodeRole.WEB: 2,
         NodeRole.BACKEND_LB: 3,
-        NodeRole.API: TIER_API,
-        NodeRole.DATABASE: TIER_DATABASE,
-        NodeRole.ETCD: TIER_ETCD,
+        NodeRole.API: 4,
+        NodeRole.DATABASE: 5,
+        NodeRole.ETCD: 6,
     }
     second = {"delhi": 10, "chennai": 20, "mumbai": 30}
     for node in plan.nodes:
@@ -79,12 +78,12 @@ def test_ports(plan: Plan) -> None:
     for node in plan.etcd_nodes:
         assert node.ports == {"client": 2379, "peer": 2380}
         assert node.health_url == f"http://{node.address}:2379/health"
-        assert node.db_user is False
+        assert ROLES[node.role].local_user is LocalUser.INVOKER
     for node in plan.database_nodes:
         assert node.ports == {"postgres": 5432, "patroni": 8008}
-        assert node.health_url == f"http://{node.address}:8008/health"
+        assert node.health_url == f"http://{node.address}:8008/patroni"
         assert node.endpoint("postgres") == f"{node.address}:5432"
-        assert node.db_user is True
+        assert ROLES[node.role].local_user is LocalUser.DATABASE
 
 
 def test_ports_follow_the_spec(tmp_path: Path) -> None:
