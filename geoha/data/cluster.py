@@ -12,34 +12,19 @@ from geoha import db_access
 from geoha.data.migrate import superuser_conn
 from geoha.db_access import Secrets
 from geoha.errors import BadInput, GeohaError
+from geoha.health import patroni_state, probe_now
 from geoha.plan import Node, Plan
-
-HTTP_TIMEOUT_S = 2.0
 
 
 class ClusterError(GeohaError):
     """The cluster cannot do what was asked; the message says why."""
 
 
-def patroni_get(node: Node, path: str) -> dict[str, Any] | None:
-    try:
-        resp = httpx.get(f"http://{node.endpoint('patroni')}{path}", timeout=HTTP_TIMEOUT_S)
-        body: dict[str, Any] = resp.json()
-        return body
-    except (httpx.HTTPError, ValueError):
-        return None
-
-
-def is_running_primary(body: dict[str, Any] | None) -> bool:
-    if not body:
-        return False
-    return body.get("role") in ("primary", "master") and body.get("state") == "running"
-
-
 def primary_node(plan: Plan) -> Node | None:
     """The node that holds the leader lock and runs as primary, if any."""
     for node in plan.database_nodes:
-        if is_running_primary(patroni_get(node, "/patroni")):
+        state = patroni_state(node)
+        if state is not None and state.running_primary:
             return node
     return None
 
@@ -71,20 +56,21 @@ def replication_rows(primary: Node, secrets: Secrets) -> dict[str, dict[str, Any
 
 
 def database_status(plan: Plan, secrets: Secrets) -> dict[str, Any]:
-    bodies = {node.name: patroni_get(node, "/patroni") or {} for node in plan.database_nodes}
-    primary = next((n for n in plan.database_nodes if is_running_primary(bodies[n.name])), None)
+    states = {node.name: patroni_state(node) for node in plan.database_nodes}
+    primary = next(
+        (n for n in plan.database_nodes if (st := states[n.name]) and st.running_primary), None
+    )
     replication = replication_rows(primary, secrets) if primary else {}
     nodes = []
     for node in plan.database_nodes:
-        body = bodies[node.name]
-        role = body.get("role")
+        state = states[node.name]
         entry: dict[str, Any] = {
             "name": node.name,
             "region": node.region,
             "address": node.address,
-            "role": "primary" if role in ("primary", "master") else role or "unreachable",
-            "state": body.get("state", "unreachable"),
-            "timeline": body.get("timeline"),
+            "role": state.role if state and state.role else "unreachable",
+            "state": state.state if state and state.state else "unreachable",
+            "timeline": state.timeline if state else None,
             "replication_state": None,
             "sync": None,
             "lag_bytes": None,
@@ -100,24 +86,22 @@ def database_status(plan: Plan, secrets: Secrets) -> dict[str, Any]:
                 lag_bytes=row["lag_bytes"],
                 lag_ms=row["lag_ms"],
             )
-        elif body:
-            entry["replication_state"] = body.get("replication_state", "not streaming")
+        elif state:
+            entry["replication_state"] = state.replication_state or "not streaming"
         nodes.append(entry)
     return {"primary": primary.name if primary else None, "nodes": nodes}
 
 
 def etcd_status(plan: Plan) -> list[dict[str, Any]]:
-    members = []
-    for node in plan.etcd_nodes:
-        try:
-            body = httpx.get(node.health_url, timeout=HTTP_TIMEOUT_S).json()
-            healthy = str(body.get("health")) == "true"
-        except (httpx.HTTPError, ValueError):
-            healthy = False
-        members.append(
-            {"name": node.name, "region": node.region, "address": node.address, "healthy": healthy}
-        )
-    return members
+    return [
+        {
+            "name": node.name,
+            "region": node.region,
+            "address": node.address,
+            "healthy": probe_now(node).healthy,
+        }
+        for node in plan.etcd_nodes
+    ]
 
 
 def switchover(plan: Plan, to_region: str, timeout_s: float = 60.0) -> str:
@@ -147,8 +131,9 @@ def switchover(plan: Plan, to_region: str, timeout_s: float = 60.0) -> str:
         raise ClusterError(f"Patroni refused the switchover: {resp.text.strip()}")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        old = patroni_get(current, "/patroni") or {}
-        if primary_node(plan) is target and old.get("replication_state") == "streaming":
+        old = patroni_state(current)
+        streams = old is not None and old.replication_state == "streaming"
+        if streams and primary_node(plan) is target:
             return f"switched over: {target.name} is primary, {current.name} streams from it"
         time.sleep(0.5)
     raise ClusterError(
