@@ -57,7 +57,7 @@ SENTENCES: dict[EventKind, str] = {
     EventKind.RESTARTS_RESET: "{node}: restart count reset after {healthy_for_s} s healthy",
     EventKind.PRIMARY_RECORDED: "{node}: recorded as the primary (starts first next time)",
     EventKind.SCHEMA_APPLIED: "schema: {migrations} on {node}",
-    EventKind.STAGE_DONE: "{stage}: every node healthy",
+    EventKind.STAGE_DONE: "{stage}: done",
     EventKind.READY: "ready: every node healthy after {after_s} s",
     EventKind.FAILED: "failed: {reason}",
     EventKind.ACTION_FAILED: "{action} failed: {error}",
@@ -101,9 +101,10 @@ class Event:
     def line(self) -> str:
         """The controller log's line: time, sentence, then the structure as key=value."""
         stamp = time.strftime("%H:%M:%S", time.localtime(self.t))
-        structure = " ".join(f"{k}={v}" for k, v in self.fields.items())
-        node = f" node={self.node}" if self.node else ""
-        return f"{stamp} {self.message}  [{self.kind.value}{node} {structure}]".rstrip()
+        pairs = ([f"node={self.node}"] if self.node else []) + [
+            f"{k}={v}" for k, v in self.fields.items()
+        ]
+        return f"{stamp} {self.message}  [{' '.join([self.kind.value, *pairs])}]"
 
 
 class NodeStatus(TypedDict):

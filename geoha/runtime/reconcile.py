@@ -335,11 +335,7 @@ def decide(snap: Snapshot, desired: Desired, policy: Policy) -> Decision:
     for node in snap.nodes:
         if node.proc is ProcState.ABSENT and not node.busy and node.name in desired.by_hand:
             actions.append(StartNode(node.name, "started by hand"))
-    sentence = (
-        "no action: every wanted node runs"
-        if not actions
-        else f"{len(actions)} actions: " + summarize(actions)
-    )
+    sentence = summarize(actions) if actions else "no action: every wanted node runs"
     if snap.phase is Phase.FAILED:
         sentence = f"bring-up failed ({snap.error}); " + sentence
     return Decision(tuple(actions), sentence)
@@ -504,9 +500,25 @@ def shutdown(snap: Snapshot, actions: list[Action]) -> Decision:
 
 
 def summarize(actions: Iterable[Action]) -> str:
-    parts = []
-    for action in actions:
-        node = getattr(action, "node", None)
-        name = type(action).__name__
-        parts.append(f"{name}({node})" if node else name)
-    return ", ".join(parts)
+    """The actions in words, for the decision's sentence."""
+    return "; ".join(describe(action) for action in actions)
+
+
+def describe(action: Action) -> str:
+    match action:
+        case RestartNode(node, attempt, backoff_s, exit_code):
+            return (
+                f"restarting {node} (exited with {exit_code}), restart #{attempt}, "
+                f"next backoff {backoff_s:g} s"
+            )
+        case StartNode(node, why):
+            return f"starting {node} ({why})"
+        case StopNode(node, why):
+            return f"stopping {node} ({why})"
+        case KillNode(node):
+            return f"killing {node} (held down by chaos)"
+        case ResetRestarts(node, healthy_for_s):
+            return f"resetting {node}'s restart count (healthy for {healthy_for_s:g} s)"
+        case RecordPrimary(node):
+            return f"recording {node} as the primary"
+    return type(action).__name__
