@@ -14,7 +14,7 @@ import pytest
 
 from geoha.ops.writer import WriterLoop, count_present
 from geoha.runtime.process import read_record
-from tests.scenario.conftest import Deployment
+from tests.deployment import Deployment
 
 pytestmark = pytest.mark.scenario
 

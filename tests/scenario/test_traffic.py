@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from geoha.plan import NodeRole
-from tests.scenario.conftest import Deployment
+from tests.deployment import Deployment
 
 pytestmark = pytest.mark.scenario
 
