@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,11 @@ class LoopbackNets:
 
 class CommandFailed(AssertionError):
     """A `geoha` command exited non-zero (an AssertionError: a test reports it as a failure)."""
+
+
+def unique_name(label: str) -> str:
+    """`label` with a random suffix: data written into a shared deployment never collides."""
+    return f"{label} {secrets.token_hex(4)}"
 
 
 class Deployment:

@@ -1,28 +1,106 @@
-"""Scenario fixtures: a whole local deployment per test, on loopback nets of its own.
+"""Scenario fixtures: whole local deployments on loopback nets of their own (127.110/120/130).
 
-Each deployment lives in a fresh temporary directory and uses the
-127.110/120/130 nets, so it never meets a developer's `geoha up`
-(127.10/20/30). Teardown runs `geoha down --purge` whatever the test did, then
-checks nothing it started is left running.
+Two fixtures, one deployment at a time on these nets:
+
+- `shared_deployment`: one deployment for the tests that leave it as they
+  found it (they kill, fail over, switch over or partition nothing; data they
+  write has a unique name). It comes up for the first such test and goes down
+  as soon as the next test does not share it. Scenario tests that share it run
+  first, so that happens once per session.
+- `deployment`: a deployment of the test's own, for every test that breaks
+  something.
+
+Either way teardown runs `geoha down --purge` whatever the test did, then
+checks that nothing it started is left running.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.deployment import Deployment, LoopbackNets
 
 NETS = LoopbackNets(delhi="127.110.0.0/16", chennai="127.120.0.0/16", mumbai="127.130.0.0/16")
+SCENARIO_DIR = Path(__file__).resolve().parent
+SHARED = "shared_deployment"
 
 
 def new_deployment() -> Deployment:
     return Deployment.in_temp_dir("geoha-scenario-", NETS, name="scenario")
 
 
+class SharedDeployment:
+    """At most one running deployment, brought up on first use and kept until closed."""
+
+    def __init__(self) -> None:
+        self.running: Deployment | None = None
+        self.failed_up: str | None = None
+
+    def get(self) -> Deployment:
+        if self.failed_up is not None:
+            pytest.fail(f"the shared deployment did not come up earlier: {self.failed_up}")
+        if self.running is None:
+            dep = new_deployment()
+            try:
+                dep.up()
+            except BaseException as exc:
+                self.failed_up = str(exc).splitlines()[0] if str(exc) else repr(exc)
+                dep.close()
+                raise
+            self.running = dep
+        return self.running
+
+    def close(self) -> None:
+        dep, self.running = self.running, None
+        if dep is not None:
+            dep.close()
+
+
+def shares(item: pytest.Item) -> bool:
+    """Whether a test uses the shared deployment."""
+    return SHARED in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Scenario tests that share a deployment first (otherwise in their usual order)."""
+    slots = [i for i, item in enumerate(items) if item.path.is_relative_to(SCENARIO_DIR)]
+    ordered = sorted((items[i] for i in slots), key=lambda item: not shares(item))
+    for i, item in zip(slots, ordered, strict=True):
+        items[i] = item
+
+
+def next_test_shares(request: pytest.FixtureRequest) -> bool:
+    items = request.session.items
+    following = items.index(request.node) + 1
+    return following < len(items) and shares(items[following])
+
+
+@pytest.fixture(scope="session")
+def shared_deployment_holder() -> Iterator[SharedDeployment]:
+    holder = SharedDeployment()
+    try:
+        yield holder
+    finally:
+        holder.close()  # after an interrupted session
+
+
+@pytest.fixture
+def shared_deployment(
+    request: pytest.FixtureRequest, shared_deployment_holder: SharedDeployment
+) -> Iterator[Deployment]:
+    """The deployment shared by the tests that leave it as they found it."""
+    yield shared_deployment_holder.get()
+    if not next_test_shares(request):
+        shared_deployment_holder.close()
+
+
 @pytest.fixture
 def deployment() -> Iterator[Deployment]:
+    """A deployment of this test's own: for tests that kill, fail over, switch over
+    or partition something."""
     dep = new_deployment()
     try:
         dep.up()
