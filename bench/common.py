@@ -1,4 +1,4 @@
-"""Shared helpers for benchmarks: machine facts, a deployment driven through the CLI."""
+"""Shared helpers for benchmarks: machine facts, a deployment on the benchmarks' own nets."""
 
 from __future__ import annotations
 
@@ -9,13 +9,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from geoha.runtime import control
+from tests.deployment import Deployment, LoopbackNets
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,83 +58,20 @@ def min_median_max(values: list[float]) -> str:
     return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
 
-class BenchDeployment:
-    """A local deployment on its own loopback nets and run directory, driven through the CLI."""
+BENCH_NETS = LoopbackNets(delhi="127.150.0.0/16", chennai="127.160.0.0/16", mumbai="127.170.0.0/16")
 
-    TOPOLOGY = """
-name = "bench"
-run_dir = "{run_dir}"
-replication = "{replication}"
-[regions.delhi]
-role = "primary"
-cidr = "10.10.0.0/16"
-local_net = "127.150.0.0/16"
-[regions.chennai]
-role = "replica"
-cidr = "10.20.0.0/16"
-local_net = "127.160.0.0/16"
-[regions.mumbai]
-role = "witness"
-cidr = "10.30.0.0/16"
-local_net = "127.170.0.0/16"
-"""
 
-    def __init__(self, replication: str = "sync", extra: str = "") -> None:
-        self.replication = replication
-        self.base = Path(tempfile.mkdtemp(prefix="geoha-bench-"))
-        self.base.chmod(0o711)
-        self.topology = self.base / "geoha.toml"
-        self.topology.write_text(
-            self.TOPOLOGY.format(run_dir=self.base / "run", replication=replication) + extra
-        )
-
-    def geoha(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "geoha", args[0], "-f", str(self.topology), *args[1:]]
-        result = subprocess.run(
-            argv, capture_output=True, text=True, timeout=600, check=False, cwd=self.base
-        )
-        if check and result.returncode != 0:
-            raise RuntimeError(f"geoha {' '.join(args)}: {result.stderr or result.stdout}")
-        return result
-
-    def status(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.geoha("status", "--json").stdout)
-        return data
-
-    def primary(self) -> str | None:
-        primary: str | None = self.status()["cluster"]["primary"]
-        return primary
-
-    def replica_streaming(self, name: str) -> bool:
-        db = next(d for d in self.status()["databases"] if d["name"] == name)
-        return bool(db["role"] == "replica" and db["replication_state"] == "streaming")
-
-    def can_take_over(self, name: str) -> bool:
-        """A streaming replica that Patroni may promote: in sync mode, the sync standby only."""
-        db = next(d for d in self.status()["databases"] if d["name"] == name)
-        streaming = db["role"] == "replica" and db["replication_state"] == "streaming"
-        return bool(streaming and (db["sync"] or self.replication == "async"))
-
-    def wait_for(self, what: str, predicate: Callable[[], bool], timeout_s: float = 120) -> float:
-        started = time.monotonic()
-        while time.monotonic() - started < timeout_s:
-            try:
-                if predicate():
-                    return time.monotonic() - started
-            except (RuntimeError, StopIteration, KeyError):
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"timed out waiting for {what}")
-
-    def event_time(self, prefix: str) -> float:
-        """time.monotonic() of the controller's last event starting with `prefix`."""
-        snap = control.call(self.base / "run", "status")
-        event = next(e for e in reversed(snap["events"]) if e["message"].startswith(prefix))
-        return float(event["t"]) - (time.time() - time.monotonic())
-
-    def close(self) -> None:
-        self.geoha("down", "--purge", check=False)
-        shutil.rmtree(self.base, ignore_errors=True)
+def bench_deployment(replication: str = "sync", extra: str = "") -> Deployment:
+    """The reference topology on the benchmarks' own loopback nets, in a fresh directory."""
+    return Deployment.in_temp_dir(
+        "geoha-bench-",
+        BENCH_NETS,
+        name="bench",
+        replication=replication,
+        extra=extra,
+        poll_s=0.25,
+        wait_timeout_s=120,
+    )
 
 
 BENCHMARKS_MD = REPO / "docs" / "BENCHMARKS.md"

@@ -16,13 +16,14 @@ from typing import Any
 
 from bench.common import (
     REPO,
-    BenchDeployment,
+    bench_deployment,
     machine_facts,
     min_median_max,
     write_json,
     write_section,
 )
 from geoha.ops.writer import WriterLoop, count_present
+from tests.deployment import Deployment
 
 WRITE_INTERVAL_S = 0.02
 RESULTS = REPO / "bench" / "results" / "data_tier.json"
@@ -31,10 +32,10 @@ RESULTS = REPO / "bench" / "results" / "data_tier.json"
 def measure_up(runs: int) -> list[dict[str, float]]:
     results = []
     for i in range(runs):
-        dep = BenchDeployment()
+        dep = bench_deployment()
         try:
             started = time.monotonic()
-            dep.geoha("up")
+            dep.up()
             wall = time.monotonic() - started
             ready = float(dep.status()["controller"]["phase"] == "ready")
             results.append({"wall_s": round(wall, 2), "ready": ready})
@@ -48,7 +49,7 @@ def other_db(name: str) -> str:
     return "chennai-db" if name == "delhi-db" else "delhi-db"
 
 
-def start_writer(dep: BenchDeployment, dsn: str, standby: str) -> WriterLoop:
+def start_writer(dep: Deployment, dsn: str, standby: str) -> WriterLoop:
     """A writer loop under way, once `standby` is a replica Patroni may promote."""
     dep.wait_for("a replica that can take over", lambda: dep.can_take_over(standby))
     writer = WriterLoop(dsn, interval_s=WRITE_INTERVAL_S, max_s=120).start()
@@ -60,14 +61,14 @@ def start_writer(dep: BenchDeployment, dsn: str, standby: str) -> WriterLoop:
     return writer
 
 
-def one_failover(dep: BenchDeployment, dsn: str) -> dict[str, Any]:
+def one_failover(dep: Deployment, dsn: str) -> dict[str, Any]:
     victim = dep.primary()
     assert victim is not None
     survivor = other_db(victim)
     writer = start_writer(dep, dsn, survivor)
     try:
         dep.geoha("chaos", "kill-node", victim)
-        killed_at = dep.event_time(f"{victim}: killed by chaos")
+        killed_at = dep.event_time("node_killed", victim)
         dep.wait_for("new primary", lambda: dep.primary() == survivor)
         dep.wait_for(
             "a write after the kill", lambda: writer.first_ack_after(killed_at) is not None
@@ -89,7 +90,7 @@ def one_failover(dep: BenchDeployment, dsn: str) -> dict[str, Any]:
     }
 
 
-def one_switchover(dep: BenchDeployment, dsn: str) -> dict[str, Any]:
+def one_switchover(dep: Deployment, dsn: str) -> dict[str, Any]:
     current = dep.primary()
     assert current is not None
     target = other_db(current)
@@ -113,10 +114,10 @@ def one_switchover(dep: BenchDeployment, dsn: str) -> dict[str, Any]:
 
 
 def measure_data_tier(runs: int, switchovers: int, replication: str) -> dict[str, Any]:
-    dep = BenchDeployment(replication)
+    dep = bench_deployment(replication)
     try:
-        dep.geoha("up")
-        dsn = dep.geoha("dsn", "--region", "chennai", "--write").stdout.strip()
+        dep.up()
+        dsn = dep.dsn("chennai", write=True)
         failovers = []
         for i in range(runs):
             result = one_failover(dep, dsn)

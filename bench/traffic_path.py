@@ -19,10 +19,10 @@ from typing import Any
 
 import psycopg
 
-from bench.common import BenchDeployment, machine_facts, write_json, write_section
+from bench.common import bench_deployment, machine_facts, write_json, write_section
 from bench.wrk import parse_wrk, run_wrk
-from geoha.plan import NodeRole, Tools, expand
-from geoha.spec import load_spec
+from geoha.plan import NodeRole
+from tests.deployment import Deployment
 
 ONE_INSTANCE = """
 [regions.delhi.api.autoscale]
@@ -40,12 +40,9 @@ ENDPOINTS = {
 }
 
 
-def entry_points(dep: BenchDeployment, route: str) -> dict[str, str]:
-    spec = load_spec(dep.topology)
-    plan = expand(spec, dep.base / "run", Tools.discover())
-
+def entry_points(dep: Deployment, route: str) -> dict[str, str]:
     def url(role: NodeRole) -> str:
-        node = plan.in_region("delhi", role)[0]
+        node = dep.plan.in_region("delhi", role)[0]
         return f"http://{node.address}:{node.ports['http']}"
 
     if route == "via-web":
@@ -58,8 +55,8 @@ def entry_points(dep: BenchDeployment, route: str) -> dict[str, str]:
     }
 
 
-def seed(dep: BenchDeployment) -> None:
-    dsn = dep.geoha("dsn", "--region", "delhi", "--write").stdout.strip()
+def seed(dep: Deployment) -> None:
+    dsn = dep.dsn("delhi", write=True)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO themes (name, config) SELECT 'seed ' || i, jsonb_build_object('i', i) "
@@ -68,10 +65,10 @@ def seed(dep: BenchDeployment) -> None:
 
 
 def measure_route(route: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    dep = BenchDeployment(extra=ONE_INSTANCE.format(route=route))
+    dep = bench_deployment(extra=ONE_INSTANCE.format(route=route))
     samples: list[dict[str, Any]] = []
     try:
-        dep.geoha("up")
+        dep.up()
         seed(dep)
         points = entry_points(dep, route)
         for round_no in range(1, args.rounds + 1):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: ruff, mypy (strict, configured in pyproject.toml), pytest.
-# Arguments go to pytest, e.g. `scripts/test.sh tests/unit -k spec`.
+# Arguments go to pytest, e.g. `scripts/test.sh tests/unit -k spec`; when they
+# select no test (pytest exit 5) that is a failure, unlike for the full suite.
 # Expects .venv from scripts/setup.sh (`make test` runs both).
 set -euo pipefail
 
@@ -29,7 +30,13 @@ echo "[test] pytest $*"
 rc=0
 .venv/bin/python -m pytest -q "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
-    echo "[test] no tests collected (pytest exit 5), treated as success"
-    exit 0
+    # Only the full suite may collect nothing; a path or -k that selects no test
+    # is a mistake (a mistyped one would otherwise pass without running anything).
+    if [ "$#" -eq 0 ]; then
+        echo "[test] no tests collected (pytest exit 5), treated as success for the full suite"
+        exit 0
+    fi
+    echo "[test] FAILED: no tests collected for: $* (pytest exit 5)" >&2
+    exit 5
 fi
 exit "$rc"

@@ -21,20 +21,18 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
+
+from geoha.data import migrate
+from geoha.data.secrets import APP_USER, SUPERUSER, Secrets
 
 PG_BIN = Path(os.environ.get("GEOHA_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PRIMARY_HOST = "127.240.5.1"
 REPLICA_HOST = "127.241.5.1"
 PORT = 5432
-SUPERUSER = "postgres"
-APP_USER = "geoha_app"
-APP_SCHEMA = "app"
 DATABASE = "geoha"
 START_TIMEOUT_S = 30.0
 
@@ -276,38 +274,18 @@ class PgCluster:
         )
 
     def setup_app(self) -> None:
-        """Role, database and schema as geoha's migration creates them, then the table."""
+        """Role, database, schema and every migration, applied by geoha's own runner."""
+        credentials = Secrets(
+            superuser=self.superuser_password,
+            replication="",  # no replication user here: the replica streams as the superuser
+            app=self.app_password,
+        )
         with self.connect(self.primary, dbname="postgres") as conn:
-            app, db = sql.Identifier(APP_USER), sql.Identifier(DATABASE)
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    app, sql.Literal(self.app_password)
-                )
-            )
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(db, sql.Identifier(SUPERUSER))
-            )
-            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
-            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, app))
-            conn.execute(
-                sql.SQL("ALTER ROLE {} SET search_path = {}").format(
-                    app, sql.Identifier(APP_SCHEMA)
-                )
-            )
-        migration = resources.files("geoha.data.migrations").joinpath("0001_themes.sql").read_text()
+            migrate.ensure_app_role(conn, credentials)
+            migrate.ensure_database(conn, DATABASE)
         with self.connect(self.primary) as conn:
-            conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-            conn.execute(
-                sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
-                    sql.Identifier(APP_SCHEMA), sql.Identifier(APP_USER)
-                )
-            )
-            with conn.transaction():
-                conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(APP_USER)))
-                conn.execute(
-                    sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(APP_SCHEMA))
-                )
-                conn.execute(migration.encode())
+            migrate.ensure_schema(conn, DATABASE)
+            migrate.apply_migrations(conn)
         # Any host: the same password on every node (and on the closed-port decoys).
         self.passfile.write_text(f"*:*:{DATABASE}:{APP_USER}:{self.app_password}\n")
         self.passfile.chmod(0o600)

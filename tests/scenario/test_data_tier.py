@@ -14,7 +14,7 @@ import pytest
 
 from geoha.ops.writer import WriterLoop, count_present
 from geoha.runtime.process import read_record
-from tests.scenario.conftest import Deployment
+from tests.deployment import Deployment, unique_name
 
 pytestmark = pytest.mark.scenario
 
@@ -29,8 +29,8 @@ def streaming_sync_replica(dep: Deployment, name: str) -> bool:
     return bool(db["role"] == "replica" and db["replication_state"] == "streaming" and db["sync"])
 
 
-def test_up_from_nothing_and_a_write_through_chennai(deployment: Deployment) -> None:
-    dep = deployment
+def test_up_from_nothing_and_a_write_through_chennai(shared_deployment: Deployment) -> None:
+    dep = shared_deployment
     status = dep.status()
     assert status["controller"]["phase"] == "ready"
     assert status["cluster"]["primary"] == "delhi-db"
@@ -49,21 +49,22 @@ def test_up_from_nothing_and_a_write_through_chennai(deployment: Deployment) -> 
     write_dsn = dep.dsn("chennai", write=True)
     assert "target_session_attrs=read-write" in write_dsn
     assert write_dsn.index("127.120.5.1") < write_dsn.index("127.110.5.1")  # local node first
+    name = unique_name("monsoon")
     with psycopg.connect(write_dsn, autocommit=True) as conn:
         row = conn.execute(
             "INSERT INTO themes (name, config) VALUES (%s, %s) RETURNING id",
-            ("monsoon", '{"accent": "teal"}'),
+            (name, '{"accent": "teal"}'),
         ).fetchone()
     assert row is not None
     with psycopg.connect(dep.node_dsn("chennai-db")) as conn:
         in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()
         found = conn.execute("SELECT name, config FROM themes WHERE id = %s", (row[0],)).fetchone()
     assert in_recovery == (True,), "the chennai node must be the replica"
-    assert found == ("monsoon", {"accent": "teal"})
+    assert found == (name, {"accent": "teal"})
 
 
-def test_security_defaults(deployment: Deployment) -> None:
-    dep = deployment
+def test_security_defaults(shared_deployment: Deployment) -> None:
+    dep = shared_deployment
     plan = dep.plan
     secrets = plan.secrets_path
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o600

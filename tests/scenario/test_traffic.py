@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from geoha.plan import NodeRole
-from tests.scenario.conftest import Deployment
+from tests.deployment import Deployment, unique_name
 
 pytestmark = pytest.mark.scenario
 
@@ -33,16 +33,17 @@ def assert_security_headers(resp: httpx.Response) -> None:
     assert "content-security-policy" in resp.headers, resp.request.url
 
 
-def test_crud_through_each_region(deployment: Deployment) -> None:
-    dep = deployment
+def test_crud_through_each_region(shared_deployment: Deployment) -> None:
+    dep = shared_deployment
     for region in ("delhi", "chennai"):
+        name, renamed = unique_name(f"{region} dusk"), unique_name(f"{region} renamed")
         with httpx.Client(base_url=entry(dep, region), timeout=10) as client:
             page = client.get("/")
             assert page.status_code == 200 and '<div id="root">' in page.text
             assert page.headers["cache-control"] == "no-cache"
             assert_security_headers(page)
             created = client.post(
-                "/api/v1/themes", json={"name": f"{region} dusk", "config": {"accent": "#123"}}
+                "/api/v1/themes", json={"name": name, "config": {"accent": "#123"}}
             )
             assert created.status_code == 201, created.text
             assert_security_headers(created)
@@ -52,12 +53,12 @@ def test_crud_through_each_region(deployment: Deployment) -> None:
             lsn = created.headers["x-commit-lsn"]
             # Read-your-writes through this region, immediately, with the token.
             got = client.get(f"/api/v1/themes/{theme['id']}", headers={"X-Min-LSN": lsn})
-            assert got.status_code == 200 and got.json()["name"] == f"{region} dusk"
+            assert got.status_code == 200 and got.json()["name"] == name
             assert got.headers["x-served-by"].startswith(f"{region}/")
             updated = client.put(
-                f"/api/v1/themes/{theme['id']}", json={"name": "renamed", "config": {}}
+                f"/api/v1/themes/{theme['id']}", json={"name": renamed, "config": {}}
             )
-            assert updated.status_code == 200 and updated.json()["name"] == "renamed"
+            assert updated.status_code == 200 and updated.json()["name"] == renamed
             listed = client.get(
                 "/api/v1/themes", headers={"X-Min-LSN": updated.headers["x-commit-lsn"]}
             )
@@ -77,8 +78,10 @@ def test_crud_through_each_region(deployment: Deployment) -> None:
             assert "immutable" in script.headers["cache-control"]
 
 
-def test_both_instances_of_each_tier_get_traffic_and_https_works(deployment: Deployment) -> None:
-    dep = deployment
+def test_both_instances_of_each_tier_get_traffic_and_https_works(
+    shared_deployment: Deployment,
+) -> None:
+    dep = shared_deployment
     ca = dep.plan.run_dir / "tls" / "ca.pem"
     with httpx.Client(
         base_url=entry(dep, "chennai", "https"),
@@ -134,10 +137,10 @@ def test_writes_work_in_both_regions_after_a_database_failover(deployment: Deplo
     assert dep.status()["cluster"]["primary"] == "chennai-db"
 
 
-def test_web_app_in_headless_chromium(deployment: Deployment) -> None:
+def test_web_app_in_headless_chromium(shared_deployment: Deployment) -> None:
     from playwright.sync_api import sync_playwright
 
-    dep = deployment
+    dep = shared_deployment
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -156,9 +159,10 @@ def test_web_app_in_headless_chromium(deployment: Deployment) -> None:
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(entry(dep, "chennai") + "/")
-            page.get_by_test_id("theme-name-input").fill("Chromium monsoon")
+            name = unique_name("Chromium monsoon")
+            page.get_by_test_id("theme-name-input").fill(name)
             page.get_by_test_id("theme-submit").click()
-            item = page.get_by_test_id("theme-item").filter(has_text="Chromium monsoon")
+            item = page.get_by_test_id("theme-item").filter(has_text=name)
             item.wait_for(timeout=15_000)
             served_by = page.get_by_test_id("served-by").inner_text()
             page.screenshot(path=str(ARTIFACTS / "web-app-chennai.png"), full_page=True)
