@@ -148,3 +148,29 @@ def patroni_state(node: Node, timeout_s: float = HTTP_TIMEOUT_S) -> PatroniState
         return read_patroni(httpx.get(node.health_url, timeout=timeout_s).json())
     except (httpx.HTTPError, ValueError):
         return None
+
+
+def read_sync_standbys(body: Any) -> frozenset[str]:
+    """The members Patroni's /cluster answer names synchronous standbys (its /sync key)."""
+    members = _object(body).get("members")
+    if not isinstance(members, list):
+        raise ValueError("expected a list of members")
+    return frozenset(
+        str(m.get("name"))
+        for m in members
+        if isinstance(m, dict) and m.get("role") in ("sync_standby", "synchronous_standby")
+    )
+
+
+def patroni_sync_standbys(node: Node, timeout_s: float = HTTP_TIMEOUT_S) -> frozenset[str] | None:
+    """Whom Patroni counts as synchronous standby, asked of `node`; None when it does not answer.
+
+    PostgreSQL names a rejoined replica `sync` about two seconds before Patroni
+    records it in its /sync key; until then Patroni neither promotes it on a
+    failover nor accepts it as a switchover candidate.
+    """
+    try:
+        url = f"http://{node.endpoint('patroni')}/cluster"
+        return read_sync_standbys(httpx.get(url, timeout=timeout_s).json())
+    except (httpx.HTTPError, ValueError):
+        return None

@@ -12,8 +12,12 @@ from geoha import db_access
 from geoha.data.migrate import superuser_conn
 from geoha.db_access import Secrets
 from geoha.errors import BadInput, GeohaError
-from geoha.health import patroni_state, probe_now
+from geoha.health import patroni_state, patroni_sync_standbys, probe_now
 from geoha.plan import Node, Plan
+from geoha.spec import ReplicationMode
+
+SYNC_WAIT_S = 30.0
+"""How long a switchover waits for its candidate to become Patroni's sync standby."""
 
 
 class ClusterError(GeohaError):
@@ -61,6 +65,7 @@ def database_status(plan: Plan, secrets: Secrets) -> dict[str, Any]:
         (n for n in plan.database_nodes if (st := states[n.name]) and st.running_primary), None
     )
     replication = replication_rows(primary, secrets) if primary else {}
+    patroni_sync = (patroni_sync_standbys(primary) if primary else None) or frozenset()
     nodes = []
     for node in plan.database_nodes:
         state = states[node.name]
@@ -82,7 +87,8 @@ def database_status(plan: Plan, secrets: Secrets) -> dict[str, Any]:
             row = replication[node.name]
             entry.update(
                 replication_state=row["replication_state"],
-                sync=row["sync_state"] == "sync",
+                # synchronous for PostgreSQL *and* Patroni: only then can it take over
+                sync=row["sync_state"] == "sync" and node.name in patroni_sync,
                 lag_bytes=row["lag_bytes"],
                 lag_ms=row["lag_ms"],
             )
@@ -119,6 +125,8 @@ def switchover(plan: Plan, to_region: str, timeout_s: float = 60.0) -> str:
         raise ClusterError("no primary is running: nothing to switch over from")
     if current is target:
         return f"{target.name} is already the primary"
+    if plan.spec.replication is ReplicationMode.SYNC:
+        wait_for_sync_standby(current, target, SYNC_WAIT_S)
     try:
         resp = httpx.post(
             f"http://{current.endpoint('patroni')}/switchover",
@@ -138,6 +146,19 @@ def switchover(plan: Plan, to_region: str, timeout_s: float = 60.0) -> str:
         time.sleep(0.5)
     raise ClusterError(
         f"switchover to {target.name} did not complete in {timeout_s:.0f} s (see geoha status)"
+    )
+
+
+def wait_for_sync_standby(primary: Node, candidate: Node, timeout_s: float) -> None:
+    """In synchronous mode Patroni accepts only its recorded sync standby as candidate."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if candidate.name in (patroni_sync_standbys(primary) or ()):
+            return
+        time.sleep(0.25)
+    raise ClusterError(
+        f"{candidate.name} is not Patroni's synchronous standby after {timeout_s:.0f} s "
+        "(a replica that just rejoined must catch up first; see geoha status)"
     )
 
 

@@ -8,7 +8,7 @@ Two fixtures, one deployment at a time on these nets:
   as soon as the next test does not share it. Scenario tests that share it run
   first, so that happens once per session.
 - `deployment`: a deployment of the test's own, for every test that breaks
-  something.
+  something; `data_deployment` the same with the data tier only.
 
 Either way teardown runs `geoha down --purge` whatever the test did, then
 checks that nothing it started is left running.
@@ -28,8 +28,8 @@ SCENARIO_DIR = Path(__file__).resolve().parent
 SHARED = "shared_deployment"
 
 
-def new_deployment() -> Deployment:
-    return Deployment.in_temp_dir("geoha-scenario-", NETS, name="scenario")
+def new_deployment(tiers: str = "all") -> Deployment:
+    return Deployment.in_temp_dir("geoha-scenario-", NETS, name="scenario", tiers=tiers)
 
 
 class SharedDeployment:
@@ -97,13 +97,24 @@ def shared_deployment(
         shared_deployment_holder.close()
 
 
-@pytest.fixture
-def deployment() -> Iterator[Deployment]:
-    """A deployment of this test's own: for tests that kill, fail over, switch over
-    or partition something."""
-    dep = new_deployment()
+def own_deployment(tiers: str) -> Iterator[Deployment]:
+    dep = new_deployment(tiers)
     try:
         dep.up()
         yield dep
     finally:
         dep.close()
+
+
+@pytest.fixture
+def deployment() -> Iterator[Deployment]:
+    """A deployment of this test's own: for tests that kill, fail over, switch over
+    or partition something."""
+    yield from own_deployment("all")
+
+
+@pytest.fixture
+def data_deployment() -> Iterator[Deployment]:
+    """As `deployment`, with the data tier only (`geoha up --tiers data`): etcd,
+    databases and the schema, for tests that need no request path."""
+    yield from own_deployment("data")

@@ -15,7 +15,7 @@ import pytest
 from geoha.plan import NodeRole
 from geoha.runtime import control
 from geoha.runtime.process import read_record
-from tests.scenario.conftest import Deployment
+from tests.deployment import Deployment
 
 pytestmark = pytest.mark.scenario
 

@@ -133,3 +133,19 @@ def test_sync_reads_use_the_same_readers(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_etcd_reader_needs_a_200() -> None:
     assert not read_etcd(500, {"health": "true"}).healthy
+
+
+def test_patroni_sync_standbys_come_from_its_cluster_view() -> None:
+    body = {
+        "members": [
+            {"name": "delhi-db", "role": "leader"},
+            {"name": "chennai-db", "role": "sync_standby"},
+            {"name": "pune-db", "role": "replica"},
+        ]
+    }
+    assert health.read_sync_standbys(body) == frozenset({"chennai-db"})
+    assert health.read_sync_standbys({"members": []}) == frozenset()
+    with pytest.raises(ValueError):
+        health.read_sync_standbys({"members": "x"})
+    with pytest.raises(ValueError):
+        health.read_sync_standbys([])
