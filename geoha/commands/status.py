@@ -11,12 +11,13 @@ from typing import Any, TypedDict
 
 from geoha.commands.common import load, print_table, region_urls, say, tail
 from geoha.data import cluster
+from geoha.data.cluster import DatabaseEntry, DatabaseStatus, EtcdMember
 from geoha.data.secrets import load_or_create_secrets
 from geoha.errors import EXIT_OK, BadInput, GeohaError
 from geoha.plan import NodeRole, Plan
 from geoha.render.haproxy import ADMIN_SOCKET
 from geoha.runtime import control
-from geoha.runtime.events import ControllerStatus
+from geoha.runtime.events import ControllerStatus, NodeStatus
 from geoha.runtime.process import adopt_process
 from geoha.spec import Spec
 from geoha.traffic.lb_admin import LbAdminError, server_states
@@ -43,27 +44,78 @@ class ControllerSummary(TypedDict):
     """Nodes whose recorded process is alive, with or without a controller."""
 
 
-def gather_status(spec: Spec, plan: Plan) -> dict[str, Any]:
+class DatabaseReport(DatabaseEntry):
+    process: NodeStatus | dict[str, Any]
+    """The controller's view of the node's process ({} without a controller)."""
+
+
+class EtcdReport(EtcdMember):
+    process: NodeStatus | dict[str, Any]
+
+
+class LbReport(TypedDict):
+    name: str
+    role: str
+    address: str
+    healthy: bool
+    servers: dict[str, dict[str, str]]
+    """Backend -> server -> HAProxy status (UP, DOWN, MAINT, ...)."""
+
+
+class InstanceReport(TypedDict):
+    name: str
+    role: str
+    address: str
+    running: bool
+    healthy: bool
+    standby: bool
+
+
+class RegionTraffic(TypedDict):
+    url: str
+    https_url: str
+    lbs: list[LbReport]
+    instances: list[InstanceReport]
+
+
+class ClusterSummary(TypedDict):
+    primary: str | None
+    replication: str
+
+
+class StatusReport(TypedDict):
+    """`geoha status --json`."""
+
+    deployment: str
+    run_dir: str
+    controller: ControllerSummary
+    cluster: ClusterSummary
+    databases: list[DatabaseReport]
+    etcd: list[EtcdReport]
+    traffic: dict[str, RegionTraffic]
+
+
+def gather_status(spec: Spec, plan: Plan) -> StatusReport:
     snap = controller_snapshot(plan)
     secrets = (
         load_or_create_secrets(spec, plan.secrets_path) if plan.secrets_path.exists() else None
     )
-    databases = (
+    databases: DatabaseStatus = (
         cluster.database_status(plan, secrets) if secrets else {"primary": None, "nodes": []}
     )
-    processes: dict[str, Any] = dict(snap["nodes"]) if snap else {}
-    for entry in databases["nodes"]:
-        entry["process"] = processes.get(entry["name"], {})
-    etcd = cluster.etcd_status(plan)
-    for member in etcd:
-        member["process"] = processes.get(member["name"], {})
+    processes = dict(snap["nodes"]) if snap else {}
     return {
         "deployment": spec.name,
         "run_dir": str(plan.run_dir),
         "controller": controller_summary(plan, snap),
         "cluster": {"primary": databases["primary"], "replication": spec.replication.value},
-        "databases": databases["nodes"],
-        "etcd": etcd,
+        "databases": [
+            {**entry, "process": processes.get(entry["name"], {})} for entry in databases["nodes"]
+        ],
+        "etcd": [
+            {**member, "process": processes.get(member["name"], {})}
+            for member in cluster.etcd_status(plan)
+        ],
         "traffic": traffic_status(plan, processes),
     }
 
@@ -80,34 +132,34 @@ def controller_summary(plan: Plan, snap: ControllerStatus | None) -> ControllerS
     }
 
 
-def traffic_status(plan: Plan, processes: dict[str, Any]) -> dict[str, Any]:
+def traffic_status(plan: Plan, processes: dict[str, NodeStatus]) -> dict[str, RegionTraffic]:
     """Per data region: its entry URLs, every LB with its servers' states, every instance."""
-    regions: dict[str, Any] = {}
+    regions: dict[str, RegionTraffic] = {}
     for region in plan.spec.data_regions:
-        lbs = []
+        lbs: list[LbReport] = []
         for role in (NodeRole.FRONTEND_LB, NodeRole.BACKEND_LB):
             lb = plan.only(region, role)
             try:
                 servers = server_states(lb.dir / ADMIN_SOCKET)
             except LbAdminError:
                 servers = {}
-            proc = processes.get(lb.name, {})
+            proc = processes.get(lb.name)
             lbs.append(
                 {
                     "name": lb.name,
                     "role": role.value,
                     "address": lb.address,
-                    "healthy": bool(proc.get("healthy")),
+                    "healthy": proc is not None and proc["healthy"],
                     "servers": servers,
                 }
             )
-        instances = [
+        instances: list[InstanceReport] = [
             {
                 "name": n.name,
                 "role": n.role.value,
                 "address": n.address,
-                "running": bool(processes.get(n.name, {}).get("running")),
-                "healthy": bool(processes.get(n.name, {}).get("healthy")),
+                "running": (p := processes.get(n.name)) is not None and p["running"],
+                "healthy": p is not None and p["healthy"],
                 "standby": n.standby,
             }
             for role in (NodeRole.WEB, NodeRole.API)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 import psycopg
@@ -59,17 +59,45 @@ def replication_rows(primary: Node, secrets: Secrets) -> dict[str, dict[str, Any
     return result
 
 
-def database_status(plan: Plan, secrets: Secrets) -> dict[str, Any]:
+class DatabaseEntry(TypedDict):
+    """One database node as `geoha status` shows it."""
+
+    name: str
+    region: str
+    address: str
+    role: str
+    state: str
+    timeline: int | None
+    replication_state: str | None
+    sync: bool | None
+    """Synchronous for PostgreSQL and Patroni alike (None for the primary and async)."""
+    lag_bytes: int | None
+    lag_ms: float | None
+
+
+class DatabaseStatus(TypedDict):
+    primary: str | None
+    nodes: list[DatabaseEntry]
+
+
+class EtcdMember(TypedDict):
+    name: str
+    region: str
+    address: str
+    healthy: bool
+
+
+def database_status(plan: Plan, secrets: Secrets) -> DatabaseStatus:
     states = {node.name: patroni_state(node) for node in plan.database_nodes}
     primary = next(
         (n for n in plan.database_nodes if (st := states[n.name]) and st.running_primary), None
     )
     replication = replication_rows(primary, secrets) if primary else {}
     patroni_sync = (patroni_sync_standbys(primary) if primary else None) or frozenset()
-    nodes = []
+    nodes: list[DatabaseEntry] = []
     for node in plan.database_nodes:
         state = states[node.name]
-        entry: dict[str, Any] = {
+        entry: DatabaseEntry = {
             "name": node.name,
             "region": node.region,
             "address": node.address,
@@ -82,15 +110,17 @@ def database_status(plan: Plan, secrets: Secrets) -> dict[str, Any]:
             "lag_ms": None,
         }
         if node is primary:
-            entry.update(replication_state="primary", lag_bytes=0, lag_ms=0.0)
+            entry.update({"replication_state": "primary", "lag_bytes": 0, "lag_ms": 0.0})
         elif node.name in replication:
             row = replication[node.name]
             entry.update(
-                replication_state=row["replication_state"],
-                # synchronous for PostgreSQL *and* Patroni: only then can it take over
-                sync=row["sync_state"] == "sync" and node.name in patroni_sync,
-                lag_bytes=row["lag_bytes"],
-                lag_ms=row["lag_ms"],
+                {
+                    "replication_state": row["replication_state"],
+                    # synchronous for PostgreSQL *and* Patroni: only then can it take over
+                    "sync": row["sync_state"] == "sync" and node.name in patroni_sync,
+                    "lag_bytes": row["lag_bytes"],
+                    "lag_ms": row["lag_ms"],
+                }
             )
         elif state:
             entry["replication_state"] = state.replication_state or "not streaming"
@@ -98,7 +128,7 @@ def database_status(plan: Plan, secrets: Secrets) -> dict[str, Any]:
     return {"primary": primary.name if primary else None, "nodes": nodes}
 
 
-def etcd_status(plan: Plan) -> list[dict[str, Any]]:
+def etcd_status(plan: Plan) -> list[EtcdMember]:
     return [
         {
             "name": node.name,
