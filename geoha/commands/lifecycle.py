@@ -176,8 +176,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     _, plan = load(args)
     if control.controller_running(plan.run_dir):
-        say("stopping every node (data is kept unless --purge)...")
-        control.call(plan.run_dir, "shutdown")
+        if args.purge:
+            say("killing every node (--purge: its data is removed next)...")
+        else:
+            say("stopping every node (data is kept unless --purge)...")
+        control.call(plan.run_dir, "shutdown", fast=args.purge)
         deadline = time.monotonic() + 90
         while control.controller_running(plan.run_dir) and time.monotonic() < deadline:
             time.sleep(0.3)
@@ -186,9 +189,13 @@ def cmd_down(args: argparse.Namespace) -> int:
     for node in reversed(plan.nodes):
         proc = adopt_process(node.dir)
         if proc is not None:
-            by_role[node.role].stop(node, proc.record)
+            kind = by_role[node.role]
+            if args.purge:
+                kind.kill(node, proc.record)
+            else:
+                kind.stop(node, proc.record)
             clear_record(node.dir)
-            say(f"  {node.name}: stopped")
+            say(f"  {node.name}: {'killed' if args.purge else 'stopped'}")
     stop_stray_controller(plan.run_dir)
     if args.purge and plan.run_dir.exists():
         shutil.rmtree(plan.run_dir)

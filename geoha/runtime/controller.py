@@ -81,6 +81,8 @@ PID_FILE = "controller.pid"
 LAST_PRIMARY_FILE = "last-primary"
 CYCLE_INTERVAL_S = 1.0
 """At most this long between two cycles; a control request or a finished action wakes it sooner."""
+BUSY_CYCLE_INTERVAL_S = 0.25
+"""The same while starting or stopping, so each stage follows the last one's health sooner."""
 MIN_CYCLE_GAP_S = 0.1
 PROBE_TIMEOUT_S = 2.0
 ACTION_WAIT_S = 60.0
@@ -411,8 +413,8 @@ class Controller:
             if rt.proc is not None:
                 count = await asyncio.to_thread(rt.kind.kill, rt.node, rt.proc.record)
                 rt.proc.exit_code()  # reap
-            self.gone(rt, "stopped by chaos")
-            self.emit(EventKind.NODE_KILLED, rt.node.name, processes=count)
+            self.gone(rt, "stopped by chaos" if action.why == KillNode.why else "killed")
+            self.emit(EventKind.NODE_KILLED, rt.node.name, why=action.why, processes=count)
             self.resolve("kill", rt.node.name, {"killed": count})
 
         self.spawn(rt.node.name, work)
@@ -513,7 +515,7 @@ class Controller:
         name = rt.node.name
         self.want(held=self.desired.held | {name}, by_hand=self.desired.by_hand - {name})
         if rt.proc is None and not rt.busy:
-            self.emit(EventKind.NODE_KILLED, name, processes=0)
+            self.emit(EventKind.NODE_KILLED, name, why=KillNode.why, processes=0)
             return {"killed": 0}
         return await self.wait_for_action("kill", name)
 
@@ -526,11 +528,14 @@ class Controller:
         return await self.wait_for_action("start", name)
 
     async def op_shutdown(self, args: dict[str, Any]) -> Any:
-        self.request_shutdown()
+        fast = args.get("fast", False)
+        if not isinstance(fast, bool):
+            raise BadInput(f"fast: true or false (got {fast!r})")
+        self.request_shutdown(fast)
         return {"stopping": True}
 
-    def request_shutdown(self) -> None:
-        self.want(goal=Goal.STOP)
+    def request_shutdown(self, fast: bool = False) -> None:
+        self.want(goal=Goal.STOP, stop_fast=fast or self.desired.stop_fast)
 
     # -- status -----------------------------------------------------------------------
     def status(self) -> ControllerStatus:
@@ -567,6 +572,7 @@ class Controller:
                 "generation": desired.generation,
                 "held": sorted(desired.held),
                 "by_hand": sorted(desired.by_hand),
+                "stop_fast": desired.stop_fast,
             },
             "events": [e.record() for e in self.events[-STATUS_EVENTS:]],
             "nodes": nodes,
@@ -594,8 +600,10 @@ class Controller:
         async with httpx.AsyncClient(timeout=1.0) as client:
             while not self._stop.is_set():
                 await self.cycle(client)
+                busy = self.phase in (Phase.STARTING, Phase.STOPPING)
+                interval = BUSY_CYCLE_INTERVAL_S if busy else CYCLE_INTERVAL_S
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), CYCLE_INTERVAL_S)
+                    await asyncio.wait_for(self._wake.wait(), interval)
                 self._wake.clear()
                 await asyncio.sleep(MIN_CYCLE_GAP_S)
         server.close()

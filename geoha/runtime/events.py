@@ -50,7 +50,7 @@ SENTENCES: dict[EventKind, str] = {
         "{backoff_s} s after this"
     ),
     EventKind.NODE_STOPPED: "{node}: stopped ({why})",
-    EventKind.NODE_KILLED: "{node}: killed by chaos (SIGKILL to {processes} processes); "
+    EventKind.NODE_KILLED: "{node}: killed, {why} (SIGKILL to {processes} processes); "
     "not restarting",
     EventKind.NODE_HEALTHY: "{node}: healthy ({detail})",
     EventKind.NODE_UNHEALTHY: "{node}: unhealthy ({detail})",
@@ -128,6 +128,7 @@ class DesiredStatus(TypedDict):
     generation: int
     held: list[str]
     by_hand: list[str]
+    stop_fast: bool
 
 
 class ControllerStatus(TypedDict):

@@ -119,6 +119,8 @@ class Desired:
     """Nodes chaos killed: kept down until `start-node` or the next `up`."""
     by_hand: frozenset[str] = frozenset()
     """Nodes started by `start-node`, wanted whatever the tiers say (e.g. a standby slot)."""
+    stop_fast: bool = False
+    """With goal STOP: SIGKILL every node at once (`down --purge`: the data goes anyway)."""
 
     def wants(self, node: NodeView) -> bool:
         if node.name in self.held:
@@ -256,6 +258,7 @@ class StopNode:
 @dataclass(frozen=True)
 class KillNode:
     node: str
+    why: str = "held down by chaos"
 
 
 @dataclass(frozen=True)
@@ -323,7 +326,7 @@ def decide(snap: Snapshot, desired: Desired, policy: Policy) -> Decision:
     """What to do next, given what was observed and what was asked for."""
     actions: list[Action] = list(housekeeping(snap, policy))
     if desired.goal is Goal.STOP:
-        return shutdown(snap, actions)
+        return shutdown_fast(snap, actions) if desired.stop_fast else shutdown(snap, actions)
     actions += enforce_holds(snap, desired)
     actions += restart_exited(snap, desired, policy)
     if snap.bring_up_generation < desired.generation:
@@ -499,6 +502,17 @@ def shutdown(snap: Snapshot, actions: list[Action]) -> Decision:
     return Decision(tuple(actions), "every node stopped", phase=Phase.STOPPING)
 
 
+def shutdown_fast(snap: Snapshot, actions: list[Action]) -> Decision:
+    """Every node killed at once: nothing is kept, so nothing needs a clean stop."""
+    left = [n for n in snap.nodes if n.present or n.busy]
+    if left:
+        actions += [KillNode(n.name, "down --purge") for n in left if not n.busy]
+        names = ", ".join(n.name for n in left)
+        return Decision(tuple(actions), f"killing {names}", phase=Phase.STOPPING)
+    actions.append(FinishShutdown())
+    return Decision(tuple(actions), "every node stopped", phase=Phase.STOPPING)
+
+
 def summarize(actions: Iterable[Action]) -> str:
     """The actions in words, for the decision's sentence."""
     return "; ".join(describe(action) for action in actions)
@@ -515,8 +529,8 @@ def describe(action: Action) -> str:
             return f"starting {node} ({why})"
         case StopNode(node, why):
             return f"stopping {node} ({why})"
-        case KillNode(node):
-            return f"killing {node} (held down by chaos)"
+        case KillNode(node, why):
+            return f"killing {node} ({why})"
         case ResetRestarts(node, healthy_for_s):
             return f"resetting {node}'s restart count (healthy for {healthy_for_s:g} s)"
         case RecordPrimary(node):

@@ -390,3 +390,14 @@ def test_shutdown_records_the_primary_before_stopping_it() -> None:
     assert RecordPrimary("delhi-db") in decision.actions
     assert StopNode("chennai-db", "shutdown") in decision.actions
     assert StopNode("delhi-db", "shutdown") not in decision.actions
+
+
+def test_a_purging_shutdown_kills_every_node_at_once() -> None:
+    desired = Desired(goal=Goal.STOP, stop_fast=True)
+    snap = snapshot(ALL_HEALTHY, schema_generation=1, phase=Phase.READY)
+    decision = decide(snap, desired, POLICY)
+    killed = {a.node for a in decision.actions if isinstance(a, KillNode)}
+    assert killed == set(ALL_HEALTHY)
+    assert all(a.why == "down --purge" for a in decision.actions if isinstance(a, KillNode))
+    gone = with_nodes(snap, *(node(name, "absent") for name in ALL_HEALTHY))
+    assert decide(gone, desired, POLICY).actions == (FinishShutdown(),)
