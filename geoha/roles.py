@@ -152,6 +152,22 @@ _HAPROXY_ARGS = ("-W", "-db", "-f", CONFIG)
 _HAPROXY_CHECK = ConfigChecker("haproxy -c", ("-c", "-q", "-f", CONFIG))
 _LB_HEALTH = HealthCheck("stats", "/lb-health", healthy_detail="balancing")
 
+
+def haproxy_role(suffix: str, tier: int) -> Role:
+    """A load balancer: HAProxy, locally only (no VM in the cloud, no service)."""
+    return Role(
+        suffix=suffix,
+        tier=tier,
+        config=ConfigFile.HAPROXY,
+        program=Program.HAPROXY,
+        args=_HAPROXY_ARGS,
+        health=_LB_HEALTH,
+        stop=Stop(10.0),
+        local_user=LocalUser.INVOKER,
+        checker=_HAPROXY_CHECK,
+    )
+
+
 ROLES: Mapping[NodeRole, Role] = {
     NodeRole.ETCD: Role(
         suffix="etcd",
@@ -194,18 +210,8 @@ ROLES: Mapping[NodeRole, Role] = {
         cloud_user=SERVICE_USER,
         service="geoha-api",
     ),
-    NodeRole.BACKEND_LB: Role(
-        suffix="be",
-        tier=3,
-        config=ConfigFile.HAPROXY,
-        program=Program.HAPROXY,
-        args=_HAPROXY_ARGS,
-        health=_LB_HEALTH,
-        stop=Stop(10.0),
-        local_user=LocalUser.INVOKER,
-        checker=_HAPROXY_CHECK,
-        # In the cloud, E2E's managed load balancers play both LB roles.
-    ),
+    # In the cloud, E2E's managed load balancers play both LB roles.
+    NodeRole.BACKEND_LB: haproxy_role("be", tier=3),
     NodeRole.WEB: Role(
         suffix="web",
         tier=2,
@@ -223,17 +229,7 @@ ROLES: Mapping[NodeRole, Role] = {
         cloud_user=SERVICE_USER,
         service="geoha-caddy",
     ),
-    NodeRole.FRONTEND_LB: Role(
-        suffix="fe",
-        tier=1,
-        config=ConfigFile.HAPROXY,
-        program=Program.HAPROXY,
-        args=_HAPROXY_ARGS,
-        health=_LB_HEALTH,
-        stop=Stop(10.0),
-        local_user=LocalUser.INVOKER,
-        checker=_HAPROXY_CHECK,
-    ),
+    NodeRole.FRONTEND_LB: haproxy_role("fe", tier=1),
 }
 
 

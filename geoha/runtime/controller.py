@@ -339,59 +339,45 @@ class Controller:
 
     def start_node(self, action: StartNode) -> None:
         rt = self.nodes[action.node]
-
-        async def work() -> None:
-            try:
-                proc = await asyncio.to_thread(self.launch, rt)
-            except Exception as exc:
-                self.node_start_failed(rt, exc)
-                self.resolve("start", rt.node.name, error=f"{rt.node.name}: {exc}")
-                return
-            self.started(rt, proc)
-            self.emit(
-                EventKind.NODE_STARTED,
-                rt.node.name,
-                pid=proc.pid,
-                address=rt.node.address,
-                why=action.why,
-            )
-            self.resolve("start", rt.node.name, {"started": True, "pid": proc.pid})
-
+        work = functools.partial(
+            self.run_node,
+            rt,
+            EventKind.NODE_STARTED,
+            address=rt.node.address,
+            why=action.why,
+        )
         self.spawn(rt.node.name, work)
-
-    def started(self, rt: NodeRuntime, proc: NodeProcess) -> None:
-        rt.proc, rt.start_failed, rt.exit_reported = proc, False, False
-        rt.health, rt.healthy_since = Health(False, "starting"), None
-
-    def node_start_failed(self, rt: NodeRuntime, exc: Exception) -> None:
-        rt.proc, rt.start_failed, rt.exit_reported = None, True, True
-        self.emit(EventKind.ACTION_FAILED, rt.node.name, action="start", error=str(exc))
 
     def restart_node(self, action: RestartNode) -> None:
         rt = self.nodes[action.node]
         rt.restarts = action.attempt
         rt.next_restart_at = self.clock() + action.backoff_s
-
-        async def work() -> None:
-            try:
-                if rt.proc is not None:  # leftovers of the node (an orphaned postmaster) go first
-                    await asyncio.to_thread(rt.kind.kill, rt.node, rt.proc.record)
-                    clear_record(rt.node.dir)
-                proc = await asyncio.to_thread(self.launch, rt)
-            except Exception as exc:
-                self.node_start_failed(rt, exc)
-                return
-            self.started(rt, proc)
-            self.emit(
-                EventKind.NODE_RESTARTED,
-                rt.node.name,
-                pid=proc.pid,
-                attempt=action.attempt,
-                backoff_s=action.backoff_s,
-            )
-            self.resolve("start", rt.node.name, {"started": True, "pid": proc.pid})
-
+        work = functools.partial(
+            self.run_node,
+            rt,
+            EventKind.NODE_RESTARTED,
+            attempt=action.attempt,
+            backoff_s=action.backoff_s,
+        )
         self.spawn(rt.node.name, work)
+
+    async def run_node(self, rt: NodeRuntime, kind: EventKind, **fields: FieldValue) -> None:
+        """Start the node's process (its leftovers killed first); answer who waits for it."""
+        name = rt.node.name
+        try:
+            if rt.proc is not None:  # leftovers of the node (an orphaned postmaster) go first
+                await asyncio.to_thread(rt.kind.kill, rt.node, rt.proc.record)
+                clear_record(rt.node.dir)
+            proc = await asyncio.to_thread(self.launch, rt)
+        except Exception as exc:
+            rt.proc, rt.start_failed, rt.exit_reported = None, True, True
+            self.emit(EventKind.ACTION_FAILED, name, action="start", error=str(exc))
+            self.resolve("start", name, error=f"{name}: {exc}")
+            return
+        rt.proc, rt.start_failed, rt.exit_reported = proc, False, False
+        rt.health, rt.healthy_since = Health(False, "starting"), None
+        self.emit(kind, name, pid=proc.pid, **fields)
+        self.resolve("start", name, {"started": True, "pid": proc.pid})
 
     def stop_node(self, action: StopNode) -> None:
         rt = self.nodes[action.node]

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 
 from geoha.data import migrate
-from geoha.data.secrets import APP_USER, SUPERUSER, Secrets
+from geoha.db_access import APP_USER, SUPERUSER, Secrets
 
 PG_BIN = Path(os.environ.get("GEOHA_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PRIMARY_HOST = "127.240.5.1"
