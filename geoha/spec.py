@@ -244,12 +244,36 @@ class Dns(Strict):
         default="geoha.test", pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$"
     )
     """Zone the application's name lives in (default `geoha.test`)."""
+    name: str = Field(default="app", pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    """The application's name in the zone, answered with the weighted records
+    (`NAME.ZONE`; default `app`, i.e. `app.geoha.test`)."""
     ttl_s: int = Field(default=30, ge=1, le=86400)
     """TTL of the weighted answers (seconds, default 30)."""
-    health_check_interval_s: int = Field(default=10, ge=1, le=300)
-    """Time between health checks of a region (seconds, default 10; Route 53 allows 10 or 30)."""
+    health_check_interval_s: int = Field(default=1, ge=1, le=30)
+    """Time between health checks of a region (seconds, default 1). The local DNS
+    checks at this interval; Route 53 allows only 10 or 30, so the cloud render
+    takes the nearer of the two (a tie goes to 10)."""
+    health_check_timeout_s: float = Field(default=0.8, gt=0, le=29)
+    """How long one health check may take before it counts as failed (seconds,
+    default 0.8; shorter than the interval)."""
+    health_check_path: str = Field(default="/health/deep", pattern=r"^/[A-Za-z0-9._~/-]*$")
+    """Path checked on each region's frontend LB (default `/health/deep`: frontend
+    LB -> backend LB -> API -> the region's own database, so a region whose
+    database is gone is unhealthy)."""
     failure_threshold: int = Field(default=3, ge=1, le=10)
-    """Consecutive failed checks before a region is unhealthy (count, default 3)."""
+    """Consecutive failed checks before a region is unhealthy, and consecutive
+    passed checks before it is healthy again (count, default 3)."""
+    local_address: str = Field(default="127.0.0.10", pattern=r"^127\.0\.0\.[0-9]{1,3}$")
+    """Loopback address of the local DNS server, in the control range 127.0.0.0/24
+    (default 127.0.0.10)."""
+    local_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port of the local DNS server (default: 53 when the controller runs as root,
+    5353 otherwise: an ordinary user cannot bind port 53)."""
+
+    @property
+    def fqdn(self) -> str:
+        """The application's full name: NAME.ZONE."""
+        return f"{self.name}.{self.zone}"
 
 
 class ApiRoute(StrEnum):
@@ -385,6 +409,7 @@ class Spec(Strict):
         errors += self._port_errors()
         errors += self._network_errors()
         errors += self._witness_errors()
+        errors += self._dns_errors()
         errors += self._weight_errors()
         return errors
 
@@ -478,6 +503,15 @@ class Spec(Strict):
                     "(got true)"
                 )
         return errors
+
+    def _dns_errors(self) -> list[str]:
+        dns = self.dns
+        if dns.health_check_timeout_s >= dns.health_check_interval_s:
+            return [
+                "dns.health_check_timeout_s: shorter than dns.health_check_interval_s "
+                f"({dns.health_check_interval_s} s) (got {dns.health_check_timeout_s})"
+            ]
+        return []
 
     def _weight_errors(self) -> list[str]:
         weights = {n: r.dns.weight for n, r in self.data_regions.items()}

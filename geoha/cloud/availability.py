@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from geoha.cloud.terraform_route53 import route53_interval
+
 if TYPE_CHECKING:
     from geoha.spec import Spec
 
@@ -209,7 +211,9 @@ def topology_of(spec: Spec, counts: Literal["desired", "min"] = "desired") -> To
         etcd_members=len(spec.regions),
         automatic_failover=spec.automatic_failover,
         synchronous=spec.replication is ReplicationMode.SYNC,
-        dns_failover_s=spec.dns.health_check_interval_s * spec.dns.failure_threshold
+        # Route 53 checks every 10 or 30 s whatever the local interval is
+        dns_failover_s=route53_interval(spec.dns.health_check_interval_s)
+        * spec.dns.failure_threshold
         + spec.dns.ttl_s,
         write_failover_s=float(spec.patroni.ttl_s),
         sync_stall_s=float(spec.database.wal_sender_timeout_s + spec.patroni.loop_wait_s),

@@ -141,7 +141,7 @@ def outputs(plan: Plan) -> dict[str, Any]:
     }
     result["url"] = {
         "description": "The application, behind Route 53 weighted DNS",
-        "value": f"http://{plan.spec.dns.zone}/",
+        "value": f"http://{plan.spec.dns.fqdn}/",
     }
     return result
 

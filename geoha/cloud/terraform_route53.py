@@ -25,7 +25,6 @@ from geoha.spec import Spec
 ROUTE53_INTERVALS_S = (10, 30)
 """The only request intervals Route 53 health checks accept."""
 INTERNAL_TTL_S = 60
-DEEP_HEALTH_PATH = "/health/deep"
 HEALTH_CHECK_PORT = 80
 
 
@@ -45,7 +44,7 @@ def health_check(spec: Spec, region: str) -> dict[str, Any]:
         "ip_address": entry_ip(region),
         "fqdn": f"{region}.{spec.dns.zone}",
         "port": HEALTH_CHECK_PORT,
-        "resource_path": DEEP_HEALTH_PATH,
+        "resource_path": spec.dns.health_check_path,
         "request_interval": route53_interval(spec.dns.health_check_interval_s),
         "failure_threshold": spec.dns.failure_threshold,
         "tags": {"Name": f"{spec.name}-{region}"},
@@ -55,7 +54,7 @@ def health_check(spec: Spec, region: str) -> dict[str, Any]:
 def weighted_record(spec: Spec, region: str) -> dict[str, Any]:
     return {
         "zone_id": "${var.route53_zone_id}",
-        "name": spec.dns.zone,
+        "name": spec.dns.fqdn,
         "type": "A",
         "ttl": spec.dns.ttl_s,
         "records": [entry_ip(region)],

@@ -176,7 +176,7 @@ def run_check(argv: list[str], what: str) -> None:
 def region_names(plan: Plan, region: str) -> list[str]:
     """DNS names a region's frontend LB answers for."""
     zone = plan.spec.dns.zone
-    return [f"{region}.{zone}", zone, f"www.{zone}"]
+    return [f"{region}.{zone}", plan.spec.dns.fqdn, zone, f"www.{zone}"]
 
 
 def ensure_server_certificate(plan: Plan, node: Node) -> None:

@@ -222,7 +222,7 @@ def test_weighted_records_and_health_checks_follow_the_spec() -> None:
     assert check["ip_address"] == "${e2e_loadbalancer.delhi_fe.public_ip}"
     record = res["aws_route53_record"]["delhi_weighted"]
     assert record["weighted_routing_policy"] == [{"weight": 80}]
-    assert (record["ttl"], record["type"], record["name"]) == (20, "A", "geoha.test")
+    assert (record["ttl"], record["type"], record["name"]) == (20, "A", "app.geoha.test")
     assert record["records"] == ["${e2e_loadbalancer.delhi_fe.public_ip}"]
     assert record["health_check_id"] == "${aws_route53_health_check.delhi.id}"
     assert record["zone_id"] == "${var.route53_zone_id}"
