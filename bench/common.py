@@ -58,7 +58,9 @@ def min_median_max(values: list[float]) -> str:
     return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
 
-BENCH_NETS = LoopbackNets(delhi="127.150.0.0/16", chennai="127.160.0.0/16", mumbai="127.170.0.0/16")
+BENCH_NETS = LoopbackNets(
+    delhi="127.150.0.0/16", chennai="127.160.0.0/16", mumbai="127.170.0.0/16", dns="127.0.0.12"
+)
 
 
 def bench_deployment(replication: str = "sync", extra: str = "") -> Deployment:

@@ -125,6 +125,20 @@ def add_local_commands(sub: Subcommands) -> None:
         "planned switchover of the primary to another region",
     )
     p.add_argument("--to", required=True, metavar="REGION")
+    p = add_command(
+        sub,
+        "dns",
+        "geoha.commands.dns:cmd_dns",
+        "the global DNS (Route 53 semantics): records, weights, health; `resolve` asks it",
+    )
+    p.add_argument("action", nargs="?", choices=["resolve"], help="ask the server COUNT times")
+    p.add_argument(
+        "--count",
+        type=int,
+        default=100,
+        help="with resolve: how many queries (1 to 10000, default 100)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = add_command(sub, "chaos", f"{lifecycle}:cmd_chaos", "inject faults")
     p.add_argument("action", choices=["kill-node", "start-node"])
     p.add_argument("node", metavar="NODE")

@@ -174,3 +174,10 @@ def patroni_sync_standbys(node: Node, timeout_s: float = HTTP_TIMEOUT_S) -> froz
         return read_sync_standbys(httpx.get(url, timeout=timeout_s).json())
     except (httpx.HTTPError, ValueError):
         return None
+
+
+async def entry_check(url: str, client: httpx.AsyncClient) -> tuple[bool, str]:
+    """A region's public entry as the DNS health checks see it: passed when `url` answers
+    200 within the client's timeout; an error that reaches no answer propagates."""
+    response = await client.get(url)
+    return response.status_code == 200, f"answered {response.status_code}"

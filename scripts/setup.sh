@@ -14,7 +14,7 @@ die() { echo "[setup] error: $*" >&2; exit 1; }
 # --- apt packages ----------------------------------------------------------
 PACKAGES=(
     postgresql-15 postgresql-client-15 etcd-server etcd-client
-    haproxy caddy iptables wrk curl ca-certificates python3-venv
+    haproxy caddy iptables wrk curl ca-certificates python3-venv dnsutils
     chromium chromium-driver
     cloud-init
 )

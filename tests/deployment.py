@@ -50,16 +50,22 @@ local_net = "{nets.chennai}"
 role = "witness"
 cidr = "10.30.0.0/16"
 local_net = "{nets.mumbai}"
+
+[dns]
+local_address = "{nets.dns}"
+local_port = 5353
 """
 
 
 @dataclass(frozen=True)
 class LoopbackNets:
-    """The local_net (a 127.x.0.0/16) of each region of the reference topology."""
+    """The local_net (a 127.x.0.0/16) of each region of the reference topology, and the
+    control-range address of its DNS server (apart from a developer's 127.0.0.10)."""
 
     delhi: str
     chennai: str
     mumbai: str
+    dns: str
 
 
 class CommandFailed(AssertionError):

@@ -166,6 +166,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         for region in plan.spec.data_regions:
             http, https = region_urls(plan, region)
             say(f"  open {http}  ({region}; HTTPS: {https}, CA: geoha ca)")
+        dns = snap["dns"]
+        host, _, port = dns["server"].rpartition(":")
+        say(
+            f"  global DNS: {dns['name']} on {dns['server']} (weighted, health-checked): "
+            f"dig @{host} -p {port} {dns['name']}   or   curl --resolve "
+            f"{dns['name']}:{plan.spec.traffic.frontend_http_port}:ADDRESS "
+            f"http://{dns['name']}:{plan.spec.traffic.frontend_http_port}/"
+        )
     else:
         say(f"  tiers {args.tiers} only: `geoha up` brings up the rest")
     say("  status: geoha status    write DSN: geoha dsn --region REGION --write")

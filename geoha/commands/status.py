@@ -18,6 +18,7 @@ from geoha.plan import NodeRole, Plan
 from geoha.render.haproxy import ADMIN_SOCKET
 from geoha.runtime import control
 from geoha.runtime.events import ControllerStatus, NodeStatus
+from geoha.runtime.global_dns import DnsStatus
 from geoha.runtime.process import adopt_process
 from geoha.spec import Spec
 from geoha.traffic.lb_admin import LbAdminError, server_states
@@ -93,6 +94,8 @@ class StatusReport(TypedDict):
     databases: list[DatabaseReport]
     etcd: list[EtcdReport]
     traffic: dict[str, RegionTraffic]
+    dns: DnsStatus | None
+    """The global DNS the controller runs (None without a controller)."""
 
 
 def gather_status(spec: Spec, plan: Plan) -> StatusReport:
@@ -117,6 +120,7 @@ def gather_status(spec: Spec, plan: Plan) -> StatusReport:
             for member in cluster.etcd_status(plan)
         ],
         "traffic": traffic_status(plan, processes),
+        "dns": snap["dns"] if snap else None,
     }
 
 
@@ -221,6 +225,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             "  instances: "
             + ", ".join(f"{i['name']}={'ok' if i['healthy'] else 'DOWN'}" for i in running)
         )
+    dns = status["dns"]
+    if dns is not None:
+        regions = "  ".join(
+            f"{r['region']}={'ok' if r['healthy'] else 'DOWN'} (weight {r['weight']}, "
+            f"{r['answers']} answers)"
+            for r in dns["records"]
+        )
+        serving = "" if dns["running"] else f" NOT SERVING ({dns['error']})"
+        say(f"dns: {dns['name']} @{dns['server']}{serving}  {regions}")
     healthy = sum(1 for m in status["etcd"] if m["healthy"])
     say(
         f"etcd: {healthy}/{len(status['etcd'])} healthy  "

@@ -45,6 +45,7 @@ from geoha.runtime.events import (
     FieldValue,
     NodeStatus,
 )
+from geoha.runtime.global_dns import GlobalDns
 from geoha.runtime.groups import lookup, region_group_name
 from geoha.runtime.kinds import NodeKind, kinds
 from geoha.runtime.process import NodeProcess, adopt_process, clear_record, start_process
@@ -75,6 +76,7 @@ from geoha.runtime.reconcile import (
     decide,
 )
 from geoha.spec import Spec
+from geoha.traffic.dns import HealthChange
 
 SPEC_FILE = "spec.json"
 PID_FILE = "controller.pid"
@@ -145,6 +147,7 @@ class Controller:
         self.waiters: dict[tuple[str, str], list[asyncio.Future[Any]]] = {}
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self.dns = GlobalDns(plan, self.on_dns_change)
 
     # -- events -------------------------------------------------------------------
     def emit(self, kind: EventKind, node: str | None = None, **fields: FieldValue) -> None:
@@ -154,6 +157,15 @@ class Controller:
         self.events.append(event)
         del self.events[:-MAX_EVENTS]  # a long-running controller keeps the recent ones
         print(event.line(), flush=True)
+
+    def on_dns_change(self, change: HealthChange) -> None:
+        self.emit(
+            EventKind.DNS_HEALTH,
+            region=change.region,
+            health="healthy" if change.healthy else "unhealthy",
+            checks=change.checks,
+            detail=change.detail,
+        )
 
     # -- observe ------------------------------------------------------------------
     async def observe(self, client: httpx.AsyncClient) -> Snapshot:
@@ -562,6 +574,7 @@ class Controller:
             },
             "events": [e.record() for e in self.events[-STATUS_EVENTS:]],
             "nodes": nodes,
+            "dns": self.dns.status(),
         }
 
     # -- main loop --------------------------------------------------------------------
@@ -583,6 +596,10 @@ class Controller:
             loop.add_signal_handler(sig, self.request_shutdown)
         adopted = self.adopt()
         self.emit(EventKind.CONTROLLER_STARTED, pid=os.getpid(), adopted=adopted)
+        await self.dns.start()
+        dns = self.dns.status()
+        state = "running" if dns["running"] else f"not serving: {dns['error']}"
+        self.emit(EventKind.DNS_SERVING, name=dns["name"], server=dns["server"], state=state)
         async with httpx.AsyncClient(timeout=1.0) as client:
             while not self._stop.is_set():
                 await self.cycle(client)
@@ -592,6 +609,7 @@ class Controller:
                     await asyncio.wait_for(self._wake.wait(), interval)
                 self._wake.clear()
                 await asyncio.sleep(MIN_CYCLE_GAP_S)
+        await self.dns.close()
         server.close()
         with contextlib.suppress(FileNotFoundError):
             control.socket_path(self.plan.run_dir).unlink()

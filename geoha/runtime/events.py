@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypedDict
 
+from geoha.runtime.global_dns import DnsStatus
+
 FieldValue = str | int | float | bool | None
 
 
@@ -36,6 +38,8 @@ class EventKind(StrEnum):
     ACTION_FAILED = "action_failed"
     DECISION = "decision"
     ALL_STOPPED = "all_stopped"
+    DNS_SERVING = "dns_serving"
+    DNS_HEALTH = "dns_health"
 
 
 SENTENCES: dict[EventKind, str] = {
@@ -63,6 +67,8 @@ SENTENCES: dict[EventKind, str] = {
     EventKind.ACTION_FAILED: "{action} failed: {error}",
     EventKind.DECISION: "{sentence}",
     EventKind.ALL_STOPPED: "controller: every node stopped",
+    EventKind.DNS_SERVING: "dns: {name} served on {server} ({state})",
+    EventKind.DNS_HEALTH: "dns: {region} {health} after {checks} checks in a row (last: {detail})",
 }
 
 
@@ -144,3 +150,4 @@ class ControllerStatus(TypedDict):
     desired: DesiredStatus
     events: list[EventRecord]
     nodes: dict[str, NodeStatus]
+    dns: DnsStatus

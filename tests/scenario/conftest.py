@@ -23,7 +23,9 @@ import pytest
 
 from tests.deployment import Deployment, LoopbackNets
 
-NETS = LoopbackNets(delhi="127.110.0.0/16", chennai="127.120.0.0/16", mumbai="127.130.0.0/16")
+NETS = LoopbackNets(
+    delhi="127.110.0.0/16", chennai="127.120.0.0/16", mumbai="127.130.0.0/16", dns="127.0.0.11"
+)
 SCENARIO_DIR = Path(__file__).resolve().parent
 SHARED = "shared_deployment"
 
