@@ -17,7 +17,14 @@ from app.api.cors import CorsPolicy
 from app.api.db import Database
 from app.api.errors import ApiError
 from app.api.handlers import Handler, Handlers
-from app.api.http import ClientDisconnected, Request, Response, error_response, send_response
+from app.api.http import (
+    ClientDisconnected,
+    Request,
+    Response,
+    discard_body,
+    error_response,
+    send_response,
+)
 from app.api.openapi import ROUTES
 from app.api.routing import Router
 
@@ -126,6 +133,11 @@ class GeohaApi:
             response = error_response(ApiError(500, "internal_error", "unexpected server error"))
         if request.method == "HEAD":
             response.body = b""
+        try:  # an answer given before the body was read (a 413, a 404 ...) waits for it
+            if not await discard_body(request):
+                response.headers.append((b"connection", b"close"))
+        except ClientDisconnected:
+            return
         await send_response(send, response, common)
 
     async def _dispatch(self, running: Running, request: Request) -> Response:

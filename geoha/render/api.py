@@ -5,9 +5,24 @@ No secret: the DSNs name the run directory's pgpass file instead of a password.
 
 from __future__ import annotations
 
+import json
+
 from geoha.db_access import dsn
 from geoha.plan import Node, Plan
 from geoha.render.files import File
+
+API_MAX_BODY_BYTES = 65536
+"""The largest request body, in bytes, an API instance accepts: rendered into
+`api.env` (GEOHA_MAX_BODY_BYTES) and into both load balancers, which answer 413
+for a larger body themselves. A theme's `config` is limited to 16 KiB of compact
+JSON; the body may be larger (whitespace, escapes, the name)."""
+
+
+def body_too_large_json(limit: int) -> str:
+    """The API's 413 body for `limit`, byte for byte, for a load balancer to answer with."""
+    message = f"body must be at most {limit} bytes"
+    error = {"error": {"code": "body_too_large", "field": "body", "message": message}}
+    return json.dumps(error, separators=(",", ":"))
 
 
 def api_env(plan: Plan, node: Node) -> dict[str, str]:
@@ -21,6 +36,7 @@ def api_env(plan: Plan, node: Node) -> dict[str, str]:
         "GEOHA_POOL_SIZE": str(app.pool_size),
         "GEOHA_WRITE_TIMEOUT_S": str(app.write_timeout_s),
         "GEOHA_RYW_WAIT_MS": str(app.ryw_wait_ms),
+        "GEOHA_MAX_BODY_BYTES": str(API_MAX_BODY_BYTES),
         "GEOHA_CORS_ORIGINS": ",".join(traffic.cors_origins),
     }
 

@@ -3,17 +3,28 @@
 Every server slot the autoscaler may fill is declared; slots that `geoha up`
 does not start are `disabled`, and the autoscaler enables, drains and disables
 them at runtime through the admin socket, without a reload.
+
+Both LBs answer 413 themselves for a request body over the API's limit
+(`_body_limit`), so an oversized upload is refused before any server sees it.
 """
 
 from __future__ import annotations
 
 from geoha.plan import Node, NodeRole, Plan
+from geoha.render.api import API_MAX_BODY_BYTES, body_too_large_json
 from geoha.render.files import File
 from geoha.render.headers import API_CSP, SECURITY_HEADERS
 from geoha.spec import ApiRoute
 
 ADMIN_SOCKET = "admin.sock"
 TLS_PEM = "tls.pem"
+HTTP_REQUEST_TIMEOUT = "10s"
+"""How long a client may take to send a request's headers, and a chunked body
+the LB waits for to measure it (408 after that)."""
+BODY_HEADROOM = 32768
+"""Buffer room, in bytes, beyond the largest accepted body: the request line and
+headers, HAProxy's rewrite reserve (tune.maxrewrite, 1 KiB) and its framing. With
+it a chunked body one byte over the limit fits in the buffer and can be measured."""
 
 
 def admin_socket(node: Node) -> str:
@@ -29,6 +40,9 @@ def _global_and_defaults(plan: Plan, node: Node) -> list[str]:
         "    log stderr format raw local0 notice",
         f"    stats socket {admin_socket(node)} mode 600 level admin",
         "    maxconn 4096",
+        # Room for a whole body one byte past the API's limit (see _body_limit).
+        # Buffers are taken per request in flight, not per idle connection.
+        f"    tune.bufsize {API_MAX_BODY_BYTES + BODY_HEADROOM}",
         "    hard-stop-after 30s",
         "    ssl-default-bind-options ssl-min-ver TLSv1.2",
         "",
@@ -41,7 +55,7 @@ def _global_and_defaults(plan: Plan, node: Node) -> list[str]:
         "    timeout connect 2s",
         "    timeout client 30s",
         "    timeout server 30s",
-        "    timeout http-request 10s",
+        f"    timeout http-request {HTTP_REQUEST_TIMEOUT}",
         "    timeout http-keep-alive 30s",
         "    timeout queue 5s",
         # A request that never reached a server is retried on another one;
@@ -58,6 +72,26 @@ def _global_and_defaults(plan: Plan, node: Node) -> list[str]:
         "    stats uri /stats",
         "    stats refresh 5s",
         "",
+    ]
+
+
+def _body_limit(node: Node, scope: str = "") -> list[str]:
+    """Answer the API's own 413 at the LB for a body over the API's limit.
+
+    A declared Content-Length is compared at once. A body without one (chunked)
+    is first buffered until it is complete or one byte past the limit, which
+    tune.bufsize leaves room for. HAProxy then reads and discards the rest of
+    the upload after answering, so the client gets the 413 instead of a reset.
+    `scope` is an ACL the rules are limited to ("" for every request).
+    """
+    when = f"{scope} " if scope else ""
+    body = body_too_large_json(API_MAX_BODY_BYTES)
+    return [
+        f"    http-request wait-for-body time {HTTP_REQUEST_TIMEOUT} "
+        f"at-least {API_MAX_BODY_BYTES + 1} if {when}!{{ req.hdr(content-length) -m found }}",
+        "    http-request deny deny_status 413 content-type application/json "
+        f"string '{body}' hdr X-Served-By \"{node.region}/{node.name}\" "
+        f"if {when}{{ req.body_size gt {API_MAX_BODY_BYTES} }}",
     ]
 
 
@@ -81,6 +115,7 @@ def backend_lb_config(plan: Plan, node: Node) -> str:
         *_global_and_defaults(plan, node),
         "frontend api_in",
         f"    bind {node.address}:{node.ports['http']}",
+        *_body_limit(node),
         "    default_backend api",
         "",
         "backend api",
@@ -102,11 +137,13 @@ def frontend_lb_config(plan: Plan, node: Node) -> str:
         "    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }",
         "    acl is_api path_beg /api/",
         "    acl is_deep_health path /health/deep",
+        *_body_limit(node, "is_api"),
     ]
+    # http-after-response: on the LB's own answers (413, 503) as on the servers'.
     for name, value in SECURITY_HEADERS.items():
-        lines.append(f'    http-response set-header {name} "{value}"')
+        lines.append(f'    http-after-response set-header {name} "{value}"')
     lines.append(
-        f'    http-response set-header Content-Security-Policy "{API_CSP}" '
+        f'    http-after-response set-header Content-Security-Policy "{API_CSP}" '
         "unless { res.hdr(Content-Security-Policy) -m found }"
     )
     if direct:

@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from geoha.db_access import Secrets
-from geoha.plan import Plan, Tools, expand
+from geoha.plan import NodeRole, Plan, Tools, expand
 from geoha.render.etcd import render_etcd
 from geoha.render.files import File
+from geoha.render.haproxy import render_haproxy
 from geoha.render.patroni import hba_rules, render_patroni
 from geoha.spec import load_spec, parse_spec
 
@@ -38,6 +39,9 @@ def rendered() -> list[tuple[str, File]]:
         files += [(f"{node.name}.etcd.yml", f) for f in render_etcd(plan, node)]
     for node in plan.database_nodes:
         files += [(f"{node.name}.patroni.yml", f) for f in render_patroni(plan, node, FAKE)]
+    for node in plan.nodes:
+        if node.role in (NodeRole.FRONTEND_LB, NodeRole.BACKEND_LB):
+            files += [(f"{node.name}.haproxy.cfg", f) for f in render_haproxy(plan, node)]
     return files
 
 
@@ -52,7 +56,8 @@ def test_renderer_matches_golden(name: str, file: File) -> None:
 
 def test_configs_are_valid_yaml_with_expected_modes() -> None:
     for name, file in rendered():
-        assert isinstance(yaml.safe_load(file.text), dict), name
+        if name.endswith(".yml"):
+            assert isinstance(yaml.safe_load(file.text), dict), name
         expected = 0o600 if name.endswith("patroni.yml") else 0o644
         assert file.mode == expected, name
 
@@ -89,5 +94,5 @@ def test_hba_is_scram_only_and_limited_to_the_plan() -> None:
 
 def test_no_secret_outside_the_patroni_config() -> None:
     for name, file in rendered():
-        if name.endswith("etcd.yml"):
+        if not name.endswith("patroni.yml"):
             assert FAKE.superuser not in file.text and FAKE.replication not in file.text
