@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from geoha.data.secrets import load_or_create_secrets
 from geoha.db_access import Secrets
 from geoha.errors import BadInput
 from geoha.health import Health
-from geoha.plan import Node, Plan, Tools, expand
+from geoha.plan import Plan, Tools, expand
 from geoha.render.files import write_files
 from geoha.render.pgpass import pgpass_file
 from geoha.runtime import control
@@ -43,11 +43,11 @@ from geoha.runtime.events import (
     Event,
     EventKind,
     FieldValue,
-    NodeStatus,
 )
 from geoha.runtime.global_dns import GlobalDns
 from geoha.runtime.groups import lookup, region_group_name
-from geoha.runtime.kinds import NodeKind, kinds
+from geoha.runtime.kinds import kinds
+from geoha.runtime.node_state import NodeRuntime
 from geoha.runtime.process import NodeProcess, adopt_process, clear_record, start_process
 from geoha.runtime.reconcile import (
     Action,
@@ -60,7 +60,6 @@ from geoha.runtime.reconcile import (
     KillNode,
     MarkFailed,
     MarkReady,
-    NodeView,
     Phase,
     Policy,
     ProcState,
@@ -91,28 +90,6 @@ ACTION_WAIT_S = 60.0
 """How long a control request waits for the action it asked for (kill, start)."""
 MAX_EVENTS = 1000
 STATUS_EVENTS = 200
-
-
-@dataclass
-class NodeRuntime:
-    """The controller's memory of one node; changed only by observe and by actions."""
-
-    node: Node
-    kind: NodeKind
-    proc: NodeProcess | None = None
-    start_failed: bool = False
-    """The last start raised before a process existed (counts as an exit)."""
-    exit_reported: bool = False
-    health: Health = field(default_factory=lambda: Health(False, "not running"))
-    healthy_since: float | None = None
-    restarts: int = 0
-    next_restart_at: float = 0.0
-    busy: bool = False
-
-    def proc_state(self) -> ProcState:
-        if self.proc is None:
-            return ProcState.EXITED if self.start_failed else ProcState.ABSENT
-        return ProcState.RUNNING if self.proc.running() else ProcState.EXITED
 
 
 Handler = Callable[["Controller", dict[str, Any]], Awaitable[Any]]
@@ -177,11 +154,13 @@ class Controller:
         probed = {rt.node.name: health for rt, health in zip(running, results, strict=True)}
         for name, rt in self.nodes.items():
             self.note_exit(rt, states[name])
-            self.note_health(rt, probed.get(name) or Health(False, self.idle_reason(rt)), now)
+            self.note_health(
+                rt, probed.get(name) or Health(False, rt.idle_reason(self.desired)), now
+            )
         last = self.plan.run_dir / LAST_PRIMARY_FILE
         return Snapshot(
             now=now,
-            nodes=tuple(self.view(rt, states[rt.node.name]) for rt in self.nodes.values()),
+            nodes=tuple(rt.view(states[rt.node.name]) for rt in self.nodes.values()),
             phase=self.phase,
             bring_up_generation=self.bring_up_generation,
             bring_up_started_at=self.bring_up_started_at,
@@ -203,21 +182,6 @@ class Controller:
         except Exception as exc:  # a probe that breaks is an unhealthy node, not a dead loop
             return Health(False, f"probe failed: {exc}")
 
-    def view(self, rt: NodeRuntime, state: ProcState) -> NodeView:
-        return NodeView(
-            name=rt.node.name,
-            role=rt.node.role,
-            standby=rt.node.standby,
-            proc=state,
-            pid=rt.proc.pid if rt.proc else None,
-            exit_code=rt.proc.exit_code() if rt.proc and state is ProcState.EXITED else None,
-            health=rt.health,
-            healthy_since=rt.healthy_since,
-            restarts=rt.restarts,
-            next_restart_at=rt.next_restart_at,
-            busy=rt.busy,
-        )
-
     def note_exit(self, rt: NodeRuntime, state: ProcState) -> None:
         if state is ProcState.EXITED and not rt.exit_reported and not rt.busy:
             rt.exit_reported = True
@@ -225,7 +189,7 @@ class Controller:
             self.emit(EventKind.NODE_EXITED, rt.node.name, code=code)
 
     def note_health(self, rt: NodeRuntime, health: Health, now: float) -> None:
-        wanted = self.desired.wants(self.view(rt, ProcState.ABSENT)) and not rt.busy
+        wanted = self.desired.wants(rt.view(ProcState.ABSENT)) and not rt.busy
         if health.healthy != rt.health.healthy and wanted and rt.proc is not None:
             kind = EventKind.NODE_HEALTHY if health.healthy else EventKind.NODE_UNHEALTHY
             self.emit(kind, rt.node.name, detail=health.detail)
@@ -234,13 +198,6 @@ class Controller:
         elif not health.healthy:
             rt.healthy_since = None
         rt.health = health
-
-    def idle_reason(self, rt: NodeRuntime) -> str:
-        if rt.node.name in self.desired.held:
-            return "stopped by chaos"
-        if rt.proc is not None or rt.start_failed:
-            return "exited"
-        return "standby slot" if rt.node.standby else "not running"
 
     # -- decide and act -------------------------------------------------------------
     async def cycle(self, client: httpx.AsyncClient) -> None:
@@ -538,23 +495,7 @@ class Controller:
     # -- status -----------------------------------------------------------------------
     def status(self) -> ControllerStatus:
         desired = self.desired
-        nodes: dict[str, NodeStatus] = {}
-        for name, rt in self.nodes.items():
-            view = self.view(rt, rt.proc_state())
-            nodes[name] = {
-                "role": rt.node.role.value,
-                "region": rt.node.region,
-                "address": rt.node.address,
-                "pid": rt.proc.pid if rt.proc else None,
-                "running": view.proc is ProcState.RUNNING,
-                "wanted": desired.wants(view),
-                "stopped_by_chaos": name in desired.held,
-                "healthy": rt.health.healthy,
-                "detail": rt.health.detail,
-                "db_role": rt.health.db_role.value if rt.health.db_role else None,
-                "restarts": rt.restarts,
-                "busy": rt.busy,
-            }
+        nodes = {name: rt.status(desired) for name, rt in self.nodes.items()}
         return {
             "pid": os.getpid(),
             "phase": self.phase.value,
