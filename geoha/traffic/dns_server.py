@@ -22,6 +22,7 @@ import contextlib
 import os
 import random
 import time
+from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -108,7 +109,29 @@ class DnsState:
         return is_healthy(self.health, region)
 
 
-class DnsServer:
+class Service(ABC):
+    """Something started and closed around a block: `async with service:`."""
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class DnsServer(Service):
     """An authoritative server for one zone on `address:port`, over UDP and TCP.
 
     `port=0` picks a free port, the same for both (`port` tells which once started).
@@ -168,18 +191,6 @@ class DnsServer:
             await asyncio.gather(*self._connections, return_exceptions=True)
             await self._tcp.wait_closed()
             self._tcp = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def respond(self, packet: bytes, client: str, transport: str, max_size: int) -> bytes | None:
         """The response to one packet (None: drop it), counted and logged in the state."""
@@ -295,7 +306,7 @@ def failure_detail(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-class HealthChecker:
+class HealthChecker(Service):
     """Route 53-style health checks of every region with a record, into a DnsState."""
 
     def __init__(
@@ -368,15 +379,3 @@ class HealthChecker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()

@@ -14,10 +14,9 @@ import pytest
 
 from app.api.config import Settings, load_settings
 from app.api.main import GeohaApi
+from tests.unit.api_settings import unit_settings
 
 pytestmark = pytest.mark.anyio
-
-DSN = "postgresql://u@127.0.0.1:9/db?connect_timeout=1"
 
 
 @pytest.fixture
@@ -26,17 +25,7 @@ def anyio_backend() -> str:
 
 
 def settings() -> Settings:
-    return load_settings(
-        {
-            "GEOHA_REGION": "delhi",
-            "GEOHA_INSTANCE": "delhi-api-2",
-            "GEOHA_WRITE_DSN": DSN + "&target_session_attrs=read-write",
-            "GEOHA_READ_DSN": DSN,
-            "GEOHA_CORS_ORIGINS": "https://ok.example",
-            "GEOHA_MAX_BODY_BYTES": "2048",
-            "GEOHA_WRITE_TIMEOUT_S": "0.5",
-        }
-    )
+    return unit_settings(GEOHA_CORS_ORIGINS="https://ok.example", GEOHA_WRITE_TIMEOUT_S="0.5")
 
 
 async def call(api: GeohaApi, method: str, path: str, **kwargs: Any) -> httpx.Response:

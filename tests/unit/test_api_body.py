@@ -12,28 +12,20 @@ from typing import Any
 
 import pytest
 
-from app.api.config import Settings, load_settings
+from app.api.config import Settings
 from app.api.errors import ApiError
 from app.api.http import DISCARD_MAX_BYTES, Request, discard_body, read_body
 from app.api.main import GeohaApi
+from tests.unit.api_settings import BODY_LIMIT, unit_settings
 
 pytestmark = pytest.mark.anyio
 
-LIMIT = 2048
-DSN = "postgresql://u@127.0.0.1:9/db?connect_timeout=1"
+LIMIT = BODY_LIMIT
 
 
 def settings() -> Settings:
     """No database is reached: pools open empty, and every test here stops before a query."""
-    return load_settings(
-        {
-            "GEOHA_REGION": "delhi",
-            "GEOHA_INSTANCE": "delhi-api-2",
-            "GEOHA_WRITE_DSN": DSN + "&target_session_attrs=read-write",
-            "GEOHA_READ_DSN": DSN,
-            "GEOHA_MAX_BODY_BYTES": str(LIMIT),
-        }
-    )
+    return unit_settings()
 
 
 @pytest.fixture
