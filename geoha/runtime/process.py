@@ -25,6 +25,8 @@ import psutil
 from geoha.runtime.groups import RegionGroup, spawn_argv
 
 PID_FILE = "pid.json"
+KILL_WAIT_S = 5.0
+"""How long a SIGKILLed node's processes may take to die."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,22 @@ def node_processes(record: ProcessRecord, extra: Iterable[int] = ()) -> list[psu
         with contextlib.suppress(psutil.Error):
             for child in root.children(recursive=True):
                 found[child.pid] = child
-    return list(found.values())
+    return [proc for proc in found.values() if not dead(proc)]
+
+
+def dead(proc: psutil.Process) -> bool:
+    """Gone, or a zombie: it has exited and only waits for its parent to collect it (an
+    orphan's new parent, PID 1, may take its time; the process is dead meanwhile)."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def wait_dead(procs: list[psutil.Process], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not all(dead(proc) for proc in procs):
+        time.sleep(0.02)
 
 
 def signal_all(procs: Iterable[psutil.Process], sig: signal.Signals) -> None:
@@ -212,7 +229,7 @@ def kill_node(record: ProcessRecord, extra_pids: Callable[[], list[int]]) -> int
     """SIGKILL the node's whole process tree at once, as a machine that dies. Returns the count."""
     procs = node_processes(record, extra_pids())
     signal_all(procs, signal.SIGKILL)
-    psutil.wait_procs(procs, timeout=5)
+    wait_dead(procs, KILL_WAIT_S)
     return len(procs)
 
 
