@@ -55,7 +55,7 @@ from bench.common import (
 from bench.dns_load import CLIENT_CORE, QUERY_TIMEOUT_S, WARMUP_S, bench_env, run_client
 from geoha.plan import NodeRole
 from geoha.runtime import control
-from geoha.runtime.controller import PID_FILE
+from geoha.runtime.controller import controller_pid as recorded_controller_pid
 from geoha.spec import Dns
 from geoha.traffic.dns import WeightedRecord, ZoneConfig
 from geoha.traffic.dns_server import DnsServer, DnsState
@@ -146,7 +146,10 @@ def all_healthy(dep: Deployment) -> bool:
 
 
 def controller_pid(dep: Deployment) -> int:
-    return int(json.loads((dep.run_dir / PID_FILE).read_text())["pid"])
+    pid = recorded_controller_pid(dep.run_dir)
+    if pid is None:
+        raise RuntimeError(f"no controller pid recorded in {dep.run_dir}")
+    return pid
 
 
 def measure_idle(dep: Deployment, seconds: float, windows: int) -> dict[str, Any]:

@@ -10,11 +10,10 @@ from typing import TypedDict
 from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
 
 from geoha.commands.common import load, print_table, say
+from geoha.commands.controller_view import controller_snapshot
 from geoha.errors import EXIT_OK, BadInput, GeohaError
-from geoha.plan import NodeRole, Plan
-from geoha.runtime import control
-from geoha.runtime.events import ControllerStatus
-from geoha.runtime.global_dns import DnsStatus
+from geoha.plan import Plan
+from geoha.runtime.global_dns import DnsStatus, entry_addresses
 
 MAX_QUERIES = 10_000
 QUERY_TIMEOUT_S = 2.0
@@ -30,12 +29,9 @@ class ResolveReport(TypedDict):
 
 
 def dns_status(plan: Plan) -> DnsStatus:
-    try:
-        snap: ControllerStatus = control.call(plan.run_dir, "status")
-    except control.ControlError:
-        raise GeohaError(
-            "no controller is running: the DNS server runs inside it (`geoha up`)"
-        ) from None
+    snap = controller_snapshot(plan)
+    if snap is None:
+        raise GeohaError("no controller is running: the DNS server runs inside it (`geoha up`)")
     return snap["dns"]
 
 
@@ -71,7 +67,7 @@ def cmd_dns(args: argparse.Namespace) -> int:
     if args.action == "resolve":
         if not 1 <= args.count <= MAX_QUERIES:
             raise BadInput(f"--count: 1 to {MAX_QUERIES} (got {args.count})")
-        regions = {plan.only(r, NodeRole.FRONTEND_LB).address: r for r in plan.spec.data_regions}
+        regions = {address: region for region, address in entry_addresses(plan).items()}
         report = resolve(status["server"], status["name"], args.count, regions)
         if args.json:
             print(json.dumps(report, indent=2))

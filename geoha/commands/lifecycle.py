@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from geoha.data.secrets import load_or_create_secrets
 from geoha.errors import EXIT_FAILED, EXIT_OK, GeohaError
 from geoha.plan import Plan
 from geoha.runtime import control
-from geoha.runtime.controller import PID_FILE, SPEC_FILE
+from geoha.runtime.controller import PID_FILE, SPEC_FILE, controller_pid
 from geoha.runtime.events import ControllerStatus
 from geoha.runtime.groups import ensure_groups, region_group_name
 from geoha.runtime.kinds import kinds
@@ -213,9 +212,8 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def stop_stray_controller(run_dir: Path) -> None:
-    try:
-        pid = int(json.loads((run_dir / PID_FILE).read_text())["pid"])
-    except (OSError, ValueError, KeyError):
+    pid = controller_pid(run_dir)
+    if pid is None:
         return
     try:
         proc = psutil.Process(pid)

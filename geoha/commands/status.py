@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from geoha.commands.common import load, print_table, region_urls, say, tail
+from geoha.commands.controller_view import controller_snapshot
 from geoha.data import cluster
 from geoha.data.cluster import DatabaseEntry, DatabaseStatus, EtcdMember
 from geoha.data.secrets import load_or_create_secrets
 from geoha.errors import EXIT_OK, BadInput, GeohaError
 from geoha.plan import NodeRole, Plan
 from geoha.render.haproxy import ADMIN_SOCKET
-from geoha.runtime import control
 from geoha.runtime.events import ControllerStatus, NodeStatus
 from geoha.runtime.global_dns import DnsStatus
 from geoha.runtime.process import adopt_process
@@ -24,14 +24,6 @@ from geoha.spec import Spec
 from geoha.traffic.lb_admin import LbAdminError, server_states
 
 CONTROLLER_LOG_NAME = "controller"
-
-
-def controller_snapshot(plan: Plan) -> ControllerStatus | None:
-    try:
-        snap: ControllerStatus = control.call(plan.run_dir, "status")
-    except control.ControlError:
-        return None
-    return snap
 
 
 class ControllerSummary(TypedDict):
@@ -132,7 +124,11 @@ def controller_summary(plan: Plan, snap: ControllerStatus | None) -> ControllerS
         "stage": snap["stage"] if snap else None,
         "error": snap["error"] if snap else None,
         "decision": snap["decision"] if snap else None,
-        "nodes_running": sum(1 for n in plan.nodes if adopt_process(n.dir) is not None),
+        "nodes_running": (
+            sum(1 for n in snap["nodes"].values() if n["running"])
+            if snap
+            else sum(1 for n in plan.nodes if adopt_process(n.dir) is not None)
+        ),
     }
 
 

@@ -368,7 +368,7 @@ class Controller:
             if rt.proc is not None:
                 count = await asyncio.to_thread(rt.kind.kill, rt.node, rt.proc.record)
                 rt.proc.exit_code()  # reap
-            self.gone(rt, "stopped by chaos" if action.why == KillNode.why else "killed")
+            self.gone(rt, "killed")  # observe names the reason (chaos) from the desired state
             self.emit(EventKind.NODE_KILLED, rt.node.name, why=action.why, processes=count)
             self.resolve("kill", rt.node.name, {"killed": count})
 
@@ -580,6 +580,14 @@ ACTS: dict[type[Any], Callable[[Controller, Any], None]] = {
     MarkFailed: Controller.mark_failed,
     FinishShutdown: Controller.finish_shutdown,
 }
+
+
+def controller_pid(run_dir: Path) -> int | None:
+    """The pid the run directory's controller recorded, if it recorded one."""
+    try:
+        return int(json.loads((run_dir / PID_FILE).read_text(encoding="utf-8"))["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def load_plan(run_dir: Path) -> Plan:

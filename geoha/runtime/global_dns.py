@@ -72,15 +72,22 @@ def dns_port(plan: Plan) -> int:
     return PRIVILEGED_PORT if os.geteuid() == 0 else UNPRIVILEGED_PORT
 
 
+def entry_addresses(plan: Plan) -> dict[str, str]:
+    """Each data region's entry, the address its DNS record answers: its frontend LB."""
+    return {
+        region: plan.only(region, NodeRole.FRONTEND_LB).address for region in plan.spec.data_regions
+    }
+
+
 def weighted_records(plan: Plan) -> list[WeightedRecord]:
     return [
         WeightedRecord(
             set_id=region,
             region=region,
-            address=plan.only(region, NodeRole.FRONTEND_LB).address,
-            weight=spec_region.dns.weight,
+            address=address,
+            weight=plan.spec.regions[region].dns.weight,
         )
-        for region, spec_region in plan.spec.data_regions.items()
+        for region, address in entry_addresses(plan).items()
     ]
 
 

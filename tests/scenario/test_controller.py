@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -14,6 +13,7 @@ import pytest
 
 from geoha.plan import NodeRole
 from geoha.runtime import control
+from geoha.runtime.controller import controller_pid
 from geoha.runtime.process import read_record
 from tests.deployment import Deployment
 
@@ -66,11 +66,12 @@ def test_a_killed_controller_is_replaced_and_adopts_every_node(deployment: Deplo
     assert len(pids) == len([n for n in dep.plan.nodes if not n.standby])
     fe = dep.plan.only("chennai", NodeRole.FRONTEND_LB)
     url = f"http://{fe.address}:{fe.ports['http']}/api/v1/themes?limit=1"
-    controller_pid = int(json.loads((run_dir / "controller.pid").read_text())["pid"])
+    pid = controller_pid(run_dir)
+    assert pid is not None
 
     with ReadLoop(url) as reads:
-        os.kill(controller_pid, signal.SIGKILL)
-        dep.wait_for("the controller gone", lambda: not psutil.pid_exists(controller_pid))
+        os.kill(pid, signal.SIGKILL)
+        dep.wait_for("the controller gone", lambda: not psutil.pid_exists(pid))
         orphaned = dep.status()
         assert orphaned["controller"]["running"] is False
         assert "controller not running" in dep.geoha("status").stdout
