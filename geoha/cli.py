@@ -139,6 +139,13 @@ def add_local_commands(sub: Subcommands) -> None:
         help="with resolve: how many queries (1 to 10000, default 100)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add_command(
+        sub,
+        "monitor",
+        "geoha.commands.monitor:cmd_monitor",
+        "the health monitor: regions, replication lag, incidents, dashboard and metrics URLs",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = add_command(sub, "chaos", f"{lifecycle}:cmd_chaos", "inject faults")
     p.add_argument("action", choices=["kill-node", "start-node"])
     p.add_argument("node", metavar="NODE")

@@ -276,6 +276,25 @@ class Dns(Strict):
         return f"{self.name}.{self.zone}"
 
 
+class Monitor(Strict):
+    """The health monitor and the operator dashboard (the local stand-in for UptimeRobot).
+
+    The monitor checks every `dns.health_check_interval_s`, with the DNS health
+    checks' own results, and opens an incident after `dns.failure_threshold`
+    failed checks in a row."""
+
+    local_address: str = Field(default="127.0.0.10", pattern=r"^127\.0\.0\.[0-9]{1,3}$")
+    """Loopback address of the dashboard and of `/metrics`, in the control range
+    127.0.0.0/24 (default 127.0.0.10)."""
+    local_port: int = Field(default=9300, ge=1, le=65535)
+    """HTTP port of the dashboard and of `/metrics` (default 9300)."""
+    history_days: int = Field(default=7, ge=1, le=90)
+    """How long check history and closed incidents are kept (days, default 7)."""
+    history_max_rows: int = Field(default=1_000_000, ge=1_000, le=100_000_000)
+    """At most this many check rows are kept, the oldest dropped first (count, default
+    1,000,000: about 6 days of two regions checked every second)."""
+
+
 class ApiRoute(StrEnum):
     """Which hops an API request takes inside a region."""
 
@@ -366,6 +385,8 @@ class Spec(Strict):
     """etcd ports."""
     dns: Dns = Dns()
     """Global DNS settings."""
+    monitor: Monitor = Monitor()
+    """Health monitor and dashboard settings."""
     traffic: Traffic = Traffic()
     """Load balancers and the request path."""
     app: App = App()
@@ -505,13 +526,21 @@ class Spec(Strict):
         return errors
 
     def _dns_errors(self) -> list[str]:
-        dns = self.dns
+        dns, monitor = self.dns, self.monitor
+        errors = []
         if dns.health_check_timeout_s >= dns.health_check_interval_s:
-            return [
+            errors.append(
                 "dns.health_check_timeout_s: shorter than dns.health_check_interval_s "
                 f"({dns.health_check_interval_s} s) (got {dns.health_check_timeout_s})"
-            ]
-        return []
+            )
+        dns_ports = {dns.local_port} if dns.local_port is not None else {53, 5353}
+        if monitor.local_address == dns.local_address and monitor.local_port in dns_ports:
+            errors.append(
+                "monitor.local_port: a port other than the DNS server's on "
+                f"{dns.local_address} ({', '.join(map(str, sorted(dns_ports)))}) "
+                f"(got {monitor.local_port})"
+            )
+        return errors
 
     def _weight_errors(self) -> list[str]:
         weights = {n: r.dns.weight for n, r in self.data_regions.items()}

@@ -54,13 +54,17 @@ local_net = "{nets.mumbai}"
 [dns]
 local_address = "{nets.dns}"
 local_port = 5353
+
+[monitor]
+local_address = "{nets.dns}"
 """
 
 
 @dataclass(frozen=True)
 class LoopbackNets:
     """The local_net (a 127.x.0.0/16) of each region of the reference topology, and the
-    control-range address of its DNS server (apart from a developer's 127.0.0.10)."""
+    control-range address of its DNS server and monitor (apart from a developer's
+    127.0.0.10)."""
 
     delhi: str
     chennai: str

@@ -173,6 +173,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"{dns['name']}:{plan.spec.traffic.frontend_http_port}:ADDRESS "
             f"http://{dns['name']}:{plan.spec.traffic.frontend_http_port}/"
         )
+        monitor = snap["monitor"]
+        serving = "" if monitor["running"] else f" NOT SERVING ({monitor['error']})"
+        say(
+            f"  dashboard: {monitor['dashboard_url']}{serving}  "
+            f"(metrics {monitor['metrics_url']}; geoha monitor)"
+        )
     else:
         say(f"  tiers {args.tiers} only: `geoha up` brings up the rest")
     say("  status: geoha status    write DSN: geoha dsn --region REGION --write")

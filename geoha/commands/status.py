@@ -15,6 +15,7 @@ from geoha.data import cluster
 from geoha.data.cluster import DatabaseEntry, DatabaseStatus, EtcdMember
 from geoha.data.secrets import load_or_create_secrets
 from geoha.errors import EXIT_OK, BadInput, GeohaError
+from geoha.ops.monitor_status import MonitorSummary
 from geoha.plan import NodeRole, Plan
 from geoha.render.haproxy import ADMIN_SOCKET
 from geoha.runtime.events import ControllerStatus, NodeStatus
@@ -88,6 +89,8 @@ class StatusReport(TypedDict):
     traffic: dict[str, RegionTraffic]
     dns: DnsStatus | None
     """The global DNS the controller runs (None without a controller)."""
+    monitor: MonitorSummary | None
+    """The health monitor the controller runs (None without a controller)."""
 
 
 def gather_status(spec: Spec, plan: Plan) -> StatusReport:
@@ -113,6 +116,7 @@ def gather_status(spec: Spec, plan: Plan) -> StatusReport:
         ],
         "traffic": traffic_status(plan, processes),
         "dns": snap["dns"] if snap else None,
+        "monitor": snap["monitor"] if snap else None,
     }
 
 
@@ -230,6 +234,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         serving = "" if dns["running"] else f" NOT SERVING ({dns['error']})"
         say(f"dns: {dns['name']} @{dns['server']}{serving}  {regions}")
+    monitor = status["monitor"]
+    if monitor is not None:
+        serving = "" if monitor["running"] else f" NOT SERVING ({monitor['error']})"
+        say(
+            f"monitor: {monitor['dashboard_url']}{serving}  "
+            f"{monitor['incidents_open']} open incident(s) (geoha monitor)"
+        )
     healthy = sum(1 for m in status["etcd"] if m["healthy"])
     say(
         f"etcd: {healthy}/{len(status['etcd'])} healthy  "

@@ -33,30 +33,59 @@ def primary_node(plan: Plan) -> Node | None:
     return None
 
 
-def replication_rows(primary: Node, secrets: Secrets) -> dict[str, dict[str, Any]]:
-    """pg_stat_replication on the primary, by replica name (Patroni's application_name)."""
-    query = """
-        SELECT application_name, state, sync_state,
-               pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,
-               extract(epoch FROM replay_lag) * 1000
-          FROM pg_stat_replication"""
-    try:
-        with superuser_conn(primary, secrets) as conn:
-            rows = conn.execute(query).fetchall()
-    except psycopg.Error:
-        return {}
-    result = {}
-    for name, state, sync_state, lag_bytes, lag_ms in rows:
+REPLICATION_QUERY = """
+    SELECT application_name, state, sync_state,
+           pg_wal_lsn_diff(pg_current_wal_lsn(), write_lsn)::bigint,
+           pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,
+           extract(epoch FROM write_lag) * 1000,
+           extract(epoch FROM replay_lag) * 1000
+      FROM pg_stat_replication"""
+"""One row per replica on the primary: name, state, sync state, write and replay lag in
+bytes, then in ms (`read_replication`)."""
+
+
+class Replication(TypedDict):
+    """One replica as the primary's pg_stat_replication sees it."""
+
+    replication_state: str
+    sync_state: str
+    write_lag_bytes: int | None
+    lag_bytes: int | None
+    """Replay lag in bytes: WAL the primary wrote that the replica has not yet applied."""
+    write_lag_ms: float | None
+    lag_ms: float | None
+    """Replay lag in ms."""
+
+
+def _lag_ms(value: Any, lag_bytes: int | None) -> float | None:
+    # pg_stat_replication's *_lag is NULL once an idle replica has caught up
+    if value is not None:
+        return round(float(value), 1)
+    return 0.0 if lag_bytes == 0 else None
+
+
+def read_replication(rows: list[tuple[Any, ...]]) -> dict[str, Replication]:
+    """REPLICATION_QUERY's rows, by replica name (Patroni's application_name)."""
+    result: dict[str, Replication] = {}
+    for name, state, sync_state, write_bytes, replay_bytes, write_ms, replay_ms in rows:
         result[name] = {
             "replication_state": state,
             "sync_state": sync_state,
-            "lag_bytes": lag_bytes,
-            # replay_lag is NULL once an idle replica has caught up.
-            "lag_ms": round(float(lag_ms), 1)
-            if lag_ms is not None
-            else (0.0 if lag_bytes == 0 else None),
+            "write_lag_bytes": write_bytes,
+            "lag_bytes": replay_bytes,
+            "write_lag_ms": _lag_ms(write_ms, write_bytes),
+            "lag_ms": _lag_ms(replay_ms, replay_bytes),
         }
     return result
+
+
+def replication_rows(primary: Node, secrets: Secrets) -> dict[str, Replication]:
+    """pg_stat_replication on the primary, by replica name; {} when it cannot be read."""
+    try:
+        with superuser_conn(primary, secrets) as conn:
+            return read_replication(conn.execute(REPLICATION_QUERY).fetchall())
+    except psycopg.Error:
+        return {}
 
 
 class DatabaseEntry(TypedDict):

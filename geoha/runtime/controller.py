@@ -34,6 +34,8 @@ from geoha.data.secrets import load_or_create_secrets
 from geoha.db_access import Secrets
 from geoha.errors import BadInput
 from geoha.health import Health
+from geoha.ops.incidents import Incident
+from geoha.ops.monitor import Monitor, Sources
 from geoha.plan import Plan, Tools, expand
 from geoha.render.files import write_files
 from geoha.render.pgpass import pgpass_file
@@ -125,6 +127,18 @@ class Controller:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self.dns = GlobalDns(plan, self.on_dns_change)
+        self.monitor = Monitor(
+            plan,
+            Sources(
+                dns=self.dns.state,
+                checker=self.dns.checker,
+                dns_server=f"{self.dns.address}:{self.dns.port}",
+                node_health=lambda: {name: rt.health for name, rt in self.nodes.items()},
+                phase=lambda: self.phase.value,
+                secrets=lambda: self.secrets,
+                on_incident=self.on_incident,
+            ),
+        )
 
     # -- events -------------------------------------------------------------------
     def emit(self, kind: EventKind, node: str | None = None, **fields: FieldValue) -> None:
@@ -143,6 +157,17 @@ class Controller:
             checks=change.checks,
             detail=change.detail,
         )
+
+    def on_incident(self, incident: Incident) -> None:
+        if incident.open:
+            self.emit(EventKind.INCIDENT_OPENED, subject=incident.subject, cause=incident.cause)
+        else:
+            self.emit(
+                EventKind.INCIDENT_CLOSED,
+                subject=incident.subject,
+                duration_s=round(incident.duration_s(incident.started_at), 1),
+                resolution=incident.resolution or "",
+            )
 
     # -- observe ------------------------------------------------------------------
     async def observe(self, client: httpx.AsyncClient) -> Snapshot:
@@ -452,6 +477,9 @@ class Controller:
     async def op_status(self, args: dict[str, Any]) -> Any:
         return self.status()
 
+    async def op_monitor(self, args: dict[str, Any]) -> Any:
+        return await self.monitor.status()
+
     async def op_up(self, args: dict[str, Any]) -> Any:
         tiers = args.get("tiers", self.desired.tiers.value)
         if tiers not in [t.value for t in Tiers]:
@@ -516,6 +544,7 @@ class Controller:
             "events": [e.record() for e in self.events[-STATUS_EVENTS:]],
             "nodes": nodes,
             "dns": self.dns.status(),
+            "monitor": self.monitor.summary(),
         }
 
     # -- main loop --------------------------------------------------------------------
@@ -541,6 +570,10 @@ class Controller:
         dns = self.dns.status()
         state = "running" if dns["running"] else f"not serving: {dns['error']}"
         self.emit(EventKind.DNS_SERVING, name=dns["name"], server=dns["server"], state=state)
+        await self.monitor.start()
+        monitor = self.monitor.summary()
+        state = "running" if monitor["running"] else f"not serving: {monitor['error']}"
+        self.emit(EventKind.MONITOR_SERVING, url=monitor["dashboard_url"], state=state)
         async with httpx.AsyncClient(timeout=1.0) as client:
             while not self._stop.is_set():
                 await self.cycle(client)
@@ -550,6 +583,7 @@ class Controller:
                     await asyncio.wait_for(self._wake.wait(), interval)
                 self._wake.clear()
                 await asyncio.sleep(MIN_CYCLE_GAP_S)
+        await self.monitor.close()
         await self.dns.close()
         server.close()
         with contextlib.suppress(FileNotFoundError):
@@ -559,6 +593,7 @@ class Controller:
 HANDLERS: dict[str, Handler] = {
     "ping": Controller.op_ping,
     "status": Controller.op_status,
+    "monitor": Controller.op_monitor,
     "up": Controller.op_up,
     "kill_node": Controller.op_kill_node,
     "start_node": Controller.op_start_node,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypedDict
 
+from geoha.ops.monitor_status import MonitorSummary
 from geoha.runtime.global_dns import DnsStatus
 
 FieldValue = str | int | float | bool | None
@@ -40,6 +41,9 @@ class EventKind(StrEnum):
     ALL_STOPPED = "all_stopped"
     DNS_SERVING = "dns_serving"
     DNS_HEALTH = "dns_health"
+    MONITOR_SERVING = "monitor_serving"
+    INCIDENT_OPENED = "incident_opened"
+    INCIDENT_CLOSED = "incident_closed"
 
 
 SENTENCES: dict[EventKind, str] = {
@@ -69,6 +73,11 @@ SENTENCES: dict[EventKind, str] = {
     EventKind.ALL_STOPPED: "controller: every node stopped",
     EventKind.DNS_SERVING: "dns: {name} served on {server} ({state})",
     EventKind.DNS_HEALTH: "dns: {region} {health} after {checks} checks in a row (last: {detail})",
+    EventKind.MONITOR_SERVING: "monitor: dashboard on {url} ({state})",
+    EventKind.INCIDENT_OPENED: "monitor: incident {subject} opened: {cause}",
+    EventKind.INCIDENT_CLOSED: (
+        "monitor: incident {subject} closed after {duration_s} s: {resolution}"
+    ),
 }
 
 
@@ -151,3 +160,4 @@ class ControllerStatus(TypedDict):
     events: list[EventRecord]
     nodes: dict[str, NodeStatus]
     dns: DnsStatus
+    monitor: MonitorSummary

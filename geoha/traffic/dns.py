@@ -134,6 +134,8 @@ class CheckResult:
 
     passed: bool
     detail: str = ""
+    latency_s: float | None = None
+    """How long the check took (None: not timed)."""
 
 
 @dataclass(frozen=True, slots=True)

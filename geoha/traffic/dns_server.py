@@ -12,7 +12,8 @@ which the caller may replace at any time, plus what the server answered
   query, and at most `TCP_CONNECTIONS_MAX` connections are served at once.
 - `HealthChecker`: every `interval_s`, probes each region that has a record
   (an injected async probe, bounded by `timeout_s`), feeds the results to
-  `after_check` and hands each change of a region's health to a callback.
+  `after_check` and hands each change of a region's health to a callback, and
+  each round's results to the callbacks in `on_round` (the health monitor).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Self, cast
 
@@ -331,6 +332,8 @@ class HealthChecker(Service):
         self.timeout_s = timeout_s
         self.failure_threshold = failure_threshold
         self.on_change = on_change
+        self.on_round: list[Callable[[dict[str, CheckResult]], None]] = []
+        """Called with each round's results by region, after the health is updated."""
         self._task: asyncio.Task[None] | None = None
 
     async def check_once(self) -> list[HealthChange]:
@@ -347,9 +350,17 @@ class HealthChecker(Service):
             if change is not None:
                 changes.append(change)
                 self.on_change(change)
+        for callback in self.on_round:
+            callback(dict(zip(regions, results, strict=True)))
         return changes
 
     async def _check(self, region: str) -> CheckResult:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        result = await self._probe(region)
+        return replace(result, latency_s=loop.time() - started)
+
+    async def _probe(self, region: str) -> CheckResult:
         try:
             async with asyncio.timeout(self.timeout_s):
                 result = await self.probe(region)

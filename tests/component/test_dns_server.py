@@ -242,7 +242,9 @@ async def test_a_region_turns_after_exactly_threshold_checks(
     (change,) = await checker.check_once()
     assert not state.healthy("delhi")
     assert change.sentence() == "dns: delhi unhealthy after 3 failed checks (last: answered 503)"
-    assert state.last_check["delhi"] == CheckResult(False, "answered 503")
+    last = state.last_check["delhi"]
+    assert (last.passed, last.detail) == (False, "answered 503")
+    assert last.latency_s is not None and 0 <= last.latency_s < 2
     backend.status = 200
     for _ in range(2):
         assert await checker.check_once() == []
@@ -268,10 +270,16 @@ async def test_a_refused_connection_and_a_slow_probe_fail_the_check(
     checker = HealthChecker(
         state, probe, interval_s=1.0, timeout_s=0.2, failure_threshold=1, on_change=[].append
     )
+    rounds: list[dict[str, CheckResult]] = []
+    checker.on_round.append(rounds.append)
     changes = await checker.check_once()
+    assert [sorted(r) for r in rounds] == [["chennai", "delhi"]]  # the monitor's feed
+    assert rounds[0]["delhi"] == state.last_check["delhi"]
     assert {c.region for c in changes} == {"delhi", "chennai"}
-    assert state.last_check["chennai"] == CheckResult(False, "no answer within 0.2 s")
-    assert state.last_check["delhi"] == CheckResult(False, "connection refused")
+    chennai, delhi_check = state.last_check["chennai"], state.last_check["delhi"]
+    assert (chennai.passed, chennai.detail) == (False, "no answer within 0.2 s")
+    assert chennai.latency_s is not None and chennai.latency_s >= 0.2
+    assert (delhi_check.passed, delhi_check.detail) == (False, "connection refused")
     (delhi,) = (c for c in changes if c.region == "delhi")
     assert (
         delhi.sentence() == "dns: delhi unhealthy after 1 failed check (last: connection refused)"

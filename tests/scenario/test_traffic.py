@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ssl
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from geoha.plan import NodeRole
+from tests.browser import ARTIFACTS, launch_chromium
 from tests.deployment import Deployment, unique_name
 
 pytestmark = pytest.mark.scenario
@@ -19,7 +19,6 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "strict-origin-when-cross-origin",
 }
-ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 
 
 def entry(dep: Deployment, region: str, scheme: str = "http") -> str:
@@ -141,19 +140,8 @@ def test_web_app_in_headless_chromium(shared_deployment: Deployment) -> None:
     from playwright.sync_api import sync_playwright
 
     dep = shared_deployment
-    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page()
             errors: list[str] = []
