@@ -15,8 +15,9 @@ controller idle CPU < 2 % of one core.
    (200 ms timeout) until delhi's address has been absent for 3 s; the time from issuing the
    command to the last answer naming delhi and to the controller's `dns_health` event (and
    to its `node_killed` event, which comes late here: see `reap_wait`).
-3. Idle CPU: the controller process's CPU time over 30 s of a ready, unloaded deployment,
-   then where it goes (py-spy, when installed).
+3. Idle CPU: the controller process's CPU time (reconcile loop, DNS server and health
+   checks, health monitor) over 30 s of a ready, unloaded deployment, then where it goes
+   (py-spy, when installed).
 """
 
 from __future__ import annotations
@@ -192,6 +193,10 @@ def py_spy() -> str | None:
 PROFILE_BUCKETS = [
     ("node health probes of the reconcile loop (httpx)", ("RoleKind.probe",)),
     ("DNS health checks (httpx)", ("GlobalDns.probe", "HealthChecker")),
+    (
+        "health monitor (API checks, pg_stat_replication, SQLite)",
+        ("Monitor.", "MonitorStore", "geoha/ops/"),
+    ),
     ("DNS server", ("DnsServer", "_UdpProtocol")),
     ("HTTP client, its caller cut off the sample", ("httpx/", "httpcore/", "anyio/", "h11/")),
 ]
@@ -509,7 +514,8 @@ def idle_part(data: dict[str, Any]) -> list[str]:
         f"system CPU time (psutil, the pid in `RUN_DIR/controller.pid`) over "
         f"{n} back-to-back windows of {idle['seconds']:.0f} s. The controller runs the "
         f"reconcile loop (every node's health probed each cycle, at most 1 s apart), the DNS "
-        f"server and the DNS health checks.",
+        f"server, the DNS health checks and the health monitor (each round: one API check per "
+        f"region, pg_stat_replication on the primary, one SQLite insert).",
         "",
         "| measurement | min / median / max | mean | target | windows |",
         "|---|---|---|---|---|",
