@@ -146,9 +146,24 @@ def add_local_commands(sub: Subcommands) -> None:
         "the health monitor: regions, replication lag, incidents, dashboard and metrics URLs",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p = add_command(sub, "chaos", f"{lifecycle}:cmd_chaos", "inject faults")
-    p.add_argument("action", choices=["kill-node", "start-node"])
-    p.add_argument("node", metavar="NODE")
+    p = add_command(
+        sub,
+        "chaos",
+        f"{lifecycle}:cmd_chaos",
+        "inject faults: kill-node NODE, start-node NODE, kill-region REGION, "
+        "partition REGION [--from REGION...], heal [REGION]",
+    )
+    p.add_argument(
+        "action", choices=["kill-node", "start-node", "kill-region", "partition", "heal"]
+    )
+    p.add_argument("target", nargs="?", metavar="NODE|REGION")
+    p.add_argument(
+        "--from",
+        dest="others",
+        nargs="+",
+        metavar="REGION",
+        help="with partition: the regions to cut it off from (default: every other region)",
+    )
 
 
 def add_cloud_commands(sub: Subcommands) -> None:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -15,13 +16,15 @@ import psutil
 from geoha.commands.common import load, region_urls, say, tail
 from geoha.data import cluster
 from geoha.data.secrets import load_or_create_secrets
-from geoha.errors import EXIT_FAILED, EXIT_OK, GeohaError
+from geoha.errors import EXIT_FAILED, EXIT_OK, BadInput, GeohaError
 from geoha.plan import Plan
 from geoha.runtime import control
 from geoha.runtime.controller import PID_FILE, SPEC_FILE, controller_pid
 from geoha.runtime.events import ControllerStatus
+from geoha.runtime.faults import FAULTS_FILE, Partitioner, load_faults, save_faults
 from geoha.runtime.groups import ensure_groups, region_group_name
 from geoha.runtime.kinds import kinds
+from geoha.runtime.partition import PartitionError
 from geoha.runtime.process import RunAs, adopt_process, clear_record
 from geoha.spec import Spec
 
@@ -210,11 +213,24 @@ def cmd_down(args: argparse.Namespace) -> int:
             clear_record(node.dir)
             say(f"  {node.name}: {'killed' if args.purge else 'stopped'}")
     stop_stray_controller(plan.run_dir)
+    remove_faults(plan)
     if args.purge and plan.run_dir.exists():
         shutil.rmtree(plan.run_dir)
         say(f"removed {plan.run_dir}")
     say("down")
     return EXIT_OK
+
+
+def remove_faults(plan: Plan) -> None:
+    """No partition outlives the deployment, even when its controller died."""
+    iptables = Partitioner(plan).iptables
+    try:
+        if (plan.run_dir / FAULTS_FILE).exists() or iptables.exists():
+            iptables.remove()
+            say(f"removed the partition rules ({iptables.chain})")
+    except PartitionError as exc:
+        say(f"could not remove the partition rules: {exc}")
+    (plan.run_dir / FAULTS_FILE).unlink(missing_ok=True)
 
 
 def stop_stray_controller(run_dir: Path) -> None:
@@ -243,14 +259,57 @@ def cmd_switchover(args: argparse.Namespace) -> int:
 
 def cmd_chaos(args: argparse.Namespace) -> int:
     _, plan = load(args)
-    op = {"kill-node": "kill_node", "start-node": "start_node"}[args.action]
-    # the controller answers once the kill or start is done (it waits up to 60 s)
-    result = control.call(plan.run_dir, op, timeout_s=75.0, node=args.node)
-    if op == "kill_node":
+    action, target = args.action, args.target
+    if action != "heal" and target is None:
+        what = "NODE" if action.endswith("-node") else "REGION"
+        raise BadInput(f"chaos {action}: {what} is required")
+    if args.others and action != "partition":
+        raise BadInput(f"--from: only with `chaos partition` (got `chaos {action}`)")
+    if action == "heal" and not control.controller_running(plan.run_dir):
+        return heal_without_controller(plan, target)
+    # the controller answers once the kills or starts are done (it waits up to 60 s for each)
+    if action in ("kill-node", "start-node"):
+        op = action.replace("-", "_")
+        result = control.call(plan.run_dir, op, timeout_s=75.0, node=target)
+        if op == "kill_node":
+            say(
+                f"{target}: killed ({result['killed']} processes); "
+                "the controller will not restart it"
+            )
+        else:
+            say(result.get("message") or f"{target}: started")
+    elif action == "kill-region":
+        result = control.call(plan.run_dir, "kill_region", timeout_s=75.0, region=target)
         say(
-            f"{args.node}: killed ({result['killed']} processes); "
-            "the controller will not restart it"
+            f"{target}: every node killed at once ({result['killed']} processes); "
+            f"the controller will not restart them until `geoha chaos heal {target}`"
+        )
+    elif action == "partition":
+        result = control.call(
+            plan.run_dir, "partition", timeout_s=75.0, region=target, others=args.others
+        )
+        say(
+            f"{target}: cut off from {', '.join(result['others'])}, both ways; its processes "
+            f"keep running and clients on this machine still reach it (`geoha chaos heal {target}`)"
         )
     else:
-        say(result.get("message") or f"{args.node}: started")
+        result = control.call(plan.run_dir, "heal", timeout_s=75.0, region=target)
+        mended = ", ".join(result["partitions"]) or "none"
+        started = ", ".join(result["started"]) or "none"
+        say(f"healed: partitions of {mended} removed; started {started}")
+    return EXIT_OK
+
+
+def heal_without_controller(plan: Plan, region: str | None) -> int:
+    """Remove recorded partitions a dead controller left behind; nodes wait for `geoha up`."""
+    if region is not None and region not in plan.spec.regions:
+        raise BadInput(f"REGION: one of {', '.join(plan.spec.regions)} (got {region!r})")
+    faults = load_faults(plan.run_dir)
+    region_of = {n.name: n.region for n in plan.nodes}
+    left, mend, _ = faults.healed(region, region_of)
+    partitioner = Partitioner(plan)
+    for partition in mend:
+        partitioner.mend(partition.cut)
+    save_faults(plan.run_dir, replace(left, killed_regions=faults.killed_regions))
+    say(f"no controller runs: removed {len(mend)} partition(s); killed nodes start with `geoha up`")
     return EXIT_OK

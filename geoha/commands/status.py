@@ -19,6 +19,7 @@ from geoha.ops.monitor_status import MonitorSummary
 from geoha.plan import NodeRole, Plan
 from geoha.render.haproxy import ADMIN_SOCKET
 from geoha.runtime.events import ControllerStatus, NodeStatus
+from geoha.runtime.faults import FaultStatus, load_faults
 from geoha.runtime.global_dns import DnsStatus
 from geoha.runtime.process import adopt_process
 from geoha.spec import Spec
@@ -91,6 +92,8 @@ class StatusReport(TypedDict):
     """The global DNS the controller runs (None without a controller)."""
     monitor: MonitorSummary | None
     """The health monitor the controller runs (None without a controller)."""
+    faults: list[FaultStatus]
+    """Active faults (`geoha chaos`); without a controller, those recorded on disk."""
 
 
 def gather_status(spec: Spec, plan: Plan) -> StatusReport:
@@ -117,6 +120,7 @@ def gather_status(spec: Spec, plan: Plan) -> StatusReport:
         "traffic": traffic_status(plan, processes),
         "dns": snap["dns"] if snap else None,
         "monitor": snap["monitor"] if snap else None,
+        "faults": snap["faults"] if snap else load_faults(plan.run_dir).statuses(),
     }
 
 
@@ -241,6 +245,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"monitor: {monitor['dashboard_url']}{serving}  "
             f"{monitor['incidents_open']} open incident(s) (geoha monitor)"
         )
+    for fault in status["faults"]:
+        since = time.strftime("%H:%M:%S", time.localtime(fault["since"])) if fault["since"] else "?"
+        others = f" from {', '.join(fault['others'])}" if fault["others"] else ""
+        say(f"FAULT: {fault['kind']} {fault['target']}{others} since {since} (geoha chaos heal)")
     healthy = sum(1 for m in status["etcd"] if m["healthy"])
     say(
         f"etcd: {healthy}/{len(status['etcd'])} healthy  "

@@ -147,13 +147,16 @@ class Monitor(Service):
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        """Stop; incidents still open stay open in the history for the next monitor."""
+        """Stop. When the deployment stops, open incidents end as "deployment stopped";
+        otherwise (the controller alone goes) they stay open for the next monitor."""
         with contextlib.suppress(ValueError):
             self.sources.checker.on_round.remove(self._on_round)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.store is not None and self.sources.phase() == "stopping":
+            await self._incidents(time.time(), {})
         await self.http.close()
         self.running = False
         await self._close_db()

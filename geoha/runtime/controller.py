@@ -32,7 +32,7 @@ import httpx
 from geoha.data.migrate import bootstrap_application
 from geoha.data.secrets import load_or_create_secrets
 from geoha.db_access import Secrets
-from geoha.errors import BadInput
+from geoha.errors import BadInput, GeohaError
 from geoha.health import Health
 from geoha.ops.incidents import Incident
 from geoha.ops.monitor import Monitor, Sources
@@ -46,10 +46,19 @@ from geoha.runtime.events import (
     EventKind,
     FieldValue,
 )
+from geoha.runtime.faults import (
+    FAULTS_FILE,
+    Faults,
+    KilledRegion,
+    Partitioner,
+    load_faults,
+    save_faults,
+)
 from geoha.runtime.global_dns import GlobalDns
 from geoha.runtime.groups import lookup, region_group_name
 from geoha.runtime.kinds import kinds
 from geoha.runtime.node_state import NodeRuntime
+from geoha.runtime.partition import Cut
 from geoha.runtime.process import NodeProcess, adopt_process, clear_record, start_process
 from geoha.runtime.reconcile import (
     Action,
@@ -126,6 +135,9 @@ class Controller:
         self.waiters: dict[tuple[str, str], list[asyncio.Future[Any]]] = {}
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self.faults = load_faults(plan.run_dir)
+        self.partitioner = Partitioner(plan)
+        self.partition_error: str | None = None
         self.dns = GlobalDns(plan, self.on_dns_change)
         self.monitor = Monitor(
             plan,
@@ -463,9 +475,13 @@ class Controller:
             raise BadInput(f"NODE: one of {', '.join(self.nodes)} (got {name!r})")
         return self.nodes[name]
 
-    async def wait_for_action(self, verb: str, node: str) -> Any:
+    def expect(self, verb: str, node: str) -> asyncio.Future[Any]:
+        """A future the action's end resolves (registered before the action is asked for)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiters.setdefault((verb, node), []).append(future)
+        return future
+
+    async def wait_for_action(self, future: asyncio.Future[Any], node: str) -> Any:
         try:
             return await asyncio.wait_for(future, ACTION_WAIT_S)
         except TimeoutError:
@@ -486,6 +502,8 @@ class Controller:
             raise BadInput(f"--tiers: one of {', '.join(t.value for t in Tiers)} (got {tiers!r})")
         if self.desired.goal is Goal.STOP:
             raise BadInput("up: the deployment is shutting down; run `geoha up` once it is down")
+        # every node comes back up; partitions stay until `chaos heal` or `down`
+        self.record_faults(replace(self.faults, killed_regions=(), killed_nodes={}))
         self.want(
             tiers=Tiers(tiers),
             generation=self.desired.generation + 1,
@@ -496,19 +514,91 @@ class Controller:
     async def op_kill_node(self, args: dict[str, Any]) -> Any:
         rt = self.node_arg(args)
         name = rt.node.name
-        self.want(held=self.desired.held | {name}, by_hand=self.desired.by_hand - {name})
-        if rt.proc is None and not rt.busy:
-            self.emit(EventKind.NODE_KILLED, name, why=KillNode.why, processes=0)
-            return {"killed": 0}
-        return await self.wait_for_action("kill", name)
+        self.record_faults(
+            replace(self.faults, killed_nodes={**self.faults.killed_nodes, name: time.time()})
+        )
+        return {"killed": await self.kill_held([name])}
+
+    async def kill_held(self, names: list[str]) -> int:
+        """Hold the nodes down and kill them all at once; how many processes got SIGKILL."""
+        waits = []
+        for name in names:
+            rt = self.nodes[name]
+            if rt.proc is None and not rt.busy:
+                self.emit(EventKind.NODE_KILLED, name, why=KillNode.why, processes=0)
+            else:
+                waits.append(self.wait_for_action(self.expect("kill", name), name))
+        held = frozenset(names)
+        self.want(held=self.desired.held | held, by_hand=self.desired.by_hand - held)
+        results = await asyncio.gather(*waits)
+        return sum(int(r["killed"]) for r in results)
+
+    def region_arg(self, args: dict[str, Any], key: str = "region") -> str:
+        region = args.get(key)
+        if not isinstance(region, str) or region not in self.plan.spec.regions:
+            regions = ", ".join(self.plan.spec.regions)
+            raise BadInput(f"REGION: one of {regions} (got {region!r})")
+        return region
+
+    async def op_kill_region(self, args: dict[str, Any]) -> Any:
+        region = self.region_arg(args)
+        names = [n.name for n in self.plan.nodes if n.region == region]  # standby slots too
+        killed = KilledRegion(region, tuple(names), time.time())
+        others = tuple(k for k in self.faults.killed_regions if k.region != region)
+        self.record_faults(replace(self.faults, killed_regions=(*others, killed)))
+        self.emit(EventKind.FAULT_INJECTED, fault="kill-region", target=region, detail="SIGKILL")
+        return {"region": region, "nodes": names, "killed": await self.kill_held(names)}
+
+    async def op_partition(self, args: dict[str, Any]) -> Any:
+        region = self.region_arg(args)
+        others_arg = args.get("others") or [r for r in self.plan.spec.regions if r != region]
+        if not isinstance(others_arg, list):
+            raise BadInput(f"--from: a list of regions (got {others_arg!r})")
+        others = tuple(self.region_arg({"region": r}) for r in others_arg)
+        if region in others:
+            raise BadInput(f"--from: regions other than {region} (got {', '.join(others)})")
+        if self.partition_error is not None:
+            raise GeohaError(f"cannot partition: {self.partition_error}")
+        await asyncio.to_thread(self.partitioner.cut, Cut(region, others))
+        self.record_faults(self.faults.with_partition(region, others))
+        detail = "from " + ", ".join(others)
+        self.emit(EventKind.FAULT_INJECTED, fault="partition", target=region, detail=detail)
+        return {"region": region, "others": list(others)}
+
+    async def op_heal(self, args: dict[str, Any]) -> Any:
+        region = None if args.get("region") is None else self.region_arg(args)
+        region_of = {n.name: n.region for n in self.plan.nodes}
+        faults, mend, start = self.faults.healed(region, region_of)
+        for partition in mend:
+            await asyncio.to_thread(self.partitioner.mend, partition.cut)
+        self.record_faults(faults)
+        desired = replace(self.desired, held=self.desired.held - frozenset(start))
+        starting = [
+            n for n in start if desired.wants(self.nodes[n].view(ProcState.ABSENT))
+        ]  # a standby slot or a tier not brought up stays down
+        waits = [self.wait_for_action(self.expect("start", n), n) for n in starting]
+        self.want(held=desired.held)
+        await asyncio.gather(*waits)
+        what = region or "every region"
+        self.emit(
+            EventKind.FAULT_HEALED, what=f"{what}: {len(mend)} partitions, {len(start)} nodes"
+        )
+        return {"partitions": [p.region for p in mend], "started": starting}
+
+    def record_faults(self, faults: Faults) -> None:
+        self.faults = faults
+        save_faults(self.plan.run_dir, faults)
 
     async def op_start_node(self, args: dict[str, Any]) -> Any:
         rt = self.node_arg(args)
         name = rt.node.name
         if rt.proc is not None and rt.proc.running():
             return {"started": False, "message": f"{name} is already running"}
+        killed = {n: t for n, t in self.faults.killed_nodes.items() if n != name}
+        self.record_faults(replace(self.faults, killed_nodes=killed))
+        started = self.expect("start", name)
         self.want(held=self.desired.held - {name}, by_hand=self.desired.by_hand | {name})
-        return await self.wait_for_action("start", name)
+        return await self.wait_for_action(started, name)
 
     async def op_shutdown(self, args: dict[str, Any]) -> Any:
         fast = args.get("fast", False)
@@ -519,6 +609,14 @@ class Controller:
 
     def request_shutdown(self, fast: bool = False) -> None:
         self.want(goal=Goal.STOP, stop_fast=fast or self.desired.stop_fast)
+
+    def remove_faults(self) -> None:
+        """The deployment stops: no partition outlives it (nor its record)."""
+        try:
+            self.partitioner.remove()
+        except GeohaError as exc:
+            print(f"could not remove the partition rules: {exc}", flush=True)
+        (self.plan.run_dir / FAULTS_FILE).unlink(missing_ok=True)
 
     # -- status -----------------------------------------------------------------------
     def status(self) -> ControllerStatus:
@@ -545,6 +643,7 @@ class Controller:
             "nodes": nodes,
             "dns": self.dns.status(),
             "monitor": self.monitor.summary(),
+            "faults": self.faults.statuses(),
         }
 
     # -- main loop --------------------------------------------------------------------
@@ -566,6 +665,12 @@ class Controller:
             loop.add_signal_handler(sig, self.request_shutdown)
         adopted = self.adopt()
         self.emit(EventKind.CONTROLLER_STARTED, pid=os.getpid(), adopted=adopted)
+        try:
+            cuts = [p.cut for p in self.faults.partitions]
+            await asyncio.to_thread(self.partitioner.prepare, cuts)
+        except GeohaError as exc:
+            self.partition_error = str(exc)
+            self.emit(EventKind.PARTITIONS_UNAVAILABLE, error=str(exc))
         await self.dns.start()
         dns = self.dns.status()
         state = "running" if dns["running"] else f"not serving: {dns['error']}"
@@ -585,6 +690,7 @@ class Controller:
                 await asyncio.sleep(MIN_CYCLE_GAP_S)
         await self.monitor.close()
         await self.dns.close()
+        await asyncio.to_thread(self.remove_faults)
         server.close()
         with contextlib.suppress(FileNotFoundError):
             control.socket_path(self.plan.run_dir).unlink()
@@ -596,6 +702,9 @@ HANDLERS: dict[str, Handler] = {
     "monitor": Controller.op_monitor,
     "up": Controller.op_up,
     "kill_node": Controller.op_kill_node,
+    "kill_region": Controller.op_kill_region,
+    "partition": Controller.op_partition,
+    "heal": Controller.op_heal,
     "start_node": Controller.op_start_node,
     "shutdown": Controller.op_shutdown,
 }

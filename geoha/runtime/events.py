@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import TypedDict
 
 from geoha.ops.monitor_status import MonitorSummary
+from geoha.runtime.faults import FaultStatus
 from geoha.runtime.global_dns import DnsStatus
 
 FieldValue = str | int | float | bool | None
@@ -42,6 +43,9 @@ class EventKind(StrEnum):
     DNS_SERVING = "dns_serving"
     DNS_HEALTH = "dns_health"
     MONITOR_SERVING = "monitor_serving"
+    FAULT_INJECTED = "fault_injected"
+    FAULT_HEALED = "fault_healed"
+    PARTITIONS_UNAVAILABLE = "partitions_unavailable"
     INCIDENT_OPENED = "incident_opened"
     INCIDENT_CLOSED = "incident_closed"
 
@@ -74,6 +78,9 @@ SENTENCES: dict[EventKind, str] = {
     EventKind.DNS_SERVING: "dns: {name} served on {server} ({state})",
     EventKind.DNS_HEALTH: "dns: {region} {health} after {checks} checks in a row (last: {detail})",
     EventKind.MONITOR_SERVING: "monitor: dashboard on {url} ({state})",
+    EventKind.FAULT_INJECTED: "chaos: {fault} {target} ({detail})",
+    EventKind.FAULT_HEALED: "chaos: healed {what}",
+    EventKind.PARTITIONS_UNAVAILABLE: "chaos: partitions unavailable: {error}",
     EventKind.INCIDENT_OPENED: "monitor: incident {subject} opened: {cause}",
     EventKind.INCIDENT_CLOSED: (
         "monitor: incident {subject} closed after {duration_s} s: {resolution}"
@@ -161,3 +168,5 @@ class ControllerStatus(TypedDict):
     nodes: dict[str, NodeStatus]
     dns: DnsStatus
     monitor: MonitorSummary
+    faults: list[FaultStatus]
+    """Active faults: partitions, killed regions, killed nodes."""

@@ -145,6 +145,10 @@ FORBIDDEN: list[tuple[str, str, str]] = [
     ("geoha.db_access", "geoha.data", "renderers read it: no database or secrets I/O"),
     ("geoha.health", "geoha.runtime", "the runtime and the data tier both read health"),
     ("geoha.health", "geoha.data", "the runtime and the data tier both read health"),
+    ("geoha.ops.incidents", "geoha", "incidents from checks are a pure fold: no I/O"),
+    ("geoha.ops.monitor_status", "geoha.ops.monitor", "commands import the monitor's shapes only"),
+    ("geoha.commands", "geoha.ops.monitor", "commands ask the controller; they never run it"),
+    ("geoha.ops", "geoha.runtime", "the monitor gets what it reads from the controller"),
 ]
 
 

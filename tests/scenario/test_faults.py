@@ -1,0 +1,123 @@
+"""Region faults with real processes: partitions through iptables (owner match on the
+region groups), a whole region killed, and heal."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from geoha.ops.writer import WriterLoop, count_present
+from geoha.plan import NodeRole
+from geoha.runtime.partition import chain_name
+from geoha.runtime.process import read_record
+from tests.deployment import Deployment
+
+pytestmark = pytest.mark.scenario
+
+
+def faults(dep: Deployment) -> list[tuple[str, str, list[str]]]:
+    return [(f["kind"], f["target"], f["others"]) for f in dep.status()["faults"]]
+
+
+def chain_rules(dep: Deployment) -> str | None:
+    """The deployment's iptables chain as `iptables -S` prints it (None: no chain)."""
+    result = subprocess.run(
+        ["iptables", "-w", "5", "-S", chain_name(dep.plan.spec.name)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout if result.returncode == 0 else None
+
+
+def streaming_replica(dep: Deployment, name: str) -> bool:
+    db = dep.database(name)
+    return bool(db["role"] == "replica" and db["replication_state"] == "streaming" and db["sync"])
+
+
+def in_recovery(dep: Deployment, name: str) -> bool | None:
+    """pg_is_in_recovery() of one node, from this machine (None: it does not answer)."""
+    try:
+        with psycopg.connect(dep.node_dsn(name), autocommit=True) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    except psycopg.Error:
+        return None
+    return bool(row and row[0])
+
+
+def test_partitions_of_the_witness_and_of_the_primary_region(data_deployment: Deployment) -> None:
+    dep = data_deployment
+    dep.wait_for("chennai-db a sync replica", lambda: streaming_replica(dep, "chennai-db"))
+    rules = chain_rules(dep)
+    assert rules is not None and "geoha mark delhi" in rules and "DROP" not in rules
+
+    writer = WriterLoop(dep.dsn("chennai", write=True)).start()
+    try:
+        dep.wait_for("writes flowing", lambda: len(writer.acked) >= 20)
+        # the witness alone: etcd keeps its quorum, nothing fails over, no write fails
+        out = dep.geoha("chaos", "partition", "mumbai").stdout
+        assert "mumbai: cut off from delhi, chennai" in out
+        assert faults(dep) == [("partition", "mumbai", ["delhi", "chennai"])]
+        before = len(writer.acked)
+        time.sleep(8)
+        assert dep.primary() == "delhi-db" and writer.errors == 0
+        assert len(writer.acked) > before + 50
+        dep.geoha("chaos", "heal", "mumbai")
+        assert faults(dep) == []
+
+        # the primary's region: chennai is promoted, delhi demotes itself
+        dep.geoha("chaos", "partition", "delhi")
+        rules = chain_rules(dep)
+        assert rules is not None and "geoha cut delhi|chennai" in rules
+        dep.wait_for("chennai-db promoted", lambda: dep.primary() == "chennai-db", 90)
+        dep.wait_for("delhi-db read-only", lambda: in_recovery(dep, "delhi-db") is True, 60)
+        promoted = len(writer.acked)
+        dep.wait_for("writes on chennai", lambda: len(writer.acked) >= promoted + 20)
+    finally:
+        writer.stop()
+    # every acknowledged write is on the new primary: delhi acknowledged none after the cut
+    assert count_present(dep.node_dsn("chennai-db"), writer.acked) == len(writer.acked)
+
+    healed = dep.geoha("chaos", "heal").stdout
+    assert "partitions of delhi removed" in healed
+    dep.wait_for("delhi-db rejoins", lambda: streaming_replica(dep, "delhi-db"), 120)
+    assert count_present(dep.node_dsn("delhi-db"), writer.acked) == len(writer.acked)
+    assert faults(dep) == []
+    rules = chain_rules(dep)
+    assert rules is not None and "DROP" not in rules
+
+    dep.geoha("down")
+    assert chain_rules(dep) is None  # nothing of geoha is left in iptables
+
+
+def test_kill_region_and_heal(deployment: Deployment) -> None:
+    dep = deployment
+    dep.wait_for("chennai-db a sync replica", lambda: streaming_replica(dep, "chennai-db"))
+    delhi = [n for n in dep.plan.nodes if n.region == "delhi"]
+    out = dep.geoha("chaos", "kill-region", "delhi").stdout
+    assert "delhi: every node killed at once" in out
+    assert all((r := read_record(n.dir)) is None or not r.alive() for n in delhi)
+    assert faults(dep) == [("kill-region", "delhi", [])]
+
+    def dns() -> dict[str, bool]:
+        status: dict[str, Any] = dep.status()["dns"]
+        return {r["region"]: r["healthy"] for r in status["records"]}
+
+    dep.wait_for("delhi out of DNS", lambda: dns() == {"delhi": False, "chennai": True})
+    dep.wait_for("chennai-db promoted", lambda: dep.primary() == "chennai-db", 90)
+    fe = dep.plan.only("chennai", NodeRole.FRONTEND_LB)
+    reads = httpx.get(f"http://{fe.address}:{fe.ports['http']}/api/v1/themes?limit=1", timeout=5)
+    assert reads.status_code == 200
+    time.sleep(3)
+    assert all((r := read_record(n.dir)) is None or not r.alive() for n in delhi)  # not restarted
+
+    healed = dep.geoha("chaos", "heal", "delhi").stdout
+    assert "delhi-db" in healed and "delhi-fe" in healed
+    dep.wait_for("delhi-db rejoins as a replica", lambda: streaming_replica(dep, "delhi-db"), 120)
+    dep.wait_for("delhi back in DNS", lambda: all(dns().values()))
+    assert faults(dep) == []
