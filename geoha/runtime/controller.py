@@ -254,6 +254,8 @@ class Controller:
             if self.stage is not None and forward and self.phase is Phase.STARTING:
                 self.emit(EventKind.STAGE_DONE, stage=self.stage.value)
             self.stage, self.stage_since = decision.stage, snap.now
+        if decision.phase is not None:
+            self.phase = decision.phase
         if decision.sentence != self.decision:
             self.decision = decision.sentence
             self.emit(EventKind.DECISION, sentence=decision.sentence)
