@@ -574,12 +574,16 @@ class Controller:
         for partition in mend:
             await asyncio.to_thread(self.partitioner.mend, partition.cut)
         self.record_faults(faults)
-        desired = replace(self.desired, held=self.desired.held - frozenset(start))
-        starting = [
-            n for n in start if desired.wants(self.nodes[n].view(ProcState.ABSENT))
-        ]  # a standby slot or a tier not brought up stays down
+        released = frozenset(start)
+        by_tiers = replace(
+            self.desired, held=self.desired.held - released, by_hand=self.desired.by_hand - released
+        )
+        starting = [  # a standby slot or a tier not brought up stays down
+            n for n in start if by_tiers.wants(self.nodes[n].view(ProcState.ABSENT))
+        ]
         waits = [self.wait_for_action(self.expect("start", n), n) for n in starting]
-        self.want(held=desired.held)
+        # a ready controller starts only what is asked for by hand (as `start-node` does)
+        self.want(held=by_tiers.held, by_hand=self.desired.by_hand | frozenset(starting))
         await asyncio.gather(*waits)
         what = region or "every region"
         self.emit(
