@@ -63,14 +63,16 @@ BENCH_NETS = LoopbackNets(
 )
 
 
-def bench_deployment(replication: str = "sync", extra: str = "") -> Deployment:
-    """The reference topology on the benchmarks' own loopback nets, in a fresh directory."""
+def bench_deployment(replication: str = "sync", extra: str = "", tiers: str = "all") -> Deployment:
+    """The reference topology on the benchmarks' own loopback nets, in a fresh directory;
+    `tiers` as for `geoha up --tiers` ("data": etcd, the databases and the schema only)."""
     return Deployment.in_temp_dir(
         "geoha-bench-",
         BENCH_NETS,
         name="bench",
         replication=replication,
         extra=extra,
+        tiers=tiers,
         poll_s=0.25,
         wait_timeout_s=120,
     )
