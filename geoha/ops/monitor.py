@@ -82,6 +82,8 @@ class Sources:
     checker: HealthChecker
     dns_server: str
     """HOST:PORT of the DNS server."""
+    entry_urls: Mapping[str, str]
+    """Each data region's URL that the DNS health checks probe."""
     node_health: Callable[[], Mapping[str, Health]]
     """Every node's health as the controller last probed it."""
     phase: Callable[[], str]
@@ -218,10 +220,6 @@ class Monitor(Service):
     def api_url(self, region: str) -> str:
         lb = self.plan.only(region, NodeRole.BACKEND_LB)
         return f"http://{lb.address}:{lb.ports['http']}/health/deep"
-
-    def entry_url(self, region: str) -> str:
-        fe = self.plan.only(region, NodeRole.FRONTEND_LB)
-        return f"http://{fe.address}:{fe.ports['http']}{self.plan.spec.dns.health_check_path}"
 
     async def _read_replication(self) -> dict[str, Replication]:
         """pg_stat_replication on the primary through a kept connection; {} when unreadable."""
@@ -383,7 +381,7 @@ class Monitor(Service):
         return {
             "region": region,
             "up": healthy.get(region, False),
-            "entry": _check(self.entry_url(region), self.entry.get(region)),
+            "entry": _check(self.sources.entry_urls[region], self.entry.get(region)),
             "api": _check(self.api_url(region), self.api.get(region)),
             "dns": {
                 "healthy": healthy.get(region, False),

@@ -54,7 +54,7 @@ from geoha.runtime.faults import (
     load_faults,
     save_faults,
 )
-from geoha.runtime.global_dns import GlobalDns
+from geoha.runtime.global_dns import GlobalDns, check_url
 from geoha.runtime.groups import lookup, region_group_name
 from geoha.runtime.kinds import kinds
 from geoha.runtime.node_state import NodeRuntime
@@ -145,6 +145,7 @@ class Controller:
                 dns=self.dns.state,
                 checker=self.dns.checker,
                 dns_server=f"{self.dns.address}:{self.dns.port}",
+                entry_urls={r: check_url(plan, r) for r in plan.spec.data_regions},
                 node_health=lambda: {name: rt.health for name, rt in self.nodes.items()},
                 phase=lambda: self.phase.value,
                 secrets=lambda: self.secrets,
@@ -585,10 +586,8 @@ class Controller:
         # a ready controller starts only what is asked for by hand (as `start-node` does)
         self.want(held=by_tiers.held, by_hand=self.desired.by_hand | frozenset(starting))
         await asyncio.gather(*waits)
-        what = region or "every region"
-        self.emit(
-            EventKind.FAULT_HEALED, what=f"{what}: {len(mend)} partitions, {len(start)} nodes"
-        )
+        what = f"{region or 'every region'}: {len(mend)} partitions, {len(starting)} nodes started"
+        self.emit(EventKind.FAULT_HEALED, what=what)
         return {"partitions": [p.region for p in mend], "started": starting}
 
     def record_faults(self, faults: Faults) -> None:
