@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
-from geoha.traffic.dns_server import Service
+from geoha.traffic.dns_server import Service, close_stream_server
 
 HEAD_MAX = 16 * 1024
 """The longest request line plus headers accepted (bytes)."""
@@ -87,11 +87,7 @@ class HttpServer(Service):
 
     async def close(self) -> None:
         if self._server is not None:
-            self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
-            await self._server.wait_closed()
+            await close_stream_server(self._server, self._connections)
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

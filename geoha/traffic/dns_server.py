@@ -132,6 +132,15 @@ class Service(ABC):
         await self.close()
 
 
+async def close_stream_server(server: asyncio.Server, connections: set[asyncio.Task[None]]) -> None:
+    """Stop accepting, cancel the connections being served and wait for all of it to end."""
+    server.close()
+    for task in list(connections):
+        task.cancel()
+    await asyncio.gather(*connections, return_exceptions=True)
+    await server.wait_closed()
+
+
 class DnsServer(Service):
     """An authoritative server for one zone on `address:port`, over UDP and TCP.
 
@@ -186,11 +195,7 @@ class DnsServer(Service):
             self._udp.close()
             self._udp = None
         if self._tcp is not None:
-            self._tcp.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
-            await self._tcp.wait_closed()
+            await close_stream_server(self._tcp, self._connections)
             self._tcp = None
 
     def respond(self, packet: bytes, client: str, transport: str, max_size: int) -> bytes | None:
