@@ -240,9 +240,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         say(f"dns: {dns['name']} @{dns['server']}{serving}  {regions}")
     monitor = status["monitor"]
     if monitor is not None:
-        serving = "" if monitor["running"] else f" NOT SERVING ({monitor['error']})"
+        serving = "" if monitor["running"] else " NOT SERVING"
+        problem = f" ({monitor['error']})" if monitor["error"] else ""
         say(
-            f"monitor: {monitor['dashboard_url']}{serving}  "
+            f"monitor: {monitor['dashboard_url']}{serving}{problem}  "
             f"{monitor['incidents_open']} open incident(s) (geoha monitor)"
         )
     for fault in status["faults"]:

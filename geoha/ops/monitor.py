@@ -106,6 +106,8 @@ class Monitor(Service):
         self.client: httpx.AsyncClient | None = None
         self.running = False
         self.error: str | None = None
+        """Why the dashboard is not served, if it is not."""
+        self.round_error: str | None = None
         self.subjects: dict[str, SubjectState] = {}
         self.watching = False
         self.rounds = 0
@@ -180,7 +182,9 @@ class Monitor(Service):
                 try:
                     await self.round(entry, time.time())
                 except Exception as exc:  # one bad round must not end the monitor
-                    self.error = f"monitor round failed: {exc}"
+                    self.round_error = f"the last monitor round failed: {exc}"
+                else:
+                    self.round_error = None
 
     # -- one round --------------------------------------------------------------------
     async def round(self, entry: dict[str, CheckResult], now: float) -> None:
@@ -347,7 +351,7 @@ class Monitor(Service):
             "dashboard_url": self.dashboard_url,
             "metrics_url": self.metrics_url,
             "running": self.running,
-            "error": self.error,
+            "error": self.error or self.round_error,
             "incidents_open": sum(1 for s in self.subjects.values() if s.incident is not None),
         }
 
