@@ -365,7 +365,7 @@ class Monitor(Service):
             "metrics_url": self.metrics_url,
             "at": max((s.at for s in self.latest.values()), default=None),
             "interval_s": self.plan.spec.dns.health_check_interval_s,
-            "watching": self.watching,
+            "watching": self.watching or self.sources.phase() == "ready",
             "rounds": self.rounds,
             "dns_server": self.sources.dns_server,
             "name": self.plan.spec.dns.fqdn,
