@@ -149,6 +149,10 @@ FORBIDDEN: list[tuple[str, str, str]] = [
     ("geoha.ops.monitor_status", "geoha.ops.monitor", "commands import the monitor's shapes only"),
     ("geoha.commands", "geoha.ops.monitor", "commands ask the controller; they never run it"),
     ("geoha.ops", "geoha.runtime", "the monitor gets what it reads from the controller"),
+    ("geoha.ops.drill_model", "geoha.ops", "a drill's records and faults are pure: no I/O"),
+    ("geoha.ops.drill_analysis", "geoha.ops.drill_clients", "figures come from the log alone"),
+    ("geoha.ops.drill_analysis", "geoha.ops.drill_sampler", "figures come from the log alone"),
+    ("geoha.ops.drill_report", "geoha.ops.drill_clients", "a report comes from the log alone"),
 ]
 
 
