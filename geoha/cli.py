@@ -164,6 +164,41 @@ def add_local_commands(sub: Subcommands) -> None:
         metavar="REGION",
         help="with partition: the regions to cut it off from (default: every other region)",
     )
+    add_drill_command(sub)
+
+
+def add_drill_command(sub: Subcommands) -> None:
+    p = add_command(
+        sub,
+        "drill",
+        "geoha.commands.drill:cmd_drill",
+        "failover drill: load from browser-like clients, a fault, its heal; RTO, RPO and "
+        "split brain as users see them (`verify`: check a saved drill's writes again)",
+    )
+    p.add_argument("action", choices=["failover", "verify"])
+    p.add_argument(
+        "--fault",
+        metavar="FAULT",
+        help="kill-region:REGION, partition:REGION, kill-node:NODE or kill-witness",
+    )
+    p.add_argument(
+        "--rate", type=float, default=20.0, help="operations per second, all clients (default 20)"
+    )
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
+    p.add_argument(
+        "--heal-after",
+        type=float,
+        metavar="S",
+        help="seconds from the fault to the heal (default: half the duration)",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="drills in a row, with a summary")
+    p.add_argument(
+        "--report",
+        metavar="DIR",
+        help="write report.json, report.md and timeline.png there (run-N/ for each of "
+        "--repeat); with verify: the folder to check",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def add_cloud_commands(sub: Subcommands) -> None:
