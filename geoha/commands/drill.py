@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import secrets
@@ -240,6 +241,11 @@ def cmd_drill(args: argparse.Namespace) -> int:
     spec, plan = load(args)
     settings = drill_settings(args, spec, plan)
     report_dir = None if args.report is None else Path(args.report)
+    if report_dir is not None and importlib.util.find_spec("matplotlib") is None:
+        raise GeohaError(
+            "--report: timeline.png needs matplotlib, missing from this environment "
+            "(scripts/setup.sh installs the project's dependencies)"
+        )
     progress = to_stderr if args.json else say
     control = CliControl(args, spec, plan)
     targets = drill_targets(spec, plan, control.snapshot())
