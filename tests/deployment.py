@@ -51,13 +51,14 @@ role = "witness"
 cidr = "10.30.0.0/16"
 local_net = "{nets.mumbai}"
 
+[monitor]
+local_address = "{nets.dns}"
+
 [dns]
 local_address = "{nets.dns}"
 local_port = 5353
-
-[monitor]
-local_address = "{nets.dns}"
 """
+# [dns] comes last: `extra` may start with more of its keys (e.g. `ttl_s = 5`)
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ class Deployment:
 
     `base` is a directory the deployment owns: the topology file and the run
     directory go there, and `close()` removes it. `replication` is "sync" or
-    "async"; `extra` is TOML appended to the topology (autoscale counts,
-    traffic settings); `tiers` is what `up()` brings up ("all", the default,
+    "async"; `extra` is TOML appended to the topology (more `[dns]` keys
+    first, then tables: autoscale counts, traffic settings); `tiers` is what `up()` brings up ("all", the default,
     passes nothing; any other value goes to `geoha up --tiers`). `wait_for`
     asks again every `poll_s` seconds and gives up after `wait_timeout_s`
     unless told otherwise.

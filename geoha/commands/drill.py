@@ -160,7 +160,11 @@ class CliControl:
 
     def chaos(self, args: Sequence[str]) -> None:
         """`geoha chaos ARGS` as a user would run it (this geoha, this topology file)."""
-        argv = [sys.executable, "-m", "geoha", "chaos", *args]
+        self.geoha("chaos", *args)
+
+    def geoha(self, command: str, *args: str) -> None:
+        """`geoha COMMAND ARGS` as a user would run it (this geoha, this topology file)."""
+        argv = [sys.executable, "-m", "geoha", command, *args]
         if self.file is not None:
             argv += ["--file", self.file]
         package_root = str(Path(geoha.__file__).resolve().parent.parent)
@@ -175,7 +179,7 @@ class CliControl:
         )
         if result.returncode != 0:
             raise GeohaError(
-                f"geoha chaos {' '.join(args)} exited {result.returncode}: "
+                f"geoha {command} {' '.join(args)} exited {result.returncode}: "
                 f"{result.stderr.strip() or result.stdout.strip()}"
             )
 
@@ -253,6 +257,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
     for run in range(1, args.repeat + 1):
         label = f"drill {run}/{args.repeat}" if args.repeat > 1 else "drill"
         wait_until_ready(control, settings.settle_timeout_s, prefixed(progress, f"{label}:"))
+        restore_primary(control, settings.settle_timeout_s, prefixed(progress, f"{label}:"))
         drill = Drill(settings, targets, control, prefixed(progress, label))
         report = drill.run()
         reports.append(report)
@@ -273,6 +278,18 @@ def cmd_drill(args: argparse.Namespace) -> int:
     if broken:
         raise DrillFailed(broken)
     return EXIT_OK
+
+
+def restore_primary(control: CliControl, timeout_s: float, progress: Say) -> None:
+    """Every drill starts from the reference state: the primary in the spec's primary
+    region (an earlier drill's failover moved it), switched back over if it is not."""
+    region = control.spec.primary_region
+    reference = control.plan.database_node(region).name
+    if control.settle_state().primary == reference:
+        return
+    progress(f"switching the primary back to {reference}, as the spec has it")
+    control.geoha("switchover", "--to", region)
+    wait_until_ready(control, timeout_s, progress)
 
 
 def to_stderr(line: str) -> None:
