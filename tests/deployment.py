@@ -88,10 +88,10 @@ class Deployment:
     `base` is a directory the deployment owns: the topology file and the run
     directory go there, and `close()` removes it. `replication` is "sync" or
     "async"; `extra` is TOML appended to the topology (more `[dns]` keys
-    first, then tables: autoscale counts, traffic settings); `tiers` is what `up()` brings up ("all", the default,
-    passes nothing; any other value goes to `geoha up --tiers`). `wait_for`
-    asks again every `poll_s` seconds and gives up after `wait_timeout_s`
-    unless told otherwise.
+    first, then tables: autoscale counts, traffic settings); `tiers` is what
+    `up()` brings up ("all", the default, passes nothing; any other value
+    goes to `geoha up --tiers`). `wait_for` asks again every `poll_s` seconds
+    and gives up after `wait_timeout_s` unless told otherwise.
     """
 
     def __init__(
