@@ -151,8 +151,8 @@ def report(data: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.drills")
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--heal-after", type=float, default=15.0)
+    parser.add_argument("--duration", type=float, default=40.0)
+    parser.add_argument("--heal-after", type=float, default=25.0)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--faults", default=DEFAULT_FAULTS)
     args = parser.parse_args()
