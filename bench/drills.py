@@ -12,8 +12,8 @@ lost; 0 split-brain moments.
 Method: one bench deployment (whole stack, sync replication, DNS TTL 5 s). For each fault,
 `geoha drill failover --fault F --repeat N --report DIR --json`: every drill starts from
 the reference state (delhi-db primary: a drill that moved it switches it back), runs the
-browser-like clients for `--duration` seconds, injects the fault a quarter in, heals it
-`--heal-after` seconds later, waits for the cluster to settle and checks every write.
+browser-like clients for `--duration` seconds, injects the fault after a warm-up (a fifth
+of the run, at most 5 s), heals it `--heal-after` seconds later, waits for the cluster to settle and checks every write.
 """
 
 from __future__ import annotations
