@@ -13,7 +13,8 @@ Method: one bench deployment (whole stack, sync replication, DNS TTL 5 s). For e
 `geoha drill failover --fault F --repeat N --report DIR --json`: every drill starts from
 the reference state (delhi-db primary: a drill that moved it switches it back), runs the
 browser-like clients for `--duration` seconds, injects the fault after a warm-up (a fifth
-of the run, at most 5 s), heals it `--heal-after` seconds later, waits for the cluster to settle and checks every write.
+of the run, at most 5 s), heals it `--heal-after` seconds later, waits for the cluster to
+settle and checks every write.
 """
 
 from __future__ import annotations
