@@ -51,7 +51,7 @@ from geoha.ops.monitor_store import MonitorStore, RegionSample
 from geoha.plan import Node, NodeRole, Plan
 from geoha.render.haproxy import admin_socket
 from geoha.traffic.dns import CheckResult
-from geoha.traffic.dns_server import DnsState, HealthChecker, Service
+from geoha.traffic.dns_server import DnsState, HealthChecker, Service, timed_check
 from geoha.traffic.lb_admin import LbAdminError, server_states
 
 HISTORY_FILE = "monitor.sqlite"
@@ -211,15 +211,14 @@ class Monitor(Service):
             )
 
     async def _api_check(self, region: str) -> CheckResult:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        assert self.client is not None
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                passed, detail = await entry_check(self.api_url(region), self.client)
-        except TimeoutError:
-            passed, detail = False, f"no answer within {self.timeout_s:g} s"
-        return CheckResult(passed, detail, loop.time() - started)
+        """The API's deep health through the region's backend LB, as DNS checks an entry."""
+        client = self.client
+        assert client is not None
+
+        async def probe() -> CheckResult:
+            return CheckResult(*await entry_check(self.api_url(region), client))
+
+        return await timed_check(probe, self.timeout_s)
 
     def api_url(self, region: str) -> str:
         lb = self.plan.only(region, NodeRole.BACKEND_LB)

@@ -312,6 +312,25 @@ def failure_detail(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+async def timed_check(
+    probe: Callable[[], Awaitable[bool | CheckResult]], timeout_s: float
+) -> CheckResult:
+    """Run one probe within `timeout_s`: its result with how long it took. A timeout or any
+    exception is a failed check with the reason in a few words, never a crash."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with asyncio.timeout(timeout_s):
+            result = await probe()
+    except TimeoutError:
+        result = CheckResult(False, f"no answer within {timeout_s:g} s")
+    except Exception as exc:  # any failure of the probe is a failed check
+        result = CheckResult(False, failure_detail(exc))
+    if not isinstance(result, CheckResult):
+        result = CheckResult(result, "passed" if result else "failed")
+    return replace(result, latency_s=loop.time() - started)
+
+
 class HealthChecker(Service):
     """Route 53-style health checks of every region with a record, into a DnsState."""
 
@@ -360,22 +379,7 @@ class HealthChecker(Service):
         return changes
 
     async def _check(self, region: str) -> CheckResult:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        result = await self._probe(region)
-        return replace(result, latency_s=loop.time() - started)
-
-    async def _probe(self, region: str) -> CheckResult:
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                result = await self.probe(region)
-        except TimeoutError:
-            return CheckResult(False, f"no answer within {self.timeout_s:g} s")
-        except Exception as exc:  # any failure of the probe is a failed check, never a crash
-            return CheckResult(False, failure_detail(exc))
-        if isinstance(result, CheckResult):
-            return result
-        return CheckResult(result, "passed" if result else "failed")
+        return await timed_check(lambda: self.probe(region), self.timeout_s)
 
     async def run(self) -> None:
         """Check every `interval_s` (measured from each round's start) until cancelled."""

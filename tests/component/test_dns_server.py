@@ -25,6 +25,7 @@ from geoha.traffic.dns_server import (
     DnsState,
     HealthChecker,
     Probe,
+    timed_check,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.component]
@@ -306,3 +307,23 @@ async def test_the_running_checker_moves_dns_answers(
                 await asyncio.sleep(0.02)
         assert {await ask_udp(dns_server) for _ in range(30)} == {"NOERROR 127.10.1.1"}
     assert [(c.region, c.healthy, c.checks) for c in changes] == [("chennai", False, 2)]
+
+
+async def test_timed_check_turns_errors_and_timeouts_into_failed_checks() -> None:
+    async def refused() -> bool:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    async def slow() -> bool:
+        await asyncio.sleep(5)
+        return True
+
+    async def fine() -> CheckResult:
+        return CheckResult(True, "answered 200")
+
+    failed = await timed_check(refused, 0.5)
+    assert (failed.passed, failed.detail) == (False, "connection refused")
+    late = await timed_check(slow, 0.1)
+    assert (late.passed, late.detail) == (False, "no answer within 0.1 s")
+    assert late.latency_s is not None and late.latency_s >= 0.1
+    ok = await timed_check(fine, 0.5)
+    assert (ok.passed, ok.detail) == (True, "answered 200") and ok.latency_s is not None
