@@ -310,6 +310,8 @@ def heal_without_controller(plan: Plan, region: str | None) -> int:
     partitioner = Partitioner(plan)
     for partition in mend:
         partitioner.mend(partition.cut)
-    save_faults(plan.run_dir, replace(left, killed_regions=faults.killed_regions))
+    # killed nodes stay recorded: only a controller starts them (`geoha up`)
+    kept = replace(left, killed_regions=faults.killed_regions, killed_nodes=faults.killed_nodes)
+    save_faults(plan.run_dir, kept)
     say(f"no controller runs: removed {len(mend)} partition(s); killed nodes start with `geoha up`")
     return EXIT_OK

@@ -75,6 +75,18 @@ STATIC = {
 
 
 @dataclass(frozen=True)
+class _DnsView:
+    """The weighted records as the monitor shows them, taken once per request."""
+
+    weights: dict[str, int]
+    healthy: dict[str, bool]
+    expected: dict[str, float]
+    """Each region's share of answers under Route 53's rules."""
+    answered: dict[str, float | None]
+    """Each region's share of the answers over the last minute."""
+
+
+@dataclass(frozen=True)
 class Sources:
     """What the monitor reads from the controller, each call giving the latest."""
 
@@ -359,6 +371,7 @@ class Monitor(Service):
         assert self.store is not None
         incidents = await asyncio.to_thread(self.store.incidents, RECENT_INCIDENTS)
         lbs = await asyncio.to_thread(self._lb_states)
+        dns, health = self._dns_view(), self.sources.node_health()
         return {
             "dashboard_url": self.dashboard_url,
             "metrics_url": self.metrics_url,
@@ -369,29 +382,40 @@ class Monitor(Service):
             "dns_server": self.sources.dns_server,
             "name": self.plan.spec.dns.fqdn,
             "primary": self.primary,
-            "regions": [self._region_status(r, lbs) for r in self.plan.spec.data_regions],
+            "regions": [
+                self._region_status(r, lbs, dns, health) for r in self.plan.spec.data_regions
+            ],
             "incidents": [incident_status(i, now) for i in incidents],
         }
 
-    def _region_status(self, region: str, lbs: dict[str, LbStatus]) -> RegionStatus:
+    def _dns_view(self) -> _DnsView:
         dns = self.sources.dns
         weights = {r.region: r.weight for r in dns.records}
         healthy = {r: dns.healthy(r) for r in weights}
+        return _DnsView(weights, healthy, expected_shares(weights, healthy), self.shares())
+
+    def _region_status(
+        self,
+        region: str,
+        lbs: dict[str, LbStatus],
+        view: _DnsView,
+        node_health: Mapping[str, Health],
+    ) -> RegionStatus:
         sample = self.latest.get(region)
         db = self.plan.database_node(region)
-        health = self.sources.node_health().get(db.name, Health(False, "not probed yet"))
+        health = node_health.get(db.name, Health(False, "not probed yet"))
         row = self.replication.get(db.name)
         return {
             "region": region,
-            "up": healthy.get(region, False),
+            "up": view.healthy.get(region, False),
             "entry": _check(self.sources.entry_urls[region], self.entry.get(region)),
             "api": _check(self.api_url(region), self.api.get(region)),
             "dns": {
-                "healthy": healthy.get(region, False),
-                "weight": weights.get(region, 0),
-                "expected_share": round(expected_shares(weights, healthy).get(region, 0.0), 4),
-                "answered_share": _round(self.shares()[region]),
-                "answers": dns.answers[region],
+                "healthy": view.healthy.get(region, False),
+                "weight": view.weights.get(region, 0),
+                "expected_share": round(view.expected.get(region, 0.0), 4),
+                "answered_share": _round(view.answered[region]),
+                "answers": self.sources.dns.answers[region],
             },
             "database": {
                 "node": db.name,
@@ -442,14 +466,13 @@ class Monitor(Service):
         return result
 
     def metrics_view(self) -> MetricsView:
-        dns = self.sources.dns
-        weights = {r.region: r.weight for r in dns.records}
+        view = self._dns_view()
         return MetricsView(
             samples=self.latest,
-            dns_healthy={r: dns.healthy(r) for r in weights},
-            weights=weights,
-            answers=dict(dns.answers),
-            shares=self.shares(),
+            dns_healthy=view.healthy,
+            weights=view.weights,
+            answers=dict(self.sources.dns.answers),
+            shares=view.answered,
             primary=self.primary,
             incidents_open=self.summary()["incidents_open"],
             incidents_total=self.incidents_total,
