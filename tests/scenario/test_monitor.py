@@ -48,15 +48,17 @@ def metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def settled(dep: Deployment) -> dict[str, Any]:
-    """The monitor's state once it watches, both regions are in DNS and chennai's lag is read."""
+    """The monitor's state once it watches, both regions are in DNS and chennai's lag is read
+    in bytes and in ms (PostgreSQL leaves the ms empty between the replica's reports while
+    some bytes are outstanding: the monitor shows that as unknown, so wait for a known one)."""
 
     def ready() -> bool:
         state = monitor(dep)
-        chennai = region(state, "chennai")
+        lag = region(state, "chennai")["database"]
         return (
             state["watching"]
             and all(r["up"] for r in state["regions"])
-            and chennai["database"]["replay_lag_bytes"] is not None
+            and None not in (lag["replay_lag_bytes"], lag["replay_lag_ms"], lag["write_lag_ms"])
         )
 
     dep.wait_for("the monitor settled", ready)
