@@ -300,7 +300,11 @@ def expand(spec: Spec, run_dir: Path, tools: Tools, cloud: bool = False) -> Plan
     private addresses in each region's CIDR with the cloud's public ports."""
     nodes: list[Node] = []
     app_clients: list[str] = []
-    etcd_ports = {"client": spec.etcd.client_port, "peer": spec.etcd.peer_port}
+    etcd_ports = {
+        "client": spec.etcd.client_port,
+        "peer": spec.etcd.peer_port,
+        "health": spec.etcd.health_port,
+    }
     db_ports = {"postgres": spec.database.port, "patroni": spec.database.patroni_port}
     for region_name in spec.regions:
         net = region_net(spec, region_name, cloud)

@@ -235,6 +235,9 @@ class Etcd(Strict):
     """etcd client port on every member (default 2379)."""
     peer_port: int = Field(default=2380, ge=1024, le=65535)
     """etcd peer port on every member (default 2380)."""
+    health_port: int = Field(default=2381, ge=1024, le=65535)
+    """etcd metrics listener on every member: /health and /metrics, no key-value API
+    (default 2381). The API reads its region's member's /health (the DCS fence)."""
 
 
 class Dns(Strict):
@@ -477,6 +480,18 @@ class Spec(Strict):
         if self.etcd.client_port == self.etcd.peer_port:
             errors.append(
                 f"etcd.peer_port: a port other than etcd.client_port (got {self.etcd.peer_port})"
+            )
+        # A data region's etcd member shares the database VM in the cloud.
+        taken = {
+            self.etcd.client_port,
+            self.etcd.peer_port,
+            self.database.port,
+            self.database.patroni_port,
+        }
+        if self.etcd.health_port in taken:
+            errors.append(
+                "etcd.health_port: a port other than etcd.client_port, etcd.peer_port, "
+                f"database.port and database.patroni_port (got {self.etcd.health_port})"
             )
         return errors
 

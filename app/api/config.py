@@ -55,6 +55,32 @@ class DatabaseTarget:
 
 
 @dataclass(frozen=True)
+class HttpUrl:
+    """A plain `http://host:port/path` (the local etcd member's health endpoint)."""
+
+    host: str
+    port: int
+    path: str
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.path}"
+
+
+def _http_url_of(text: str) -> HttpUrl | None:
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme != "http" or not parts.hostname or port is None:
+        return None
+    if parts.query or parts.fragment or parts.username:
+        return None
+    return HttpUrl(parts.hostname, port, parts.path or "/")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the API reads from its environment (see docs/API.md)."""
 
@@ -67,6 +93,8 @@ class Settings:
     ryw_wait_ms: int = 500
     max_body_bytes: int = 65536
     cors_origins: frozenset[str] = frozenset()
+    etcd_health: HttpUrl | None = None
+    """The region's etcd member's /health, for the DCS fence (fence.py)."""
 
     @property
     def served_by(self) -> str:
@@ -187,6 +215,20 @@ def _dsn(env: Mapping[str, str], variable: str) -> DatabaseTarget:
     return parse_dsn(variable, text)
 
 
+def _etcd_health(env: Mapping[str, str]) -> HttpUrl | None:
+    text = env.get("GEOHA_ETCD_HEALTH_URL", "")
+    if not text:
+        return None
+    url = _http_url_of(text)
+    if url is None:
+        raise ConfigError(
+            "GEOHA_ETCD_HEALTH_URL",
+            redact(text),
+            "http://host:port/health of the region's etcd member",
+        )
+    return url
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Read and validate every GEOHA_* variable the API uses."""
     write = _dsn(env, "GEOHA_WRITE_DSN")
@@ -204,6 +246,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ryw_wait_ms=_int(env, "GEOHA_RYW_WAIT_MS", 500, 0, 10_000),
         max_body_bytes=_int(env, "GEOHA_MAX_BODY_BYTES", 65536, 1024, 64 * 1024 * 1024),
         cors_origins=_origins(env),
+        etcd_health=_etcd_health(env),
     )
 
 

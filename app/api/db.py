@@ -6,6 +6,8 @@
 - read pool: the local node first (libpq host order), falling back to the others.
 - read-your-writes: a read carrying a commit LSN is served by the read pool's node
   only once it has replayed that LSN (bounded wait), else by the primary.
+- fenced (fence.py: the local node has lost the DCS): reads go to the primary only,
+  and the local node does not count as healthy.
 
 The role of the node that answered comes from the `in_hot_standby` parameter the
 server reports (PostgreSQL >= 14 re-reports it after a promotion at the next
@@ -27,6 +29,7 @@ from asyncpg.pool import Pool, PoolConnectionProxy
 
 from app.api.config import DatabaseTarget, SessionAttrs, Settings
 from app.api.errors import ApiError, unavailable
+from app.api.fence import DcsFence
 from app.api.wal import commit_token
 
 log = logging.getLogger("geoha.api.db")
@@ -159,8 +162,9 @@ def role_of(conn: Conn) -> NodeRole:
 class Database:
     """Owns the write and read pools; every database access goes through here."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, fence: DcsFence | None = None) -> None:
         self._settings = settings
+        self._fence = fence
         self._write: Pool[asyncpg.Record] | None = None
         self._read: Pool[asyncpg.Record] | None = None
 
@@ -203,12 +207,17 @@ class Database:
         """Run a read on the local node, or on the primary if the local node has
         not replayed `min_lsn` within GEOHA_RYW_WAIT_MS."""
         write_pool, read_pool = self._pools()
+        if self._fenced() is not None:
+            return await self._with_retries(write_pool, op, self._deadline(), writing=False)
         if min_lsn is not None:
             answer = await self._read_caught_up(read_pool, op, min_lsn)
             if answer is not None:
                 return answer
             return await self._with_retries(write_pool, op, self._deadline(), writing=False)
         return await self._with_retries(read_pool, op, self._deadline(), writing=False)
+
+    def _fenced(self) -> str | None:
+        return None if self._fence is None else self._fence.reason()
 
     def _deadline(self) -> float:
         return asyncio.get_running_loop().time() + self._settings.write_timeout_s
@@ -304,8 +313,11 @@ class Database:
 
     async def local_node(self) -> NodeRole:
         """Role of the local node (the read URI's first host), read through the read
-        pool; raises 503 if the pool is not connected to that node."""
+        pool; raises 503 if the pool is not connected to that node, or if the
+        region is fenced."""
         _, read_pool = self._pools()
+        if (reason := self._fenced()) is not None:
+            raise unavailable(reason)
         answer = await self._with_retries(read_pool, _node_facts, self._deadline(), writing=False)
         in_recovery, address, port = answer.value
         host, want_port = self._settings.read.hosts[0]

@@ -16,6 +16,7 @@ from app.api.config import ConfigError, Settings, load_settings
 from app.api.cors import CorsPolicy
 from app.api.db import Database
 from app.api.errors import ApiError
+from app.api.fence import DcsFence
 from app.api.handlers import Handler, Handlers
 from app.api.http import (
     ClientDisconnected,
@@ -58,6 +59,7 @@ class Running:
 
     settings: Settings
     db: Database
+    fence: DcsFence | None
     router: Router[Handler]
     cors: CorsPolicy
     served_by: tuple[bytes, bytes]
@@ -82,16 +84,24 @@ class GeohaApi:
 
     async def startup(self) -> None:
         settings = self._load_settings()
-        db = Database(settings)
+        fence = None
+        if settings.etcd_health is not None:
+            fence = DcsFence(settings.etcd_health)
+            await fence.poll_once()  # fenced or not from the first request on
+            fence.start()
+        db = Database(settings, fence)
         await db.open()
         served_by = (b"x-served-by", settings.served_by.encode())
         router = build_router(Handlers(settings, db))
-        self.running = Running(settings, db, router, CorsPolicy(settings.cors_origins), served_by)
+        cors = CorsPolicy(settings.cors_origins)
+        self.running = Running(settings, db, fence, router, cors, served_by)
         log.info("geoha api %s ready", settings.served_by)
 
     async def shutdown(self) -> None:
         running, self.running = self.running, None
         if running is not None:
+            if running.fence is not None:
+                await running.fence.stop()
             await running.db.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

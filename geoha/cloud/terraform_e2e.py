@@ -122,12 +122,16 @@ def base_rules() -> list[dict[str, Any]]:
 
 
 def database_rules(spec: Spec, region: str) -> list[dict[str, Any]]:
-    """PostgreSQL from the API instances (own VPC) and the other regions' database nodes;
-    Patroni REST and etcd only among the cluster's regions."""
+    """PostgreSQL and the etcd member's health listener from the API instances (own VPC:
+    the health is the API's DCS fence), PostgreSQL and Patroni REST from the other
+    regions' database nodes; etcd only among the cluster's regions."""
     own = spec.regions[region].cidr
     others = [r.cidr for name, r in spec.regions.items() if name != region]
     data_others = [spec.regions[n].cidr for n in spec.data_regions if n != region]
-    rules = [inbound(spec.database.port, source(spec, region, own), "PostgreSQL from the API")]
+    rules = [
+        inbound(spec.database.port, source(spec, region, own), "PostgreSQL from the API"),
+        inbound(spec.etcd.health_port, source(spec, region, own), "etcd health from the API"),
+    ]
     for cidr in data_others:
         rules.append(inbound(spec.database.port, source(spec, region, cidr), "replication"))
         rules.append(inbound(spec.database.patroni_port, source(spec, region, cidr), "Patroni"))

@@ -28,6 +28,14 @@ class Ack:
 
 
 @dataclass
+class Failure:
+    at: float
+    """time.monotonic() when the attempt failed."""
+    message: str
+    """The first line of the error, as libpq or the server put it."""
+
+
+@dataclass
 class WriterLoop:
     """Inserts a row every `interval_s`; stops after `max_s` seconds or `max_rows` rows."""
 
@@ -36,14 +44,21 @@ class WriterLoop:
     max_s: float = 180.0
     max_rows: int = 20_000
     acks: list[Ack] = field(default_factory=list)
-    errors: int = 0
-    error_times: list[float] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     @property
     def acked(self) -> list[int]:
         return [a.id for a in self.acks]
+
+    @property
+    def errors(self) -> int:
+        return len(self.failures)
+
+    def failures_since(self, t: float) -> list[str]:
+        """What the failed attempts after `t` (time.monotonic()) said, oldest first."""
+        return [f.message for f in self.failures if f.at > t]
 
     def start(self) -> WriterLoop:
         self._thread = threading.Thread(target=self._run, name="writer-loop", daemon=True)
@@ -82,9 +97,9 @@ class WriterLoop:
                 seq += 1
                 row_id = self._insert(conn, seq)
                 self.acks.append(Ack(row_id, time.monotonic()))
-            except psycopg.Error:
-                self.errors += 1
-                self.error_times.append(time.monotonic())
+            except psycopg.Error as exc:
+                message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                self.failures.append(Failure(time.monotonic(), message))
                 if conn is not None:
                     conn.close()
                 conn = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from geoha.db_access import dsn
-from geoha.plan import Node, Plan
+from geoha.plan import Node, NodeRole, Plan
 from geoha.render.files import File
 
 API_MAX_BODY_BYTES = 65536
@@ -26,7 +26,10 @@ def body_too_large_json(limit: int) -> str:
 
 
 def api_env(plan: Plan, node: Node) -> dict[str, str]:
+    """The instance's GEOHA_* variables (docs/API.md); the DCS fence (app/api/fence.py)
+    watches the health of the region's own etcd member."""
     app, traffic = plan.spec.app, plan.spec.traffic
+    etcd = plan.only(node.region, NodeRole.ETCD)
     return {
         "GEOHA_REGION": node.region,
         "GEOHA_INSTANCE": node.name,
@@ -38,6 +41,7 @@ def api_env(plan: Plan, node: Node) -> dict[str, str]:
         "GEOHA_RYW_WAIT_MS": str(app.ryw_wait_ms),
         "GEOHA_MAX_BODY_BYTES": str(API_MAX_BODY_BYTES),
         "GEOHA_CORS_ORIGINS": ",".join(traffic.cors_origins),
+        "GEOHA_ETCD_HEALTH_URL": f"http://{etcd.endpoint('health')}/health",
     }
 
 

@@ -24,6 +24,8 @@ def render_etcd(plan: Plan, node: Node) -> list[File]:
         "data-dir": str(node.data_dir),
         "listen-client-urls": client_url(node),
         "advertise-client-urls": client_url(node),
+        # /health and /metrics only, without the key-value API: the API's DCS fence.
+        "listen-metrics-urls": f"http://{node.endpoint('health')}",
         "listen-peer-urls": peer_url(node),
         "initial-advertise-peer-urls": peer_url(node),
         "initial-cluster": members,

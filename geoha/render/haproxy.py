@@ -59,10 +59,12 @@ def _global_and_defaults(plan: Plan, node: Node) -> list[str]:
         "    timeout http-keep-alive 30s",
         "    timeout queue 5s",
         # A request that never reached a server is retried on another one;
-        # other retries only for idempotent methods (see disable-l7-retry).
+        # other retries only for idempotent methods (see disable-l7-retry). Not
+        # a 503: the API answers it when the database tier cannot, which every
+        # instance of the region shares, so a retry only multiplies the wait.
         "    retries 2",
         "    option redispatch 1",
-        "    retry-on conn-failure empty-response response-timeout 502 503 504",
+        "    retry-on conn-failure empty-response response-timeout 502 504",
         f"    default-server inter {inter_ms} rise {traffic.check_rise} fall {traffic.check_fall}",
         "",
         "frontend stats",

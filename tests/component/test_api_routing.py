@@ -10,7 +10,8 @@ import anyio
 import httpx
 import pytest
 
-from app.api.config import DatabaseTarget, Settings, parse_dsn
+from app.api.config import DatabaseTarget, HttpUrl, Settings, parse_dsn
+from app.api.main import GeohaApi
 from tests.component.conftest import running_api
 from tests.component.pg import PORT, PRIMARY_HOST, REPLICA_HOST, PgCluster
 
@@ -229,3 +230,33 @@ async def test_cors_disabled_by_default(
             THEMES, headers={"origin": ORIGIN, "access-control-request-method": "POST"}
         )
         assert "access-control-allow-origin" not in preflight.headers
+
+
+async def test_a_fenced_region_reads_from_the_primary_only(
+    pg: PgCluster, make_settings: Callable[..., Settings]
+) -> None:
+    # Nothing listens at the etcd member's address: no member, nothing fenced.
+    settings = make_settings(etcd_health=HttpUrl(CLOSED_A[0], 2381, "/health"))
+    api = GeohaApi(lambda: settings)
+    await api.startup()
+    try:
+        assert api.running is not None and api.running.fence is not None
+        fence = api.running.fence
+        await fence.stop()  # from here on the test says what the member last answered
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            assert (await client.get(THEMES)).headers["x-db-role"] == "replica"
+            assert (await client.get("/health/deep")).status_code == 200
+
+            fence.unhealthy = "RAFT NO LEADER"
+            read = await client.get(THEMES)
+            assert read.status_code == 200 and read.headers["x-db-role"] == "primary"
+            deep = await client.get("/health/deep")
+            assert deep.status_code == 503
+            assert "etcd member (http://127.240.5.9:2381/health) is unhealthy" in deep.text
+
+            fence.unhealthy = None  # the member has its quorum again
+            assert (await client.get(THEMES)).headers["x-db-role"] == "replica"
+            assert (await client.get("/health/deep")).json()["database"] == {"role": "replica"}
+    finally:
+        await api.shutdown()

@@ -50,8 +50,18 @@ def in_recovery(dep: Deployment, name: str) -> bool | None:
     return bool(row and row[0])
 
 
-def test_partitions_of_the_witness_and_of_the_primary_region(data_deployment: Deployment) -> None:
-    dep = data_deployment
+def dns_health(dep: Deployment) -> dict[str, bool]:
+    status: dict[str, Any] = dep.status()["dns"]
+    return {r["region"]: r["healthy"] for r in status["records"]}
+
+
+def entry_get(dep: Deployment, region: str, path: str) -> httpx.Response:
+    fe = dep.plan.only(region, NodeRole.FRONTEND_LB)
+    return httpx.get(f"http://{fe.address}:{fe.ports['http']}{path}", timeout=10)
+
+
+def test_partitions_of_the_witness_and_of_the_primary_region(deployment: Deployment) -> None:
+    dep = deployment
     dep.wait_for("chennai-db a sync replica", lambda: streaming_replica(dep, "chennai-db"))
     rules = chain_rules(dep)
     assert rules is not None and "geoha mark delhi" in rules and "DROP" not in rules
@@ -59,13 +69,16 @@ def test_partitions_of_the_witness_and_of_the_primary_region(data_deployment: De
     writer = WriterLoop(dep.dsn("chennai", write=True)).start()
     try:
         dep.wait_for("writes flowing", lambda: len(writer.acked) >= 20)
+        assert writer.failures_since(0) == []
         # the witness alone: etcd keeps its quorum, nothing fails over, no write fails
+        cut = time.monotonic()
         out = dep.geoha("chaos", "partition", "mumbai").stdout
         assert "mumbai: cut off from delhi, chennai" in out
         assert faults(dep) == [("partition", "mumbai", ["delhi", "chennai"])]
         before = len(writer.acked)
         time.sleep(8)
-        assert dep.primary() == "delhi-db" and writer.errors == 0
+        assert dep.primary() == "delhi-db"
+        assert writer.failures_since(cut) == []
         assert len(writer.acked) > before + 50
         dep.geoha("chaos", "heal", "mumbai")
         assert faults(dep) == []
@@ -76,6 +89,15 @@ def test_partitions_of_the_witness_and_of_the_primary_region(data_deployment: De
         assert rules is not None and "geoha cut delhi|chennai" in rules
         dep.wait_for("chennai-db promoted", lambda: dep.primary() == "chennai-db", 90)
         dep.wait_for("delhi-db read-only", lambda: in_recovery(dep, "delhi-db") is True, 60)
+        # delhi is fenced: its node lost the DCS, so it neither counts as healthy nor
+        # serves reads (they would show writes chennai never had); DNS takes it out
+        deep = entry_get(dep, "delhi", "/health/deep")
+        assert deep.status_code == 503 and "etcd member" in deep.text and "unhealthy" in deep.text
+        assert entry_get(dep, "delhi", "/api/v1/themes?limit=1").status_code == 503
+        dep.wait_for(
+            "delhi out of DNS", lambda: dns_health(dep) == {"delhi": False, "chennai": True}
+        )
+        assert entry_get(dep, "chennai", "/api/v1/themes?limit=1").status_code == 200
         promoted = len(writer.acked)
         dep.wait_for("writes on chennai", lambda: len(writer.acked) >= promoted + 20)
     finally:
@@ -88,6 +110,7 @@ def test_partitions_of_the_witness_and_of_the_primary_region(data_deployment: De
     dep.wait_for("delhi-db rejoins", lambda: streaming_replica(dep, "delhi-db"), 120)
     assert count_present(dep.node_dsn("delhi-db"), writer.acked) == len(writer.acked)
     assert faults(dep) == []
+    dep.wait_for("delhi back in DNS", lambda: all(dns_health(dep).values()))
     rules = chain_rules(dep)
     assert rules is not None and "DROP" not in rules
 
@@ -104,20 +127,14 @@ def test_kill_region_and_heal(deployment: Deployment) -> None:
     assert all((r := read_record(n.dir)) is None or not r.alive() for n in delhi)
     assert faults(dep) == [("kill-region", "delhi", [])]
 
-    def dns() -> dict[str, bool]:
-        status: dict[str, Any] = dep.status()["dns"]
-        return {r["region"]: r["healthy"] for r in status["records"]}
-
-    dep.wait_for("delhi out of DNS", lambda: dns() == {"delhi": False, "chennai": True})
+    dep.wait_for("delhi out of DNS", lambda: dns_health(dep) == {"delhi": False, "chennai": True})
     dep.wait_for("chennai-db promoted", lambda: dep.primary() == "chennai-db", 90)
-    fe = dep.plan.only("chennai", NodeRole.FRONTEND_LB)
-    reads = httpx.get(f"http://{fe.address}:{fe.ports['http']}/api/v1/themes?limit=1", timeout=5)
-    assert reads.status_code == 200
+    assert entry_get(dep, "chennai", "/api/v1/themes?limit=1").status_code == 200
     time.sleep(3)
     assert all((r := read_record(n.dir)) is None or not r.alive() for n in delhi)  # not restarted
 
     healed = dep.geoha("chaos", "heal", "delhi").stdout
     assert "delhi-db" in healed and "delhi-fe" in healed
     dep.wait_for("delhi-db rejoins as a replica", lambda: streaming_replica(dep, "delhi-db"), 120)
-    dep.wait_for("delhi back in DNS", lambda: all(dns().values()))
+    dep.wait_for("delhi back in DNS", lambda: all(dns_health(dep).values()))
     assert faults(dep) == []

@@ -76,7 +76,7 @@ def test_addresses_follow_region_tier_index(plan: Plan) -> None:
 
 def test_ports(plan: Plan) -> None:
     for node in plan.etcd_nodes:
-        assert node.ports == {"client": 2379, "peer": 2380}
+        assert node.ports == {"client": 2379, "peer": 2380, "health": 2381}
         assert node.health_url == f"http://{node.address}:2379/health"
         assert ROLES[node.role].local_user is LocalUser.INVOKER
     for node in plan.database_nodes:
@@ -90,12 +90,12 @@ def test_ports_follow_the_spec(tmp_path: Path) -> None:
     spec = parse_spec(
         {
             "database": {"port": 6543, "patroni_port": 9008},
-            "etcd": {"client_port": 3379, "peer_port": 3380},
+            "etcd": {"client_port": 3379, "peer_port": 3380, "health_port": 3381},
         }
     )
     plan = expand(spec, tmp_path, TOOLS)
     assert plan.node("delhi-db").ports == {"postgres": 6543, "patroni": 9008}
-    assert plan.node("mumbai-etcd").ports == {"client": 3379, "peer": 3380}
+    assert plan.node("mumbai-etcd").ports == {"client": 3379, "peer": 3380, "health": 3381}
 
 
 def test_directories_and_commands(plan: Plan, tmp_path: Path) -> None:

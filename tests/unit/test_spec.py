@@ -48,6 +48,7 @@ EXPECTED_PATH: dict[str, str] = {
     "replication_semi.toml": "replication",
     "database_port_equals_patroni_port.toml": "database.patroni_port",
     "etcd_ports_equal.toml": "etcd.peer_port",
+    "etcd_health_port_on_database_port.toml": "etcd.health_port",
     "local_net_outside_loopback.toml": "regions.chennai.local_net",
     "loopback_nets_collide.toml": "regions.chennai.local_net",
     "unknown_region_role.toml": "regions.chennai.role",
