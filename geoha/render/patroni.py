@@ -88,7 +88,7 @@ def patroni_config(
                 "retry_timeout": timing.retry_timeout_s,
                 "maximum_lag_on_failover": timing.maximum_lag_on_failover_bytes,
                 "synchronous_mode": sync,
-                "failsafe_mode": False,
+                "failsafe_mode": True,
                 "postgresql": {
                     "use_pg_rewind": True,
                     "use_slots": True,
