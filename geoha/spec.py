@@ -209,6 +209,19 @@ class Patroni(Strict):
     """A replica further behind than this may not be promoted (bytes, default 1 MiB)."""
 
 
+class Failover(Strict):
+    """geoha's fast failover: a primary that no region reaches is fenced, then its leader
+    lease revoked, so Patroni promotes the synchronous standby without waiting `ttl_s`."""
+
+    fast: bool | None = None
+    """On or off (default: on in sync mode; in async mode only with `fast_async`)."""
+    fence_after_s: float = Field(default=2.5, ge=1.0, le=30.0)
+    """How long every region must fail to reach the primary first (seconds, default 2.5)."""
+    fast_async: bool = False
+    """Allow it in async mode, where the promoted replica may lack the last acknowledged
+    writes (default false)."""
+
+
 class Database(Strict):
     """PostgreSQL settings shared by every database node."""
 
@@ -382,6 +395,8 @@ class Spec(Strict):
     """Regions by name; the reference is delhi (primary), chennai (replica), mumbai (witness)."""
     patroni: Patroni = Patroni()
     """Patroni HA timings."""
+    failover: Failover = Failover()
+    """geoha's fast failover."""
     database: Database = Database()
     """PostgreSQL settings."""
     etcd: Etcd = Etcd()
@@ -412,6 +427,17 @@ class Spec(Strict):
     def primary_region(self) -> str:
         return next(n for n, r in self.regions.items() if r.role is RegionRole.PRIMARY)
 
+    @property
+    def fast_failover(self) -> bool:
+        """Whether geoha's fast failover runs: `failover.fast`, by default on in sync mode;
+        never without automatic failover or a witness region (it observes from every region)."""
+        has_witness = any(r.role is RegionRole.WITNESS for r in self.regions.values())
+        if not self.automatic_failover or not has_witness:
+            return False
+        if self.failover.fast is not None:
+            return self.failover.fast
+        return self.replication is ReplicationMode.SYNC
+
     def cross_field_errors(self) -> list[str]:
         """Rules spanning several fields, as `dotted.path: expected (got VALUE)` lines."""
         errors: list[str] = []
@@ -435,6 +461,15 @@ class Spec(Strict):
         errors += self._witness_errors()
         errors += self._dns_errors()
         errors += self._weight_errors()
+        if (
+            self.failover.fast
+            and self.replication is ReplicationMode.ASYNC
+            and not self.failover.fast_async
+        ):
+            errors.append(
+                "failover.fast_async: true to run the fast failover in async mode, where the "
+                "promoted replica may lack the last acknowledged writes (got false)"
+            )
         return errors
 
     def _tier_errors(self) -> list[str]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from app.api.vantage import VantageTarget, parse_targets
+
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ORIGIN_PATTERN = re.compile(
     r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9a-fA-F:]+\](:[0-9]{1,5})?$"
@@ -95,6 +97,8 @@ class Settings:
     cors_origins: frozenset[str] = frozenset()
     etcd_health: HttpUrl | None = None
     """The region's etcd member's /health, for the DCS fence (fence.py)."""
+    vantage: tuple[VantageTarget, ...] = ()
+    """The database nodes this instance probes for `/health/vantage` (vantage.py)."""
 
     @property
     def served_by(self) -> str:
@@ -229,6 +233,20 @@ def _etcd_health(env: Mapping[str, str]) -> HttpUrl | None:
     return url
 
 
+def _vantage(env: Mapping[str, str]) -> tuple[VantageTarget, ...]:
+    text = env.get("GEOHA_VANTAGE", "")
+    if not text:
+        return ()
+    targets = parse_targets(text)
+    if targets is None:
+        raise ConfigError(
+            "GEOHA_VANTAGE",
+            text,
+            "NAME=HOST:PG_PORT:PATRONI_PORT items, comma-separated, names unique",
+        )
+    return tuple(targets)
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Read and validate every GEOHA_* variable the API uses."""
     write = _dsn(env, "GEOHA_WRITE_DSN")
@@ -247,6 +265,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_body_bytes=_int(env, "GEOHA_MAX_BODY_BYTES", 65536, 1024, 64 * 1024 * 1024),
         cors_origins=_origins(env),
         etcd_health=_etcd_health(env),
+        vantage=_vantage(env),
     )
 
 

@@ -29,6 +29,7 @@ from app.api.validation import (
     parse_lsn,
     parse_theme,
 )
+from app.api.vantage import Vantage
 
 T = TypeVar("T")
 Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
@@ -72,9 +73,10 @@ def min_lsn_of(request: Request) -> str | None:
 class Handlers:
     """The API's endpoints; one method per route and method."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, vantage: Vantage | None = None) -> None:
         self._settings = settings
         self._db = db
+        self._vantage = vantage
         self._health_body = orjson.dumps(
             {"status": "ok", "region": settings.region, "instance": settings.instance}
         )
@@ -91,6 +93,13 @@ class Handlers:
             )
         body = {"status": "ok", "database": {"role": role.value}}
         return json_response(200, body, [(b"x-db-role", role.value.encode())])
+
+    async def health_vantage(self, _request: Request, _params: dict[str, str]) -> Response:
+        """This instance's latest view of every database node (vantage.py): for geoha's
+        fast failover, which declares a primary dead only when no region reaches it."""
+        nodes = {} if self._vantage is None else self._vantage.report()
+        body = {"region": self._settings.region, "instance": self._settings.instance}
+        return json_response(200, {**body, "nodes": nodes}, [(b"cache-control", b"no-store")])
 
     async def openapi(self, _request: Request, _params: dict[str, str]) -> Response:
         return Response(200, openapi_json())

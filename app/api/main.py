@@ -28,6 +28,7 @@ from app.api.http import (
 )
 from app.api.openapi import ROUTES
 from app.api.routing import Router
+from app.api.vantage import Vantage
 
 log = logging.getLogger("geoha.api")
 
@@ -37,6 +38,7 @@ def build_router(h: Handlers) -> Router[Handler]:
     table: dict[tuple[str, str], Handler] = {
         ("GET", "/health"): h.health,
         ("GET", "/health/deep"): h.health_deep,
+        ("GET", "/health/vantage"): h.health_vantage,
         ("GET", "/api/v1/openapi.json"): h.openapi,
         ("GET", "/api/v1/themes"): h.list_themes,
         ("POST", "/api/v1/themes"): h.create_theme,
@@ -60,6 +62,7 @@ class Running:
     settings: Settings
     db: Database
     fence: DcsFence | None
+    vantage: Vantage | None
     router: Router[Handler]
     cors: CorsPolicy
     served_by: tuple[bytes, bytes]
@@ -89,12 +92,16 @@ class GeohaApi:
             fence = DcsFence(settings.etcd_health)
             await fence.poll_once()  # fenced or not from the first request on
             fence.start()
+        vantage = None
+        if settings.vantage:
+            vantage = Vantage(list(settings.vantage))
+            vantage.start()
         db = Database(settings, fence)
         await db.open()
         served_by = (b"x-served-by", settings.served_by.encode())
-        router = build_router(Handlers(settings, db))
+        router = build_router(Handlers(settings, db, vantage))
         cors = CorsPolicy(settings.cors_origins)
-        self.running = Running(settings, db, fence, router, cors, served_by)
+        self.running = Running(settings, db, fence, vantage, router, cors, served_by)
         log.info("geoha api %s ready", settings.served_by)
 
     async def shutdown(self) -> None:
@@ -102,6 +109,8 @@ class GeohaApi:
         if running is not None:
             if running.fence is not None:
                 await running.fence.stop()
+            if running.vantage is not None:
+                await running.vantage.stop()
             await running.db.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -33,6 +33,7 @@ from app.api.validation import (
 ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/health"),
     ("GET", "/health/deep"),
+    ("GET", "/health/vantage"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/themes"),
     ("POST", "/api/v1/themes"),
@@ -41,7 +42,9 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("PATCH", "/api/v1/themes/{id}"),
     ("DELETE", "/api/v1/themes/{id}"),
 )
-INSTANCE_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/health")})
+INSTANCE_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {("GET", "/health"), ("GET", "/health/vantage")}
+)
 PUBLIC_ROUTES: tuple[tuple[str, str], ...] = tuple(r for r in ROUTES if r not in INSTANCE_ROUTES)
 
 JSON = "application/json"

@@ -27,7 +27,8 @@ def body_too_large_json(limit: int) -> str:
 
 def api_env(plan: Plan, node: Node) -> dict[str, str]:
     """The instance's GEOHA_* variables (docs/API.md); the DCS fence (app/api/fence.py)
-    watches the health of the region's own etcd member."""
+    watches the health of the region's own etcd member; the vantage point
+    (app/api/vantage.py) probes every database node."""
     app, traffic = plan.spec.app, plan.spec.traffic
     etcd = plan.only(node.region, NodeRole.ETCD)
     return {
@@ -42,6 +43,10 @@ def api_env(plan: Plan, node: Node) -> dict[str, str]:
         "GEOHA_MAX_BODY_BYTES": str(API_MAX_BODY_BYTES),
         "GEOHA_CORS_ORIGINS": ",".join(traffic.cors_origins),
         "GEOHA_ETCD_HEALTH_URL": f"http://{etcd.endpoint('health')}/health",
+        "GEOHA_VANTAGE": ",".join(
+            f"{db.name}={db.address}:{db.ports['postgres']}:{db.ports['patroni']}"
+            for db in plan.database_nodes
+        ),
     }
 
 

@@ -34,6 +34,7 @@ from geoha.data.secrets import load_or_create_secrets
 from geoha.db_access import Secrets
 from geoha.errors import BadInput, GeohaError
 from geoha.health import Health
+from geoha.ops.fastfail import FastFailover, read_dcs
 from geoha.ops.incidents import Incident
 from geoha.ops.monitor import Monitor, Sources
 from geoha.plan import Plan, Tools, expand
@@ -151,6 +152,13 @@ class Controller:
                 secrets=lambda: self.secrets,
                 on_incident=self.on_incident,
             ),
+        )
+
+        self.fastfail = FastFailover(
+            plan,
+            self.fence,
+            lambda kind, node, fields: self.emit(EventKind(kind), node, **fields),
+            active=lambda: self.phase is Phase.READY,
         )
 
     # -- events -------------------------------------------------------------------
@@ -536,6 +544,35 @@ class Controller:
         results = await asyncio.gather(*waits)
         return sum(int(r["killed"]) for r in results)
 
+    async def fence(self, name: str, hold_s: float) -> str | None:
+        """The fast failover's fence: kill whatever is left of the node and hold it down
+        until the DCS names another leader, or `hold_s` passes; then the loop starts it
+        again and Patroni rejoins it as a replica."""
+        if name not in self.nodes:
+            return f"no node {name} in the plan"
+        if name in self.desired.held:
+            return None  # held down already (a chaos kill): nothing of it runs
+        await self.kill_held([name])
+        self.spawn(f"fence:{name}", lambda: self.release_fence(name, hold_s))
+        return None
+
+    async def release_fence(self, name: str, hold_s: float) -> None:
+        deadline = self.clock() + hold_s
+        why = f"no new leader within {hold_s:.0f} s"
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while self.clock() < deadline:
+                dcs = await read_dcs(client, self.plan)
+                if dcs is not None and dcs.leader not in (None, name):
+                    why = f"{dcs.leader} holds the leader key"
+                    break
+                await asyncio.sleep(0.5)
+        if name in self.faults.killed_nodes or any(
+            name in k.nodes for k in self.faults.killed_regions
+        ):
+            return  # a chaos fault holds it too: `heal` or `start-node` releases it
+        self.want(held=self.desired.held - {name})
+        self.emit(EventKind.FENCE_RELEASED, name, why=why)
+
     def region_arg(self, args: dict[str, Any], key: str = "region") -> str:
         region = args.get(key)
         if not isinstance(region, str) or region not in self.plan.spec.regions:
@@ -681,6 +718,7 @@ class Controller:
         state = "running" if dns["running"] else f"not serving: {dns['error']}"
         self.emit(EventKind.DNS_SERVING, name=dns["name"], server=dns["server"], state=state)
         await self.monitor.start()
+        await self.fastfail.start()
         monitor = self.monitor.summary()
         state = "running" if monitor["running"] else f"not serving: {monitor['error']}"
         self.emit(EventKind.MONITOR_SERVING, url=monitor["dashboard_url"], state=state)
@@ -693,6 +731,7 @@ class Controller:
                     await asyncio.wait_for(self._wake.wait(), interval)
                 self._wake.clear()
                 await asyncio.sleep(MIN_CYCLE_GAP_S)
+        await self.fastfail.close()
         await self.monitor.close()
         await self.dns.close()
         await asyncio.to_thread(self.remove_faults)

@@ -48,6 +48,11 @@ class EventKind(StrEnum):
     PARTITIONS_UNAVAILABLE = "partitions_unavailable"
     INCIDENT_OPENED = "incident_opened"
     INCIDENT_CLOSED = "incident_closed"
+    FENCE_DECIDED = "fence_decided"
+    FENCE_FAILED = "fence_failed"
+    LEASE_REVOKED = "lease_revoked"
+    LEASE_REVOKE_FAILED = "lease_revoke_failed"
+    FENCE_RELEASED = "fence_released"
 
 
 SENTENCES: dict[EventKind, str] = {
@@ -85,6 +90,16 @@ SENTENCES: dict[EventKind, str] = {
     EventKind.INCIDENT_CLOSED: (
         "monitor: incident {subject} closed after {duration_s} s: {resolution}"
     ),
+    EventKind.FENCE_DECIDED: "fast failover: {node} is dead ({reason}); fencing it",
+    EventKind.FENCE_FAILED: "fast failover: could not fence {node}: {error}; Patroni's ttl decides",
+    EventKind.LEASE_REVOKED: (
+        "fast failover: {node}'s etcd lease {lease} revoked; the synchronous standby may "
+        "take the leader key now"
+    ),
+    EventKind.LEASE_REVOKE_FAILED: (
+        "fast failover: revoking {node}'s lease {lease} failed: {error}; Patroni's ttl decides"
+    ),
+    EventKind.FENCE_RELEASED: "fast failover: {node} released ({why})",
 }
 
 

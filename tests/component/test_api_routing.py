@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import anyio
 import httpx
@@ -12,6 +13,7 @@ import pytest
 
 from app.api.config import DatabaseTarget, HttpUrl, Settings, parse_dsn
 from app.api.main import GeohaApi
+from app.api.vantage import VantageTarget
 from tests.component.conftest import running_api
 from tests.component.pg import PORT, PRIMARY_HOST, REPLICA_HOST, PgCluster
 
@@ -260,3 +262,24 @@ async def test_a_fenced_region_reads_from_the_primary_only(
             assert (await client.get("/health/deep")).json()["database"] == {"role": "replica"}
     finally:
         await api.shutdown()
+
+
+async def test_the_vantage_point_reaches_a_running_postmaster_and_not_a_closed_port(
+    pg: PgCluster, make_settings: Callable[..., Settings]
+) -> None:
+    # No Patroni here: the postmaster's answer to an SSLRequest alone counts.
+    settings = make_settings(
+        vantage=(
+            VantageTarget("primary", PRIMARY_HOST, PORT, 8008),
+            VantageTarget("nowhere", CLOSED_A[0], PORT, 8008),
+        )
+    )
+    async with running_api(settings) as client:
+        nodes: dict[str, Any] = {}
+        for _ in range(20):  # the first round runs as the API starts
+            nodes = (await client.get("/health/vantage")).json()["nodes"]
+            if len(nodes) == 2:
+                break
+            await anyio.sleep(0.1)
+        assert nodes["primary"]["reached"] is True and nodes["primary"]["failing_for_s"] is None
+        assert nodes["nowhere"]["reached"] is False and nodes["nowhere"]["failing_for_s"] >= 0

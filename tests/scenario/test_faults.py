@@ -13,6 +13,7 @@ import pytest
 
 from geoha.ops.writer import WriterLoop, count_present
 from geoha.plan import NodeRole
+from geoha.runtime import control
 from geoha.runtime.partition import chain_name
 from geoha.runtime.process import read_record
 from tests.deployment import Deployment
@@ -111,6 +112,9 @@ def test_partitions_of_the_witness_and_of_the_primary_region(deployment: Deploym
     assert count_present(dep.node_dsn("delhi-db"), writer.acked) == len(writer.acked)
     assert faults(dep) == []
     dep.wait_for("delhi back in DNS", lambda: all(dns_health(dep).values()))
+    # isolation is not death: the fast failover fenced nothing, Patroni's ttl decided
+    events: list[dict[str, Any]] = control.call(dep.run_dir, "status")["events"]
+    assert not [e for e in events if e["kind"] in ("fence_decided", "lease_revoked")]
     rules = chain_rules(dep)
     assert rules is not None and "DROP" not in rules
 

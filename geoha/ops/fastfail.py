@@ -1,0 +1,301 @@
+"""The fast failover watcher: observe the primary from every region, decide, fence, revoke.
+
+A service the controller runs (like the monitor). Every ROUND_S it takes one
+snapshot, asks `geoha.ops.fencing.decide`, and on FENCE acts in this order:
+
+1. fence: the controller kills whatever is left of the primary's node and
+   holds it down (locally its process group; in the cloud the VM would be
+   powered off) until the DCS names another leader, or `patroni.ttl_s` passes;
+2. revoke the dead leader's etcd lease (Patroni 4 on etcd v3 puts the leader
+   key and that member's key on one lease, so both go): the synchronous
+   standby's watch on the leader key wakes it, it finds no other member to
+   ask, and Patroni promotes it by its own rules.
+
+The snapshot:
+- the DCS: the leader key with its lease and the `/sync` key, read from any
+  etcd member that answers (a linearizable read, so from the majority side);
+- etcd: how many members say `/health` true;
+- a view per region: each data region's vantage point is its API (`GET
+  /health/vantage` through the region's backend LB: what the region's
+  instances see of every database node); the witness region's is the
+  controller's own probe here (in the cloud the watcher lives on the witness).
+  A region whose view cannot be read has none, and the decision does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from app.api.vantage import VantageTarget
+from app.api.vantage import reached as vantage_reached
+from geoha.ops.fencing import (
+    Action,
+    Decision,
+    Policy,
+    Snapshot,
+    StandbyView,
+    VantageView,
+    decide,
+    observe,
+)
+from geoha.plan import Node, NodeRole, Plan
+from geoha.spec import ReplicationMode
+
+log = logging.getLogger("geoha.fastfail")
+
+ROUND_S = 0.25
+REQUEST_TIMEOUT_S = 0.5
+DCS_REFRESH_S = 2.0
+"""While this vantage point reaches the primary, the DCS is read again this often."""
+MAX_AGE_S = 1.5
+"""A region's view older than this is stale (a vantage point probes every 0.5 s)."""
+
+
+def key_prefix(plan: Plan) -> str:
+    return f"/geoha/{plan.spec.name}/"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@dataclass(frozen=True)
+class DcsView:
+    leader: str | None
+    lease: str | None
+    sync_standby: str | None
+
+
+async def read_dcs(client: httpx.AsyncClient, plan: Plan) -> DcsView | None:
+    """The leader key (with its lease) and the /sync key, from the first etcd member that
+    answers a linearizable read; None if none does."""
+    prefix = key_prefix(plan)
+    for member in plan.etcd_nodes:
+        url = f"http://{member.endpoint('client')}/v3/kv/range"
+        try:
+            leader, sync = await asyncio.gather(
+                client.post(url, json={"key": b64(prefix + "leader")}),
+                client.post(url, json={"key": b64(prefix + "sync")}),
+            )
+        except httpx.HTTPError:
+            continue
+        if leader.status_code != 200 or sync.status_code != 200:
+            continue
+        return parse_dcs(leader.json(), sync.json())
+    return None
+
+
+def parse_dcs(leader: dict[str, Any], sync: dict[str, Any]) -> DcsView:
+    """The etcd gateway's range answers for the leader and /sync keys."""
+    name = lease = standby = None
+    for kv in leader.get("kvs", [])[:1]:
+        name = base64.b64decode(kv.get("value", "")).decode() or None
+        lease = str(kv["lease"]) if kv.get("lease") not in (None, "0", 0) else None
+    for kv in sync.get("kvs", [])[:1]:
+        with contextlib.suppress(ValueError, TypeError):
+            data = json.loads(base64.b64decode(kv.get("value", "")))
+            value = data.get("sync_standby") if isinstance(data, dict) else None
+            standby = value if isinstance(value, str) and value else None
+    return DcsView(name, lease, standby)
+
+
+async def etcd_healthy(client: httpx.AsyncClient, plan: Plan) -> int:
+    async def one(member: Node) -> bool:
+        try:
+            answer = await client.get(f"http://{member.endpoint('health')}/health")
+            return bool(answer.json().get("health") == "true")
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return False
+
+    return sum(await asyncio.gather(*(one(m) for m in plan.etcd_nodes)))
+
+
+async def revoke_lease(client: httpx.AsyncClient, plan: Plan, lease: str) -> str | None:
+    """Revoke `lease` through the first member that takes it; None, or why it failed."""
+    problems: list[str] = []
+    for member in plan.etcd_nodes:
+        url = f"http://{member.endpoint('client')}/v3/lease/revoke"
+        try:
+            answer = await client.post(url, json={"ID": lease})
+        except httpx.HTTPError as exc:
+            problems.append(f"{member.name}: {type(exc).__name__}")
+            continue
+        if answer.status_code == 200:
+            return None
+        problems.append(f"{member.name}: {answer.status_code} {answer.text.strip()[:120]}")
+    return "; ".join(problems) or "no etcd member"
+
+
+async def region_view(
+    client: httpx.AsyncClient, backend: Node, primary: str, now: float
+) -> VantageView | None:
+    """What the region's API instances see of `primary` (None: no answer, or no view)."""
+    try:
+        answer = await client.get(f"http://{backend.endpoint('http')}/health/vantage")
+        node = answer.json()["nodes"][primary]
+        ago = float(node["observed_ago_s"])
+        failing = node["failing_for_s"]
+        return VantageView(now - ago, None if failing is None else now - float(failing))
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+async def reached(node: Node) -> bool:
+    """The node's Patroni or its postmaster answers: the API's own probe (app/api/vantage.py)."""
+    target = VantageTarget(node.name, node.address, node.ports["postgres"], node.ports["patroni"])
+    return await vantage_reached(target, REQUEST_TIMEOUT_S)
+
+
+Fence = Callable[[str, float], Awaitable[str | None]]
+"""The controller's fence: kill what is left of the node and hold it down for at most the
+given seconds; None, or why it could not."""
+
+
+class FastFailover:
+    """The watcher. `fence` is the controller's; `emit(kind, node, fields)` records one
+    event per step (kinds as geoha.runtime.events names them)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        fence: Fence,
+        emit: Callable[[str, str, dict[str, str]], None],
+        active: Callable[[], bool] = lambda: True,
+    ) -> None:
+        spec = plan.spec
+        self.plan = plan
+        self.policy = Policy(
+            fast=spec.fast_failover,
+            synchronous=spec.replication is ReplicationMode.SYNC,
+            async_opt_in=spec.failover.fast_async,
+            fence_after_s=spec.failover.fence_after_s,
+            max_age_s=MAX_AGE_S,
+        )
+        self.fence = fence
+        self.emit = emit
+        self.active = active
+        """Whether the deployment is up (not starting or stopping): only then may it act."""
+        self.own: VantageView | None = None
+        self.own_target: str | None = None
+        self.dcs: DcsView | None = None
+        self.dcs_read_at = 0.0
+        self.last: Decision | None = None
+        self.fenced: set[tuple[str, str]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def witness_region(self) -> str:
+        return next(r for r in self.plan.spec.regions if r not in self.plan.spec.data_regions)
+
+    async def start(self) -> None:
+        if self.policy.fast:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="fastfail")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def quiet(self, client: httpx.AsyncClient) -> bool:
+        """The cheap round while all is well: if this vantage point reaches the leader it
+        read from the DCS less than DCS_REFRESH_S ago, nothing else can matter (rule 6)."""
+        now = time.monotonic()
+        if self.dcs is None or now - self.dcs_read_at > DCS_REFRESH_S:
+            self.dcs, self.dcs_read_at = await read_dcs(client, self.plan), now
+        leader = self.dcs.leader if self.dcs is not None else None
+        node = next((n for n in self.plan.database_nodes if n.name == leader), None)
+        if node is None or self.own_target != node.name or not await reached(node):
+            self.dcs = None  # read it again with the full snapshot
+            return False
+        self.own = observe(self.own, True, time.monotonic())
+        return True
+
+    async def snapshot(self, client: httpx.AsyncClient) -> Snapshot | None:
+        dcs = await read_dcs(client, self.plan)
+        if dcs is None or dcs.leader is None:
+            return None
+        primary = next((n for n in self.plan.database_nodes if n.name == dcs.leader), None)
+        if primary is None:
+            return None
+        backends = {r: self.plan.only(r, NodeRole.BACKEND_LB) for r in self.plan.spec.data_regions}
+        now = time.monotonic()
+        views, ok, healthy = await asyncio.gather(
+            asyncio.gather(*(region_view(client, b, primary.name, now) for b in backends.values())),
+            reached(primary),
+            etcd_healthy(client, self.plan),
+        )
+        now = time.monotonic()
+        if self.own_target != primary.name:
+            self.own, self.own_target = None, primary.name
+        self.own = observe(self.own, ok, now)
+        vantage = {r: v for r, v in zip(backends, views, strict=True) if v is not None}
+        vantage[self.witness_region] = self.own
+        standby = None
+        if dcs.sync_standby is not None:
+            node = next((n for n in self.plan.database_nodes if n.name == dcs.sync_standby), None)
+            alive = node is not None and await reached(node)
+            standby = StandbyView(dcs.sync_standby, in_sync=alive, observed_at=now)
+        return Snapshot(
+            now=now,
+            primary=primary.name,
+            lease=dcs.lease,
+            regions=tuple(self.plan.spec.regions),
+            vantage=vantage,
+            standby=standby,
+            etcd_healthy=healthy,
+            etcd_members=len(self.plan.etcd_nodes),
+        )
+
+    async def round(self, client: httpx.AsyncClient) -> None:
+        if not self.active():
+            self.own = self.last = None
+            return
+        if await self.quiet(client):
+            return
+        snap = await self.snapshot(client)
+        if snap is None:
+            return
+        decision = decide(snap, self.policy)
+        if decision.action is not Action.NOTHING and (
+            self.last is None or self.last.action is not decision.action
+        ):
+            log.info("fast failover: %s (%s)", decision.action.value, decision.reason)
+        self.last = decision
+        if decision.action is Action.FENCE and decision.primary and decision.lease:
+            await self.act(client, decision.primary, decision.lease, decision.reason)
+
+    async def act(self, client: httpx.AsyncClient, primary: str, lease: str, why: str) -> None:
+        if (primary, lease) in self.fenced:
+            return  # done once; the revoke is on its way or Patroni has the key again
+        self.fenced.add((primary, lease))
+        self.emit("fence_decided", primary, {"reason": why})
+        problem = await self.fence(primary, float(self.plan.spec.patroni.ttl_s))
+        if problem is not None:
+            self.emit("fence_failed", primary, {"error": problem})
+            return
+        problem = await revoke_lease(client, self.plan, lease)
+        if problem is not None:
+            self.emit("lease_revoke_failed", primary, {"lease": lease, "error": problem})
+            return
+        self.emit("lease_revoked", primary, {"lease": lease})
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as client:
+            while True:
+                try:
+                    await self.round(client)
+                except Exception:  # a broken round must not stop the watcher
+                    log.exception("fast failover round failed")
+                await asyncio.sleep(ROUND_S)

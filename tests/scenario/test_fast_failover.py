@@ -1,0 +1,49 @@
+"""geoha's fast failover with real processes: a dead primary is fenced and its lease revoked,
+so chennai-db is promoted without waiting out Patroni's ttl; nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from geoha.ops.writer import WriterLoop, count_present
+from geoha.runtime import control
+from tests.deployment import Deployment
+
+pytestmark = pytest.mark.scenario
+
+
+def events(dep: Deployment, kind: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = control.call(dep.run_dir, "status")["events"]
+    return [e for e in found if e["kind"] == kind]
+
+
+def sync_replica(dep: Deployment, name: str) -> bool:
+    db = dep.database(name)
+    return bool(db["role"] == "replica" and db["replication_state"] == "streaming" and db["sync"])
+
+
+def test_a_dead_primary_is_fenced_and_its_lease_revoked(deployment: Deployment) -> None:
+    dep = deployment
+    dep.wait_for("chennai-db a sync replica", lambda: sync_replica(dep, "chennai-db"))
+    writer = WriterLoop(dep.dsn("chennai", write=True)).start()
+    try:
+        dep.wait_for("writes flowing", lambda: len(writer.acked) >= 20)
+        dep.geoha("chaos", "kill-node", "delhi-db")
+        dep.wait_for("the lease revoked", lambda: events(dep, "lease_revoked"), 30)
+        dep.wait_for("chennai-db promoted", lambda: dep.primary() == "chennai-db", 30)
+        promoted = len(writer.acked)
+        dep.wait_for("writes on chennai-db", lambda: len(writer.acked) >= promoted + 20)
+    finally:
+        writer.stop()
+    decided = events(dep, "fence_decided")
+    assert [e["node"] for e in decided] == ["delhi-db"]
+    assert "unreachable from every region" in decided[0]["message"]
+    assert [e["node"] for e in events(dep, "lease_revoked")] == ["delhi-db"]
+    assert events(dep, "lease_revoke_failed") == [] and events(dep, "fence_failed") == []
+    assert count_present(dep.node_dsn("chennai-db"), writer.acked) == len(writer.acked)
+
+    dep.geoha("chaos", "start-node", "delhi-db")
+    dep.wait_for("delhi-db rejoins", lambda: sync_replica(dep, "delhi-db"), 120)
+    assert count_present(dep.node_dsn("delhi-db"), writer.acked) == len(writer.acked)
