@@ -35,6 +35,7 @@ import logging
 import orjson
 
 from app.api.config import HttpUrl
+from app.api.periodic import Periodic
 
 log = logging.getLogger("geoha.api.fence")
 
@@ -85,24 +86,17 @@ async def get_health(url: HttpUrl, timeout_s: float = REQUEST_TIMEOUT_S) -> byte
     return answer
 
 
-class DcsFence:
-    """Polls the region's etcd member in a task of its own; `reason()` is the fence."""
+class DcsFence(Periodic):
+    """Polls the region's etcd member every POLL_S seconds; `reason()` is the fence."""
+
+    name = "dcs-fence"
+    interval_s = POLL_S
 
     def __init__(self, url: HttpUrl) -> None:
+        super().__init__()
         self.url = url
         self.unhealthy: str | None = None
         """Why the member said it is unhealthy at its last answer (None: healthy, or absent)."""
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="dcs-fence")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def reason(self) -> str | None:
         """Why this region is fenced, or None if it is not."""
@@ -113,7 +107,7 @@ class DcsFence:
             "the region may be cut off from the others"
         )
 
-    async def poll_once(self) -> None:
+    async def tick(self) -> None:
         before = self.unhealthy
         try:
             self.unhealthy = member_health(await get_health(self.url))
@@ -126,8 +120,3 @@ class DcsFence:
                 log.warning("fenced: %s; reads go to the primary only", self.reason())
             else:
                 log.info("unfenced: this region's etcd member has its quorum again")
-
-    async def _run(self) -> None:
-        while True:
-            await self.poll_once()
-            await asyncio.sleep(POLL_S)

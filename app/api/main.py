@@ -90,7 +90,7 @@ class GeohaApi:
         fence = None
         if settings.etcd_health is not None:
             fence = DcsFence(settings.etcd_health)
-            await fence.poll_once()  # fenced or not from the first request on
+            await fence.tick()  # fenced or not from the first request on
             fence.start()
         vantage = None
         if settings.vantage:

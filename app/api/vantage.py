@@ -22,6 +22,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from app.api.periodic import Periodic
+
 POLL_S = 0.5
 PROBE_TIMEOUT_S = 0.8
 SSL_REQUEST = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
@@ -126,28 +128,21 @@ async def reached(target: VantageTarget, timeout_s: float = PROBE_TIMEOUT_S) -> 
     return await one(_answers_ssl_request, target.pg_port)
 
 
-class Vantage:
-    """Probes every target every POLL_S seconds in a task of its own."""
+class Vantage(Periodic):
+    """Probes every target every POLL_S seconds."""
+
+    name = "vantage"
+    interval_s = POLL_S
 
     def __init__(
         self, targets: list[VantageTarget], clock: Callable[[], float] = time.monotonic
     ) -> None:
+        super().__init__()
         self.targets = targets
         self.views: dict[str, NodeView] = {}
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="vantage")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def probe_once(self) -> None:
+    async def tick(self) -> None:
         results = await asyncio.gather(*(reached(t) for t in self.targets))
         at = self._clock()
         for target, ok in zip(self.targets, results, strict=True):
@@ -155,8 +150,3 @@ class Vantage:
 
     def report(self) -> dict[str, dict[str, float | bool | None]]:
         return report(self.views, self._clock())
-
-    async def _run(self) -> None:
-        while True:
-            await self.probe_once()
-            await asyncio.sleep(POLL_S)

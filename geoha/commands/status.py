@@ -15,6 +15,7 @@ from geoha.data import cluster
 from geoha.data.cluster import DatabaseEntry, DatabaseStatus, EtcdMember
 from geoha.data.secrets import load_or_create_secrets
 from geoha.errors import EXIT_OK, BadInput, GeohaError
+from geoha.ops.fencing import FastFailoverStatus
 from geoha.ops.monitor_status import MonitorSummary
 from geoha.plan import NodeRole, Plan
 from geoha.render.haproxy import ADMIN_SOCKET
@@ -94,6 +95,8 @@ class StatusReport(TypedDict):
     """The health monitor the controller runs (None without a controller)."""
     faults: list[FaultStatus]
     """Active faults (`geoha chaos`); without a controller, those recorded on disk."""
+    fast_failover: FastFailoverStatus | None
+    """geoha's fast failover watcher (None without a controller)."""
 
 
 def gather_status(spec: Spec, plan: Plan) -> StatusReport:
@@ -121,6 +124,7 @@ def gather_status(spec: Spec, plan: Plan) -> StatusReport:
         "dns": snap["dns"] if snap else None,
         "monitor": snap["monitor"] if snap else None,
         "faults": snap["faults"] if snap else load_faults(plan.run_dir).statuses(),
+        "fast_failover": snap["fast_failover"] if snap else None,
     }
 
 
@@ -246,6 +250,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"monitor: {monitor['dashboard_url']}{serving}{problem}  "
             f"{monitor['incidents_open']} open incident(s) (geoha monitor)"
         )
+    fast = status["fast_failover"]
+    if fast is not None:
+        state = (
+            f"on, fences after {fast['fence_after_s']:g} s unreachable from every region"
+            if fast["enabled"]
+            else "off (Patroni's ttl alone decides)"
+        )
+        latest = f"; {fast['decision']}: {fast['reason']}" if fast["decision"] else ""
+        say(f"fast failover: {state}{latest}")
     for fault in status["faults"]:
         since = time.strftime("%H:%M:%S", time.localtime(fault["since"])) if fault["since"] else "?"
         others = f" from {', '.join(fault['others'])}" if fault["others"] else ""

@@ -36,11 +36,13 @@ from typing import Any
 
 import httpx
 
+from app.api.periodic import Periodic
 from app.api.vantage import VantageTarget
 from app.api.vantage import reached as vantage_reached
 from geoha.ops.fencing import (
     Action,
     Decision,
+    FastFailoverStatus,
     Policy,
     Snapshot,
     StandbyView,
@@ -54,6 +56,7 @@ from geoha.spec import ReplicationMode
 log = logging.getLogger("geoha.fastfail")
 
 ROUND_S = 0.25
+"""How often the watcher looks (`FastFailover.interval_s`)."""
 REQUEST_TIMEOUT_S = 0.5
 DCS_REFRESH_S = 2.0
 """While this vantage point reaches the primary, the DCS is read again this often."""
@@ -161,9 +164,12 @@ Fence = Callable[[str, float], Awaitable[str | None]]
 given seconds; None, or why it could not."""
 
 
-class FastFailover:
+class FastFailover(Periodic):
     """The watcher. `fence` is the controller's; `emit(kind, node, fields)` records one
     event per step (kinds as geoha.runtime.events names them)."""
+
+    name = "fastfail"
+    interval_s = ROUND_S
 
     def __init__(
         self,
@@ -172,6 +178,7 @@ class FastFailover:
         emit: Callable[[str, str, dict[str, str]], None],
         active: Callable[[], bool] = lambda: True,
     ) -> None:
+        super().__init__()
         spec = plan.spec
         self.plan = plan
         self.policy = Policy(
@@ -191,22 +198,39 @@ class FastFailover:
         self.dcs_read_at = 0.0
         self.last: Decision | None = None
         self.fenced: set[tuple[str, str]] = set()
-        self._task: asyncio.Task[None] | None = None
+        self.client: httpx.AsyncClient | None = None
 
     @property
     def witness_region(self) -> str:
         return next(r for r in self.plan.spec.regions if r not in self.plan.spec.data_regions)
 
-    async def start(self) -> None:
-        if self.policy.fast:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="fastfail")
+    def status(self) -> FastFailoverStatus:
+        last = self.last
+        return {
+            "enabled": self.policy.fast,
+            "fence_after_s": self.policy.fence_after_s,
+            "decision": last.action.value if last else None,
+            "reason": last.reason if last else None,
+        }
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def start(self) -> None:
+        if self.policy.fast:
+            self.client = httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S)
+            super().start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
+
+    async def tick(self) -> None:
+        if self.client is None:
+            return
+        try:
+            await self.round(self.client)
+        except Exception:  # a broken round must not stop the watcher
+            log.exception("fast failover round failed")
 
     async def quiet(self, client: httpx.AsyncClient) -> bool:
         """The cheap round while all is well: if this vantage point reaches the leader it
@@ -220,6 +244,7 @@ class FastFailover:
             self.dcs = None  # read it again with the full snapshot
             return False
         self.own = observe(self.own, True, time.monotonic())
+        self.last = Decision(Action.NOTHING, f"{node.name} answers the watcher")
         return True
 
     async def snapshot(self, client: httpx.AsyncClient) -> Snapshot | None:
@@ -290,12 +315,3 @@ class FastFailover:
             self.emit("lease_revoke_failed", primary, {"lease": lease, "error": problem})
             return
         self.emit("lease_revoked", primary, {"lease": lease})
-
-    async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as client:
-            while True:
-                try:
-                    await self.round(client)
-                except Exception:  # a broken round must not stop the watcher
-                    log.exception("fast failover round failed")
-                await asyncio.sleep(ROUND_S)

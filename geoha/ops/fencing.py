@@ -36,12 +36,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypedDict
 
 
 class Action(StrEnum):
     NOTHING = "nothing"
     WAIT = "wait"
     FENCE = "fence"
+
+
+class FastFailoverStatus(TypedDict):
+    enabled: bool
+    fence_after_s: float
+    decision: str | None
+    """The latest decision's action (nothing, wait, fence); None before the first."""
+    reason: str | None
 
 
 @dataclass(frozen=True)

@@ -686,6 +686,7 @@ class Controller:
             "dns": self.dns.status(),
             "monitor": self.monitor.summary(),
             "faults": self.faults.statuses(),
+            "fast_failover": self.fastfail.status(),
         }
 
     # -- main loop --------------------------------------------------------------------
@@ -718,7 +719,7 @@ class Controller:
         state = "running" if dns["running"] else f"not serving: {dns['error']}"
         self.emit(EventKind.DNS_SERVING, name=dns["name"], server=dns["server"], state=state)
         await self.monitor.start()
-        await self.fastfail.start()
+        self.fastfail.start()
         monitor = self.monitor.summary()
         state = "running" if monitor["running"] else f"not serving: {monitor['error']}"
         self.emit(EventKind.MONITOR_SERVING, url=monitor["dashboard_url"], state=state)
@@ -731,7 +732,7 @@ class Controller:
                     await asyncio.wait_for(self._wake.wait(), interval)
                 self._wake.clear()
                 await asyncio.sleep(MIN_CYCLE_GAP_S)
-        await self.fastfail.close()
+        await self.fastfail.stop()
         await self.monitor.close()
         await self.dns.close()
         await asyncio.to_thread(self.remove_faults)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypedDict
 
+from geoha.ops.fencing import FastFailoverStatus
 from geoha.ops.monitor_status import MonitorSummary
 from geoha.runtime.faults import FaultStatus
 from geoha.runtime.global_dns import DnsStatus
@@ -185,3 +186,4 @@ class ControllerStatus(TypedDict):
     monitor: MonitorSummary
     faults: list[FaultStatus]
     """Active faults: partitions, killed regions, killed nodes."""
+    fast_failover: FastFailoverStatus
