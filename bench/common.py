@@ -41,6 +41,7 @@ def machine_facts() -> dict[str, Any]:
         "postgres": version(["/usr/lib/postgresql/15/bin/postgres", "--version"]),
         "etcd": version(["etcd", "--version"]).splitlines()[0] if shutil.which("etcd") else "none",
         "patroni": version([str(Path(sys.executable).parent / "patroni"), "--version"]),
+        "commit": version(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
     }
 
 

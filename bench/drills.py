@@ -112,7 +112,8 @@ def report(data: dict[str, Any]) -> str:
         "## Failover drills (issue: region faults and drills)",
         "",
         f"Machine: {facts['cores']} cores ({facts['cpu']}), {facts['memory_gib']} GiB, kernel "
-        f"{facts['kernel']}, Python {facts['python']}. Measured {data['date']}.",
+        f"{facts['kernel']}, Python {facts['python']}. Measured {data['date']} at commit "
+        f"{facts.get('commit', 'unknown')}.",
         "",
         "Reproduce: `.venv/bin/python -m bench.drills` (add `--runs N`, `--duration S`, "
         "`--rate R`, `--faults F,...`).",

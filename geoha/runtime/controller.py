@@ -153,7 +153,6 @@ class Controller:
                 on_incident=self.on_incident,
             ),
         )
-
         self.fastfail = FastFailover(
             plan,
             self.fence,
