@@ -47,3 +47,30 @@ def test_a_dead_primary_is_fenced_and_its_lease_revoked(deployment: Deployment) 
     dep.geoha("chaos", "start-node", "delhi-db")
     dep.wait_for("delhi-db rejoins", lambda: sync_replica(dep, "delhi-db"), 120)
     assert count_present(dep.node_dsn("delhi-db"), writer.acked) == len(writer.acked)
+
+
+def fail_over(dep: Deployment, writer: WriterLoop, primary: str, standby: str) -> None:
+    """Once `standby` is a sync replica, kill `primary`; returns when writes land on `standby`."""
+    dep.wait_for(f"{standby} a sync replica", lambda: sync_replica(dep, standby), 120)
+    dep.geoha("chaos", "kill-node", primary)
+    dep.wait_for(f"{standby} promoted", lambda: dep.primary() == standby, 60)
+    acked = len(writer.acked)
+    dep.wait_for("writes on the new primary", lambda: len(writer.acked) >= acked + 10)
+
+
+def test_kill_rejoin_kill_three_times_every_failover_completes(deployment: Deployment) -> None:
+    """The after-rejoin hole: once `geoha status` says the rejoined node is a streaming
+    synchronous replica, killing the primary must promote it, every time."""
+    dep = deployment
+    primary, standby = "delhi-db", "chennai-db"
+    writer = WriterLoop(dep.dsn("chennai", write=True), max_s=600).start()
+    try:
+        for _ in range(3):
+            fail_over(dep, writer, primary, standby)
+            dep.geoha("chaos", "start-node", primary)
+            primary, standby = standby, primary
+        dep.wait_for(f"{standby} a sync replica", lambda: sync_replica(dep, standby), 120)
+    finally:
+        writer.stop()
+    assert count_present(dep.node_dsn(primary), writer.acked) == len(writer.acked)
+    assert len(events(dep, "lease_revoked")) == 3
