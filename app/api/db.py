@@ -6,7 +6,7 @@
 - read pool: the local node first (libpq host order), falling back to the others.
 - read-your-writes: a read carrying a commit LSN is served by the read pool's node
   only once it has replayed that LSN (bounded wait), else by the primary.
-- fenced (fence.py: the local node has lost the DCS): reads go to the primary only,
+- fenced (fence.py: the region's etcd member has no quorum): reads go to the primary only,
   and the local node does not count as healthy.
 
 The role of the node that answered comes from the `in_hot_standby` parameter the
