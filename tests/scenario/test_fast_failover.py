@@ -3,6 +3,7 @@ so chennai-db is promoted without waiting out Patroni's ttl; nothing acknowledge
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -74,3 +75,20 @@ def test_kill_rejoin_kill_three_times_every_failover_completes(deployment: Deplo
         writer.stop()
     assert count_present(dep.node_dsn(primary), writer.acked) == len(writer.acked)
     assert len(events(dep, "lease_revoked")) == 3
+
+
+def test_no_fence_while_etcd_has_no_quorum(deployment: Deployment) -> None:
+    """With two of three etcd members down nothing can be revoked durably, so the watcher
+    does nothing; once a quorum is back, the dead primary is fenced and replaced."""
+    dep = deployment
+    dep.wait_for("chennai-db a sync replica", lambda: sync_replica(dep, "chennai-db"))
+    dep.geoha("chaos", "kill-node", "mumbai-etcd")
+    dep.geoha("chaos", "kill-node", "delhi-etcd")
+    dep.geoha("chaos", "kill-node", "delhi-db")
+    time.sleep(8)  # three times fence_after_s, and more
+    assert events(dep, "fence_decided") == [] and events(dep, "lease_revoked") == []
+    assert dep.primary() is None  # nor can Patroni promote without a quorum
+
+    dep.geoha("chaos", "start-node", "mumbai-etcd")
+    dep.wait_for("chennai-db promoted", lambda: dep.primary() == "chennai-db", 60)
+    assert [e["node"] for e in events(dep, "fence_decided")] == ["delhi-db"]
