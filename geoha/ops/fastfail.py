@@ -291,6 +291,7 @@ class FastFailover(Periodic):
             return
         snap = await self.snapshot(client)
         if snap is None:
+            self.last = Decision(Action.NOTHING, "no leader could be read from etcd")
             return
         decision = decide(snap, self.policy)
         if decision.action is not Action.NOTHING and (

@@ -88,6 +88,9 @@ def test_no_fence_while_etcd_has_no_quorum(deployment: Deployment) -> None:
     time.sleep(8)  # three times fence_after_s, and more
     assert events(dep, "fence_decided") == [] and events(dep, "lease_revoked") == []
     assert dep.primary() is None  # nor can Patroni promote without a quorum
+    watcher = dep.status()["fast_failover"]
+    assert watcher["enabled"] and watcher["decision"] == "nothing"
+    assert watcher["reason"] == "no leader could be read from etcd"
 
     dep.geoha("chaos", "start-node", "mumbai-etcd")
     dep.wait_for("chennai-db promoted", lambda: dep.primary() == "chennai-db", 60)
