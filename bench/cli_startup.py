@@ -118,7 +118,8 @@ def measure_running_status(runs: int) -> dict[str, Any]:
         dep.close()
     return {
         STATUS_RUNNING: {
-            "argv": ["python", *argv],
+            # run from the deployment's folder: its temporary path is not worth keeping
+            "argv": ["python", *argv[:-1], "geoha.toml"],
             "target_s": 0.5,
             "samples_s": [round(s, 4) for s in samples],
         }

@@ -168,6 +168,7 @@ def main() -> None:
                 result = run_fault(dep, fault, args, Path(tmp))
                 result["figures"] = figures(result["reports"])
                 result["timeline"] = typical_timeline(result, docs)
+                del result["dir"]  # a temporary folder, gone with this run
                 for r in result["reports"]:  # the raw logs stay in the report folders
                     r.pop("write_log", None)
                     r.pop("timeline", None)
