@@ -29,13 +29,13 @@ members; one that answers late leaves its last answer standing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import orjson
 
 from app.api.config import HttpUrl
 from app.api.periodic import Periodic
+from app.api.wire import exchange, http_get
 
 log = logging.getLogger("geoha.api.fence")
 
@@ -67,20 +67,8 @@ def member_health(answer: bytes) -> str | None:
 async def get_health(url: HttpUrl, timeout_s: float = REQUEST_TIMEOUT_S) -> bytes:
     """The whole answer (head and body) of `GET url`. Raises OSError or TimeoutError."""
     async with asyncio.timeout(timeout_s):
-        reader, writer = await asyncio.open_connection(url.host, url.port)
-        try:
-            host = str(url).removeprefix("http://").removesuffix(url.path)
-            writer.write(
-                f"GET {url.path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
-            )
-            await writer.drain()
-            answer = b""
-            while len(answer) <= MAX_ANSWER_BYTES and (more := await reader.read(65536)):
-                answer += more
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        request = http_get(url.host, url.port, url.path)
+        answer = await exchange(url.host, url.port, request, MAX_ANSWER_BYTES + 1)
     if len(answer) > MAX_ANSWER_BYTES:
         raise OSError(f"an answer of more than {MAX_ANSWER_BYTES} bytes from {url}")
     return answer

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import ABC, abstractmethod
 
 
-class Periodic:
+class Periodic(ABC):
     """Subclasses define `tick()`; `start()` runs it now and then every `interval_s`."""
 
     name = "periodic"
@@ -15,8 +16,9 @@ class Periodic:
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
 
+    @abstractmethod
     async def tick(self) -> None:
-        raise NotImplementedError
+        """One round of the job."""
 
     def start(self) -> None:
         if self._task is None:

@@ -16,13 +16,13 @@ connections for a process that is stopped or hung.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from app.api.periodic import Periodic
+from app.api.wire import exchange, http_get
 
 POLL_S = 0.5
 PROBE_TIMEOUT_S = 0.8
@@ -59,8 +59,12 @@ def parse_targets(text: str) -> list[VantageTarget] | None:
 
 @dataclass(frozen=True)
 class NodeView:
+    """The latest view of one node from one vantage point."""
+
     observed_at: float
+    """When it was last probed (a monotonic clock)."""
     failing_since: float | None
+    """Since when every probe has failed; None if the last one reached the node."""
 
 
 def observe(previous: NodeView | None, reached: bool, at: float) -> NodeView:
@@ -87,28 +91,12 @@ def report(views: dict[str, NodeView], now: float) -> dict[str, dict[str, float 
 
 
 async def _answers_ssl_request(host: str, port: int) -> bool:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(SSL_REQUEST)
-        await writer.drain()
-        return await reader.read(1) in (b"S", b"N")
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+    return await exchange(host, port, SSL_REQUEST, 1) in (b"S", b"N")
 
 
 async def _patroni_live(host: str, port: int) -> bool:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(f"GET /liveness HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-        await writer.drain()
-        status = await reader.readline()
-        return status.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200"))
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+    status = await exchange(host, port, http_get(host, port, "/liveness"), 16)
+    return status.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200"))
 
 
 async def reached(target: VantageTarget, timeout_s: float = PROBE_TIMEOUT_S) -> bool:

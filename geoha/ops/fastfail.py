@@ -14,7 +14,7 @@ snapshot, asks `geoha.ops.fencing.decide`, and on FENCE acts in this order:
 The snapshot:
 - the DCS: the leader key with its lease and the `/sync` key, read from any
   etcd member that answers (a linearizable read, so from the majority side);
-- etcd: how many members say `/health` true;
+- etcd: how many members the controller's own probes found healthy in its last cycle;
 - a view per region: each data region's vantage point is its API (`GET
   /health/vantage` through the region's backend LB: what the region's
   instances see of every database node); the witness region's is the
@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from app.api.periodic import Periodic
-from app.api.vantage import VantageTarget
+from app.api.vantage import VantageTarget, observe
 from app.api.vantage import reached as vantage_reached
 from geoha.ops.fencing import (
     Action,
@@ -48,7 +48,6 @@ from geoha.ops.fencing import (
     StandbyView,
     VantageView,
     decide,
-    observe,
 )
 from geoha.plan import Node, NodeRole, Plan
 from geoha.spec import ReplicationMode
@@ -112,17 +111,6 @@ def parse_dcs(leader: dict[str, Any], sync: dict[str, Any]) -> DcsView:
     return DcsView(name, lease, standby)
 
 
-async def etcd_healthy(client: httpx.AsyncClient, plan: Plan) -> int:
-    async def one(member: Node) -> bool:
-        try:
-            answer = await client.get(f"http://{member.endpoint('health')}/health")
-            return bool(answer.json().get("health") == "true")
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return False
-
-    return sum(await asyncio.gather(*(one(m) for m in plan.etcd_nodes)))
-
-
 async def revoke_lease(client: httpx.AsyncClient, plan: Plan, lease: str) -> str | None:
     """Revoke `lease` through the first member that takes it; None, or why it failed."""
     problems: list[str] = []
@@ -176,6 +164,7 @@ class FastFailover(Periodic):
         plan: Plan,
         fence: Fence,
         emit: Callable[[str, str, dict[str, str]], None],
+        etcd_healthy: Callable[[], int],
         active: Callable[[], bool] = lambda: True,
     ) -> None:
         super().__init__()
@@ -190,6 +179,8 @@ class FastFailover(Periodic):
         )
         self.fence = fence
         self.emit = emit
+        self.etcd_healthy = etcd_healthy
+        """How many etcd members the controller's own probes found healthy (last cycle)."""
         self.active = active
         """Whether the deployment is up (not starting or stopping): only then may it act."""
         self.own: VantageView | None = None
@@ -256,10 +247,9 @@ class FastFailover(Periodic):
             return None
         backends = {r: self.plan.only(r, NodeRole.BACKEND_LB) for r in self.plan.spec.data_regions}
         now = time.monotonic()
-        views, ok, healthy = await asyncio.gather(
+        views, ok = await asyncio.gather(
             asyncio.gather(*(region_view(client, b, primary.name, now) for b in backends.values())),
             reached(primary),
-            etcd_healthy(client, self.plan),
         )
         now = time.monotonic()
         if self.own_target != primary.name:
@@ -279,7 +269,7 @@ class FastFailover(Periodic):
             regions=tuple(self.plan.spec.regions),
             vantage=vantage,
             standby=standby,
-            etcd_healthy=healthy,
+            etcd_healthy=self.etcd_healthy(),
             etcd_members=len(self.plan.etcd_nodes),
         )
 

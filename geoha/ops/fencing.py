@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypedDict
 
+from app.api.vantage import NodeView
+
 
 class Action(StrEnum):
     NOTHING = "nothing"
@@ -53,15 +55,9 @@ class FastFailoverStatus(TypedDict):
     reason: str | None
 
 
-@dataclass(frozen=True)
-class VantageView:
-    """One region's latest view of the primary (Patroni REST and a PostgreSQL connection)."""
-
-    observed_at: float
-    """When the region last probed (the watcher's monotonic clock)."""
-    failing_since: float | None
-    """Since when every probe from the region has failed; None if the last one reached
-    the primary."""
+VantageView = NodeView
+"""One region's latest view of the primary: the API's own type (app/api/vantage.py), the
+times read on the watcher's monotonic clock."""
 
 
 @dataclass(frozen=True)
@@ -105,16 +101,6 @@ class Decision:
     reason: str
     primary: str | None = None
     lease: str | None = None
-
-
-def observe(previous: VantageView | None, reached: bool, at: float) -> VantageView:
-    """A region's view after one more probe round at `at`: any success resets the
-    failure clock, so a flapping probe never adds up to `fence_after_s`."""
-    if reached:
-        return VantageView(at, None)
-    if previous is not None and previous.failing_since is not None:
-        return VantageView(at, previous.failing_since)
-    return VantageView(at, at)
 
 
 def _nothing(reason: str) -> Decision:

@@ -157,6 +157,7 @@ class Controller:
             plan,
             self.fence,
             lambda kind, node, fields: self.emit(EventKind(kind), node, **fields),
+            etcd_healthy=lambda: sum(self.nodes[n.name].health.healthy for n in plan.etcd_nodes),
             active=lambda: self.phase is Phase.READY,
         )
 

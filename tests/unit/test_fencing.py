@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from app.api.vantage import observe
 from geoha.ops.fencing import (
     Action,
     Policy,
@@ -13,7 +14,6 @@ from geoha.ops.fencing import (
     StandbyView,
     VantageView,
     decide,
-    observe,
 )
 
 NOW = 1000.0
