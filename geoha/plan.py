@@ -191,6 +191,11 @@ class Plan:
     def pgpass_path(self) -> Path:
         return self.run_dir / "pgpass"
 
+    @property
+    def api_admin_token_path(self) -> Path:
+        """The bearer token of the API instances' admin routes (the local runtime's only)."""
+        return self.run_dir / "api-admin.token"
+
 
 def node_address(net: ipaddress.IPv4Network, tier: int, index: int) -> str:
     """Address of node `index` (1-based) of `tier` inside a region network."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from app.api.vantage import VantageTarget, parse_targets
@@ -20,6 +21,7 @@ ORIGIN_PATTERN = re.compile(
 )
 DEFAULT_PG_PORT = 5432
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
+ADMIN_TOKEN_MIN_CHARS = 16
 
 
 class ConfigError(ValueError):
@@ -99,6 +101,8 @@ class Settings:
     """The region's etcd member's /health, for the DCS fence (fence.py)."""
     vantage: tuple[VantageTarget, ...] = ()
     """The database nodes this instance probes for `/health/vantage` (vantage.py)."""
+    admin_token: str | None = field(default=None, repr=False)
+    """The bearer token of the instance-only admin routes (pausing writes); None: they are off."""
 
     @property
     def served_by(self) -> str:
@@ -247,6 +251,25 @@ def _vantage(env: Mapping[str, str]) -> tuple[VantageTarget, ...]:
     return tuple(targets)
 
 
+def _admin_token(env: Mapping[str, str]) -> str | None:
+    path = env.get("GEOHA_ADMIN_TOKEN_FILE", "")
+    if not path:
+        return None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            "GEOHA_ADMIN_TOKEN_FILE", path, f"a readable file ({type(exc).__name__})"
+        ) from None
+    if len(token) < ADMIN_TOKEN_MIN_CHARS or any(c.isspace() for c in token):
+        raise ConfigError(
+            "GEOHA_ADMIN_TOKEN_FILE",
+            path,
+            f"a file holding one token of at least {ADMIN_TOKEN_MIN_CHARS} characters",
+        )
+    return token
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Read and validate every GEOHA_* variable the API uses."""
     write = _dsn(env, "GEOHA_WRITE_DSN")
@@ -266,6 +289,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         cors_origins=_origins(env),
         etcd_health=_etcd_health(env),
         vantage=_vantage(env),
+        admin_token=_admin_token(env),
     )
 
 

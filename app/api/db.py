@@ -8,6 +8,8 @@
   only once it has replayed that LSN (bounded wait), else by the primary.
 - fenced (fence.py: the region's etcd member has no quorum): reads go to the primary only,
   and the local node does not count as healthy.
+- paused (gate.py: a planned switchover is under way): new writes wait at the gate,
+  and on resume they start on fresh connections, to the new primary.
 
 The role of the node that answered comes from the `in_hot_standby` parameter the
 server reports (PostgreSQL >= 14 re-reports it after a promotion at the next
@@ -30,6 +32,7 @@ from asyncpg.pool import Pool, PoolConnectionProxy
 from app.api.config import DatabaseTarget, SessionAttrs, Settings
 from app.api.errors import ApiError, unavailable
 from app.api.fence import DcsFence
+from app.api.gate import PauseState, WriteGate
 from app.api.wal import commit_token
 
 log = logging.getLogger("geoha.api.db")
@@ -167,6 +170,7 @@ class Database:
         self._fence = fence
         self._write: Pool[asyncpg.Record] | None = None
         self._read: Pool[asyncpg.Record] | None = None
+        self._gate = WriteGate()
 
     async def open(self) -> None:
         """Create both pools without connecting: the API starts even while the
@@ -199,9 +203,23 @@ class Database:
         return self._write, self._read
 
     async def write(self, op: Op[T]) -> Answer[T]:
-        """Run one autocommit statement on the primary; returns its commit LSN."""
-        write_pool, _ = self._pools()
-        return await self._with_retries(write_pool, op, self._deadline(), writing=True)
+        """Run one autocommit statement on the primary; returns its commit LSN.
+        While writes are paused it first waits at the gate."""
+        async with self._gate.write():
+            write_pool, _ = self._pools()
+            return await self._with_retries(write_pool, op, self._deadline(), writing=True)
+
+    async def pause_writes(self, hold_s: float) -> PauseState:
+        """Hold new writes for at most `hold_s` and let the running ones end (up to the
+        write timeout): nothing is left on the primary's connections when it demotes."""
+        return await self._gate.pause(hold_s, drain_s=self._settings.write_timeout_s)
+
+    async def resume_writes(self) -> PauseState:
+        """Release the held writes; the write pool's connections are replaced first, so
+        the released writes connect to whichever node is primary now."""
+        if self._write is not None:
+            await self._write.expire_connections()
+        return self._gate.resume()
 
     async def read(self, op: Op[T], min_lsn: str | None = None) -> Answer[T]:
         """Run a read on the local node, or on the primary if the local node has

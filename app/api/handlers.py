@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -12,7 +13,8 @@ from app.api import store
 from app.api.asgi import Headers
 from app.api.config import Settings
 from app.api.db import Answer, Database, Op
-from app.api.errors import ApiError, not_found, unavailable, unprocessable
+from app.api.errors import ApiError, bad_request, not_found, unavailable, unprocessable
+from app.api.gate import PauseState
 from app.api.http import (
     MIN_LSN_COOKIE,
     Request,
@@ -24,6 +26,7 @@ from app.api.http import (
 from app.api.openapi import openapi_json
 from app.api.validation import (
     encode_cursor,
+    parse_hold,
     parse_id,
     parse_list_query,
     parse_lsn,
@@ -103,6 +106,47 @@ class Handlers:
 
     async def openapi(self, _request: Request, _params: dict[str, str]) -> Response:
         return Response(200, openapi_json())
+
+    async def pause_writes(self, request: Request, _params: dict[str, str]) -> Response:
+        """Instance-only: hold new writes for `?hold_s=` seconds (default 5) and answer
+        once the running ones have ended; geoha's switchover calls it (gate.py)."""
+        self._authorize(request)
+        hold_s = parse_hold(request.query_string)
+        state = await self._db.pause_writes(hold_s)
+        return self._pause_response(state, hold_s)
+
+    async def resume_writes(self, request: Request, _params: dict[str, str]) -> Response:
+        """Instance-only: release the writes held by `pause_writes`."""
+        self._authorize(request)
+        if request.query_string:
+            raise bad_request(None, "resume takes no query parameters")
+        return self._pause_response(await self._db.resume_writes(), None)
+
+    def _pause_response(self, state: PauseState, hold_s: float | None) -> Response:
+        body = {
+            "instance": self._settings.served_by,
+            "paused": state.paused,
+            "hold_s": hold_s,
+            "in_flight": state.in_flight,
+            "held": state.held,
+        }
+        return json_response(200, body, [(b"cache-control", b"no-store")])
+
+    def _authorize(self, request: Request) -> None:
+        token = self._settings.admin_token
+        if token is None:
+            raise not_found("the admin routes are off on this instance (no GEOHA_ADMIN_TOKEN_FILE)")
+        scheme, _, given = (request.header(b"authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "an Authorization: Bearer header with the instance's admin token is required",
+                "authorization",
+                headers=[(b"www-authenticate", b"Bearer")],
+            )
 
     async def list_themes(self, request: Request, _params: dict[str, str]) -> Response:
         query = parse_list_query(request.query_string)

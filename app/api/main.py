@@ -39,6 +39,8 @@ def build_router(h: Handlers) -> Router[Handler]:
         ("GET", "/health"): h.health,
         ("GET", "/health/deep"): h.health_deep,
         ("GET", "/health/vantage"): h.health_vantage,
+        ("POST", "/admin/writes/pause"): h.pause_writes,
+        ("POST", "/admin/writes/resume"): h.resume_writes,
         ("GET", "/api/v1/openapi.json"): h.openapi,
         ("GET", "/api/v1/themes"): h.list_themes,
         ("POST", "/api/v1/themes"): h.create_theme,

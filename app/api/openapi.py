@@ -34,6 +34,8 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/health"),
     ("GET", "/health/deep"),
     ("GET", "/health/vantage"),
+    ("POST", "/admin/writes/pause"),
+    ("POST", "/admin/writes/resume"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/themes"),
     ("POST", "/api/v1/themes"),
@@ -43,7 +45,12 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("DELETE", "/api/v1/themes/{id}"),
 )
 INSTANCE_ROUTES: frozenset[tuple[str, str]] = frozenset(
-    {("GET", "/health"), ("GET", "/health/vantage")}
+    {
+        ("GET", "/health"),
+        ("GET", "/health/vantage"),
+        ("POST", "/admin/writes/pause"),
+        ("POST", "/admin/writes/resume"),
+    }
 )
 PUBLIC_ROUTES: tuple[tuple[str, str], ...] = tuple(r for r in ROUTES if r not in INSTANCE_ROUTES)
 
@@ -51,7 +58,8 @@ JSON = "application/json"
 NO_NUL = "^[^\\u0000]*$"
 """A JSON Schema (ECMA-262) pattern: no NUL character (PostgreSQL text and jsonb refuse it)."""
 
-# Every `error.code` the API answers with, by status (errors.py, http.py, main.py, db.py).
+# Every `error.code` the public entry answers with, by status (errors.py, http.py, main.py,
+# db.py); the instance-only admin routes add 401 `unauthorized` (docs/API.md).
 ERROR_CODES: dict[int, tuple[str, ...]] = {
     400: ("invalid_parameter", "malformed_json", "invalid_header"),
     404: ("not_found",),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from app.api.errors import ApiError, bad_request, unprocessable
+from app.api.gate import MAX_HOLD_S
 
 MAX_ID = 2**63 - 1
 NAME_MAX_CHARS = 100
@@ -25,6 +27,7 @@ LIMIT_MAX = 100
 THEME_FIELDS = frozenset({"name", "config"})
 LSN_PATTERN = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
 CURSOR_PREFIX = b"t:"
+HOLD_DEFAULT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -74,22 +77,42 @@ def parse_limit(text: str) -> int:
     return int(text)
 
 
-def parse_list_query(query_string: bytes) -> ListQuery:
-    """`?limit=N&cursor=C`; unknown or repeated parameters are rejected by name."""
+def _query(query_string: bytes, allowed: tuple[str, ...]) -> dict[str, str]:
+    """The query's parameters; unknown or repeated ones are rejected by name."""
     try:
         pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
     except ValueError:
         raise bad_request(None, "query string is malformed") from None
     seen: dict[str, str] = {}
     for key, value in pairs:
-        if key not in ("limit", "cursor"):
+        if key not in allowed:
             raise bad_request(key, f"unknown query parameter {key[:40]!r}")
         if key in seen:
             raise bad_request(key, f"{key} given more than once")
         seen[key] = value
+    return seen
+
+
+def parse_list_query(query_string: bytes) -> ListQuery:
+    """`?limit=N&cursor=C`; unknown or repeated parameters are rejected by name."""
+    seen = _query(query_string, ("limit", "cursor"))
     limit = parse_limit(seen["limit"]) if "limit" in seen else LIMIT_DEFAULT
     before = decode_cursor(seen["cursor"]) if "cursor" in seen else None
     return ListQuery(limit, before)
+
+
+def parse_hold(query_string: bytes) -> float:
+    """`?hold_s=S` of a write pause: seconds above 0, at most MAX_HOLD_S (default 5)."""
+    text = _query(query_string, ("hold_s",)).get("hold_s")
+    if text is None:
+        return HOLD_DEFAULT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_HOLD_S:  # NaN fails too
+        raise bad_request("hold_s", f"hold_s must be seconds above 0, at most {MAX_HOLD_S:g}")
+    return value
 
 
 def parse_lsn(text: str, field: str) -> str:

@@ -16,6 +16,7 @@ import psutil
 from geoha.commands.common import load, region_urls, say, tail
 from geoha.data import cluster
 from geoha.data.secrets import load_or_create_secrets
+from geoha.data.write_hold import WriteHold
 from geoha.errors import EXIT_FAILED, EXIT_OK, BadInput, GeohaError
 from geoha.plan import Plan
 from geoha.runtime import control
@@ -252,7 +253,7 @@ def cmd_switchover(args: argparse.Namespace) -> int:
     _, plan = load(args)
     say(f"switching over to {args.to}...")
     started = time.monotonic()
-    message = cluster.switchover(plan, args.to)
+    message = cluster.switchover(plan, args.to, hold=WriteHold(plan))
     say(f"{message} ({time.monotonic() - started:.1f} s)")
     return EXIT_OK
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 import httpx
@@ -10,6 +11,7 @@ import psycopg
 
 from geoha import db_access
 from geoha.data.migrate import superuser_conn
+from geoha.data.write_hold import WriteHold
 from geoha.db_access import Secrets
 from geoha.errors import BadInput, GeohaError
 from geoha.health import patroni_state, patroni_sync_standbys, probe_now
@@ -169,10 +171,14 @@ def etcd_status(plan: Plan) -> list[EtcdMember]:
     ]
 
 
-def switchover(plan: Plan, to_region: str, timeout_s: float = 60.0) -> str:
+def switchover(
+    plan: Plan, to_region: str, timeout_s: float = 60.0, hold: WriteHold | None = None
+) -> str:
     """Planned switchover to `to_region`'s database.
 
-    Returns once the target is primary and the old primary streams from it.
+    With `hold`, the API's writes are paused before Patroni is asked and resumed
+    as soon as the target is primary (write_hold.py). Returns once the target is
+    primary and the old primary streams from it.
     """
     if to_region not in plan.spec.data_regions:
         raise BadInput(
@@ -186,6 +192,21 @@ def switchover(plan: Plan, to_region: str, timeout_s: float = 60.0) -> str:
         return f"{target.name} is already the primary"
     if plan.spec.replication is ReplicationMode.SYNC:
         wait_for_sync_standby(current, target, SYNC_WAIT_S)
+    deadline = time.monotonic() + timeout_s
+    if hold is not None:
+        hold.pause()
+    try:
+        ask_patroni_to_switch_over(current, target)
+        wait_until(deadline, lambda: _runs_as_primary(target), f"{target.name} to be primary")
+    finally:
+        if hold is not None:
+            hold.resume()
+    wait_until(deadline, lambda: _streams(current), f"{current.name} to stream from it")
+    held = f"; {hold.report.summary()}" if hold is not None else ""
+    return f"switched over: {target.name} is primary, {current.name} streams from it{held}"
+
+
+def ask_patroni_to_switch_over(current: Node, target: Node) -> None:
     try:
         resp = httpx.post(
             f"http://{current.endpoint('patroni')}/switchover",
@@ -196,16 +217,23 @@ def switchover(plan: Plan, to_region: str, timeout_s: float = 60.0) -> str:
         raise ClusterError(f"Patroni on {current.name} did not answer: {exc}") from None
     if resp.status_code != 200:
         raise ClusterError(f"Patroni refused the switchover: {resp.text.strip()}")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        old = patroni_state(current)
-        streams = old is not None and old.replication_state == "streaming"
-        if streams and primary_node(plan) is target:
-            return f"switched over: {target.name} is primary, {current.name} streams from it"
-        time.sleep(0.5)
-    raise ClusterError(
-        f"switchover to {target.name} did not complete in {timeout_s:.0f} s (see geoha status)"
-    )
+
+
+def _runs_as_primary(node: Node) -> bool:
+    state = patroni_state(node)
+    return state is not None and state.running_primary
+
+
+def _streams(node: Node) -> bool:
+    state = patroni_state(node)
+    return state is not None and state.replication_state == "streaming"
+
+
+def wait_until(deadline: float, done: Callable[[], bool], what: str) -> None:
+    while not done():
+        if time.monotonic() >= deadline:
+            raise ClusterError(f"switchover: gave up waiting for {what} (see geoha status)")
+        time.sleep(0.1)
 
 
 def wait_for_sync_standby(primary: Node, candidate: Node, timeout_s: float) -> None:

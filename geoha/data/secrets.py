@@ -1,4 +1,5 @@
-"""Database passwords: generated once per run directory, stored with mode 0600.
+"""Database passwords and the API's admin token: generated once per run directory,
+stored with mode 0600.
 
 Passwords never reach a log: they live in the secrets file, in each database
 node's Patroni config (mode 0600, owned by the database user) and in the
@@ -18,6 +19,7 @@ from geoha.render.files import File, write_files
 from geoha.spec import Spec
 
 GENERATED_PASSWORD_BYTES = 24  # 32 URL-safe characters
+MIN_TOKEN_CHARS = 16
 
 
 def generate_password() -> str:
@@ -44,3 +46,16 @@ def load_or_create_secrets(spec: Spec, path: Path) -> Secrets:
     if values != stored:
         write_files([File(path, json.dumps(asdict(result), indent=2) + "\n", 0o600)])
     return result
+
+
+def load_or_create_token(path: Path) -> str:
+    """A bearer token kept in its own file (0600): read it, or generate it once."""
+    if path.exists():
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+        token = path.read_text(encoding="utf-8").strip()
+        if len(token) >= MIN_TOKEN_CHARS:
+            return token
+    token = generate_password()
+    write_files([File(path, token + "\n", 0o600)])
+    return token

@@ -1,8 +1,9 @@
-"""A bounded writer loop through a libpq URI: what a client sees during a fault.
+"""A bounded writer loop: what a client sees during a fault.
 
-It inserts one row every `interval_s` through a multi-host read-write URI,
-reconnecting after every error, and records the id and time of every
-acknowledged insert. Drills, benchmarks and scenario tests read from it:
+It inserts one row every `interval_s`, through a multi-host read-write URI
+(`WriterLoop`) or through the API (`ApiWriterLoop`), reconnecting after every
+error, and records the id, time and duration of every acknowledged insert and
+what every failed one said. Drills, benchmarks and scenario tests read from it:
 which writes were acknowledged (RPO: are they all there afterwards?) and how
 long no write was acknowledged (RTO, switchover gap).
 """
@@ -15,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import httpx
 import psycopg
 
 INSERT = "INSERT INTO themes (name, config) VALUES (%s, %s) RETURNING id"
@@ -25,6 +27,8 @@ class Ack:
     id: int
     at: float
     """time.monotonic() when the commit was acknowledged."""
+    took_s: float = 0.0
+    """From sending the write to its acknowledgement."""
 
 
 @dataclass
@@ -32,12 +36,13 @@ class Failure:
     at: float
     """time.monotonic() when the attempt failed."""
     message: str
-    """The first line of the error, as libpq or the server put it."""
+    """The first line of the error, as libpq, the server or the API put it."""
 
 
 @dataclass
 class WriterLoop:
-    """Inserts a row every `interval_s`; stops after `max_s` seconds or `max_rows` rows."""
+    """Inserts a row every `interval_s` through a libpq URI; stops after `max_s` seconds or
+    `max_rows` rows."""
 
     dsn: str
     interval_s: float = 0.05
@@ -47,6 +52,7 @@ class WriterLoop:
     failures: list[Failure] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _conn: psycopg.Connection | None = field(default=None, repr=False)
 
     @property
     def acked(self) -> list[int]:
@@ -78,34 +84,78 @@ class WriterLoop:
         times = [start] + [a.at for a in self.acks if start < a.at < end] + [end]
         return max(b - a for a, b in itertools.pairwise(times))
 
-    def _insert(self, conn: psycopg.Connection, seq: int) -> int:
-        row = conn.execute(INSERT, (f"writer-{seq}", json.dumps({"seq": seq}))).fetchone()
-        if row is None:
-            raise RuntimeError("INSERT ... RETURNING gave no row")
-        return int(row[0])
+    def longest_write_between(self, start: float, end: float) -> float:
+        """The longest acknowledged write that ended within [start, end] (seconds)."""
+        return max((a.took_s for a in self.acks if start <= a.at <= end), default=0.0)
 
     def _run(self) -> None:
         started = time.monotonic()
-        conn: psycopg.Connection | None = None
         seq = 0
-        while not self._stop.is_set() and time.monotonic() - started < self.max_s:
-            if len(self.acks) >= self.max_rows:
-                break
-            try:
-                if conn is None or conn.closed:
-                    conn = psycopg.connect(self.dsn, autocommit=True)
+        try:
+            while not self._stop.is_set() and time.monotonic() - started < self.max_s:
+                if len(self.acks) >= self.max_rows:
+                    break
                 seq += 1
-                row_id = self._insert(conn, seq)
-                self.acks.append(Ack(row_id, time.monotonic()))
-            except psycopg.Error as exc:
-                message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                self.failures.append(Failure(time.monotonic(), message))
-                if conn is not None:
-                    conn.close()
-                conn = None
-            self._stop.wait(self.interval_s)
-        if conn is not None:
-            conn.close()
+                sent = time.monotonic()
+                try:
+                    row_id = self._write(seq)
+                except WriteFailed as exc:
+                    self.failures.append(Failure(time.monotonic(), str(exc)))
+                else:
+                    now = time.monotonic()
+                    self.acks.append(Ack(row_id, now, now - sent))
+                self._stop.wait(self.interval_s)
+        finally:
+            self._close()
+
+    def _write(self, seq: int) -> int:
+        """One insert: its id, or WriteFailed saying what the client saw."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self.dsn, autocommit=True)
+            row = self._conn.execute(INSERT, (f"writer-{seq}", json.dumps({"seq": seq}))).fetchone()
+        except psycopg.Error as exc:
+            self._close()
+            raise WriteFailed((str(exc).strip().splitlines() or [type(exc).__name__])[0]) from None
+        if row is None:
+            raise WriteFailed("INSERT ... RETURNING gave no row")
+        return int(row[0])
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+
+class WriteFailed(Exception):
+    """A write was not acknowledged; the message is what the client saw."""
+
+
+@dataclass
+class ApiWriterLoop(WriterLoop):
+    """The same loop as an application's client sees it: `POST /api/v1/themes` at `dsn`, a
+    URL (a region's entry, an API instance), every answer but a 201 counted as failed."""
+
+    timeout_s: float = 30.0
+    _client: httpx.Client | None = field(default=None, repr=False)
+
+    def _write(self, seq: int) -> int:
+        if self._client is None:
+            self._client = httpx.Client(base_url=self.dsn, timeout=self.timeout_s)
+        try:
+            answer = self._client.post(
+                "/api/v1/themes", json={"name": f"api-writer-{seq}", "config": {"seq": seq}}
+            )
+        except httpx.HTTPError as exc:
+            raise WriteFailed(f"{type(exc).__name__}: {exc}"[:300]) from None
+        if answer.status_code != 201:
+            raise WriteFailed(f"HTTP {answer.status_code}: {answer.text[:300]}")
+        return int(answer.json()["id"])
+
+    def _close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = None
 
 
 def count_present(dsn: str, ids: list[int]) -> int:

@@ -18,6 +18,7 @@ import httpx
 import psutil
 
 from geoha import health
+from geoha.data.secrets import load_or_create_token
 from geoha.db_access import Secrets
 from geoha.health import Health
 from geoha.plan import Node, NodeRole, Plan
@@ -145,11 +146,27 @@ class FrontendLbKind(RoleKind):
         return super().render(plan, node, secrets)
 
 
+class ApiKind(RoleKind):
+    """An API instance; locally its admin routes (pausing writes for a switchover) are on,
+    with the run directory's token."""
+
+    def __init__(self) -> None:
+        super().__init__(NodeRole.API)
+
+    def render(self, plan: Plan, node: Node, secrets: Secrets) -> list[File]:
+        load_or_create_token(plan.api_admin_token_path)
+        return super().render(plan, node, secrets)
+
+    def env(self, plan: Plan, node: Node) -> dict[str, str]:
+        return super().env(plan, node) | {"GEOHA_ADMIN_TOKEN_FILE": str(plan.api_admin_token_path)}
+
+
 def kinds() -> dict[NodeRole, NodeKind]:
     """One kind per role."""
     special: dict[NodeRole, NodeKind] = {
         NodeRole.DATABASE: DatabaseKind(),
         NodeRole.FRONTEND_LB: FrontendLbKind(),
+        NodeRole.API: ApiKind(),
     }
     return {role: special.get(role) or RoleKind(role) for role in NodeRole}
 

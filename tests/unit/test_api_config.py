@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.api.config import ConfigError, SessionAttrs, load_settings, parse_dsn, parse_listen
@@ -90,3 +92,20 @@ def test_listen() -> None:
     for bad in ("8080", "host:", "h:0", "h:70000"):
         with pytest.raises(ConfigError):
             parse_listen(bad)
+
+
+def test_admin_token_from_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    assert load_settings(env()).admin_token is None
+    path.write_text("s3cret-token-of-32-characters-xx\n")
+    settings = load_settings(env(GEOHA_ADMIN_TOKEN_FILE=str(path)))
+    assert settings.admin_token == "s3cret-token-of-32-characters-xx"
+    assert "s3cret" not in repr(settings)
+    for text in ("short", "two tokens-of-enough-length", ""):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=r"GEOHA_ADMIN_TOKEN_FILE=.*at least 16") as err:
+            load_settings(env(GEOHA_ADMIN_TOKEN_FILE=str(path)))
+        assert text not in str(err.value) or not text
+    missing = str(path) + ".missing"
+    with pytest.raises(ConfigError, match=r"GEOHA_ADMIN_TOKEN_FILE=.*a readable file"):
+        load_settings(env(GEOHA_ADMIN_TOKEN_FILE=missing))

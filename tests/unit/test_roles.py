@@ -63,7 +63,8 @@ def test_the_runtime_kinds_stop_run_and_set_up_environments_by_the_table(plan: P
     web, api = plan.node("delhi-web-1"), plan.node("delhi-api-1")
     assert by_role[NodeRole.WEB].env(plan, web) == home_environment(web.dir)
     assert by_role[NodeRole.WEB].env(plan, web)["HOME"] == str(web.dir)
-    assert by_role[NodeRole.API].env(plan, api) == api_env(plan, api)
+    token = {"GEOHA_ADMIN_TOKEN_FILE": str(plan.api_admin_token_path)}  # the local runtime's
+    assert by_role[NodeRole.API].env(plan, api) == api_env(plan, api) | token
     assert by_role[NodeRole.ETCD].env(plan, plan.node("delhi-etcd")) == {}
 
 
