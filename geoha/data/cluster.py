@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypedDict
 
 import httpx
@@ -195,12 +196,23 @@ def switchover(
     deadline = time.monotonic() + timeout_s
     if hold is not None:
         hold.pause()
-    try:
-        ask_patroni_to_switch_over(current, target)
-        wait_until(deadline, lambda: _runs_as_primary(target), f"{target.name} to be primary")
-    finally:
-        if hold is not None:
-            hold.resume()
+    # Patroni answers the switchover request only at its next whole-second poll of the
+    # DCS, so the target's own state says sooner when writes may go on.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        asked = pool.submit(ask_patroni_to_switch_over, current, target)
+        try:
+            wait_until(
+                deadline,
+                lambda: asked.done() or _runs_as_primary(target),
+                f"{target.name} to be primary",
+            )
+            if asked.done():
+                asked.result()  # raises if Patroni refused or failed it
+                wait_until(deadline, lambda: _runs_as_primary(target), f"{target.name} primary")
+        finally:
+            if hold is not None:
+                hold.resume()
+        asked.result()
     wait_until(deadline, lambda: _streams(current), f"{current.name} to stream from it")
     held = f"; {hold.report.summary()}" if hold is not None else ""
     return f"switched over: {target.name} is primary, {current.name} streams from it{held}"

@@ -19,7 +19,10 @@ The snapshot:
   /health/vantage` through the region's backend LB: what the region's
   instances see of every database node); the witness region's is the
   controller's own probe here (in the cloud the watcher lives on the witness).
-  A region whose view cannot be read has none, and the decision does nothing.
+  A region whose view cannot be read has none, and the decision does nothing,
+  unless the host confirms the primary's death: locally the controller's
+  process table (`confirmed_dead`), so a region lost with its primary fails
+  over fast as well.
 """
 
 from __future__ import annotations
@@ -164,8 +167,10 @@ class FastFailover(Periodic):
         plan: Plan,
         fence: Fence,
         emit: Callable[[str, str, dict[str, str]], None],
+        *,
         etcd_healthy: Callable[[], int],
         active: Callable[[], bool] = lambda: True,
+        confirmed_dead: Callable[[str], bool] = lambda _name: False,
     ) -> None:
         super().__init__()
         spec = plan.spec
@@ -183,6 +188,8 @@ class FastFailover(Periodic):
         """How many etcd members the controller's own probes found healthy (last cycle)."""
         self.active = active
         """Whether the deployment is up (not starting or stopping): only then may it act."""
+        self.confirmed_dead = confirmed_dead
+        """The host's word that nothing of a node runs (locally the process table)."""
         self.own: VantageView | None = None
         self.own_target: str | None = None
         self.dcs: DcsView | None = None
@@ -271,6 +278,7 @@ class FastFailover(Periodic):
             standby=standby,
             etcd_healthy=self.etcd_healthy(),
             etcd_members=len(self.plan.etcd_nodes),
+            confirmed_dead=self.confirmed_dead(primary.name),
         )
 
     async def round(self, client: httpx.AsyncClient) -> None:

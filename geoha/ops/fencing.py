@@ -21,7 +21,11 @@ first that applies decides:
 4. etcd without a quorum of healthy members: nothing (a revoke would not be
    durable, and Patroni could not promote anyway);
 5. a region's vantage point missing, stale or from the future (a clock jump):
-   nothing — an input that is not there proves nothing;
+   nothing — an input that is not there proves nothing; unless the host
+   confirms that nothing of the primary's node runs any more (locally the
+   process table), in which case a missing or stale view is passed over (a
+   region lost with its primary cannot report, and a dead primary cannot be
+   isolated), as long as one region's view is there;
 6. any vantage point still reaching the primary: nothing — isolation is not
    death; a primary cut off from some regions loses its key through
    Patroni's own rules;
@@ -82,6 +86,9 @@ class Snapshot:
     standby: StandbyView | None
     etcd_healthy: int
     etcd_members: int
+    confirmed_dead: bool = False
+    """The host confirms, as of `now`, that no process of the primary's node runs (locally
+    the controller's process table). Never a guess: False whenever it is not known."""
 
 
 @dataclass(frozen=True)
@@ -130,18 +137,32 @@ def _precondition_problem(snap: Snapshot, policy: Policy) -> str | None:
     return None
 
 
-def _vantage_problem(snap: Snapshot, policy: Policy) -> str | None:
-    """Rules 5-6: every region observed, freshly, and none reaching the primary."""
+def _observed_regions(snap: Snapshot, policy: Policy) -> tuple[tuple[str, ...], str | None]:
+    """Rule 5: the regions whose view counts, or why nothing can be decided."""
+    observed: list[str] = []
     for region in snap.regions:
         view = snap.vantage.get(region)
+        problem: str | None
         if view is None:
-            return f"no observation of {snap.primary} from {region}"
-        problem = _age_problem(
-            f"{region}'s observation", view.observed_at, snap.now, policy.max_age_s
-        )
-        if problem is not None:
-            return problem
-    reaching = [r for r in snap.regions if snap.vantage[r].failing_since is None]
+            problem = f"no observation of {snap.primary} from {region}"
+        elif view.observed_at > snap.now:
+            return (), _age_problem(f"{region}'s observation", view.observed_at, snap.now, 0)
+        else:
+            problem = _age_problem(
+                f"{region}'s observation", view.observed_at, snap.now, policy.max_age_s
+            )
+        if problem is None:
+            observed.append(region)
+        elif not snap.confirmed_dead:
+            return (), problem
+    if not observed:
+        return (), f"no fresh observation of {snap.primary} from any region"
+    return tuple(observed), None
+
+
+def _vantage_problem(snap: Snapshot, observed: tuple[str, ...]) -> str | None:
+    """Rule 6: no region reaching the primary."""
+    reaching = [r for r in observed if snap.vantage[r].failing_since is None]
     if reaching:
         verb = "reaches" if len(reaching) == 1 else "reach"
         return f"{', '.join(reaching)} still {verb} {snap.primary}: isolation is not death"
@@ -167,24 +188,30 @@ def _standby_problem(snap: Snapshot, policy: Policy) -> str | None:
 
 def decide(snap: Snapshot, policy: Policy) -> Decision:
     """What to do about the primary now (see the module's rules)."""
-    problem = _precondition_problem(snap, policy) or _vantage_problem(snap, policy)
+    problem = _precondition_problem(snap, policy)
     if problem is not None:
         return _nothing(problem)
-    starts = [snap.vantage[r].failing_since for r in snap.regions]
+    observed, problem = _observed_regions(snap, policy)
+    problem = problem or _vantage_problem(snap, observed)
+    if problem is not None:
+        return _nothing(problem)
+    starts = [snap.vantage[r].failing_since for r in observed]
     shortest = min(snap.now - since for since in starts if since is not None)
+    where = "every region" if len(observed) == len(snap.regions) else ", ".join(observed)
     if shortest < policy.fence_after_s:
         return Decision(
             Action.WAIT,
-            f"{snap.primary} unreachable from every region, from one for only {shortest:.1f}s "
+            f"{snap.primary} unreachable from {where}, from one for only {shortest:.1f}s "
             f"(fence after {policy.fence_after_s:g}s)",
         )
     problem = _standby_problem(snap, policy)
     if problem is not None:
         return _nothing(problem)
     standby = f", {snap.standby.name} in sync" if policy.synchronous and snap.standby else ""
+    dead = "" if len(observed) == len(snap.regions) else ", no process of it left on its host"
     return Decision(
         Action.FENCE,
-        f"{snap.primary} unreachable from every region for {shortest:.1f}s or more, "
+        f"{snap.primary} unreachable from {where} for {shortest:.1f}s or more{dead}, "
         f"etcd {snap.etcd_healthy} of {snap.etcd_members} healthy{standby}",
         snap.primary,
         snap.lease,

@@ -159,6 +159,7 @@ class Controller:
             lambda kind, node, fields: self.emit(EventKind(kind), node, **fields),
             etcd_healthy=lambda: sum(self.nodes[n.name].health.healthy for n in plan.etcd_nodes),
             active=lambda: self.phase is Phase.READY,
+            confirmed_dead=self.nothing_runs,
         )
 
     # -- events -------------------------------------------------------------------
@@ -543,6 +544,18 @@ class Controller:
         self.want(held=self.desired.held | held, by_hand=self.desired.by_hand - held)
         results = await asyncio.gather(*waits)
         return sum(int(r["killed"]) for r in results)
+
+    def nothing_runs(self, name: str) -> bool:
+        """The process table's word for the fast failover: no process of the node runs,
+        neither its process group nor one that left it (a database's postmaster), and no
+        action is starting it. False whenever that is not certain."""
+        rt = self.nodes.get(name)
+        if rt is None or rt.busy or rt.proc_state() is ProcState.RUNNING:
+            return False
+        try:
+            return not rt.kind.extra_pids(rt.node)
+        except Exception:  # an unreadable process table proves nothing
+            return False
 
     async def fence(self, name: str, hold_s: float) -> str | None:
         """The fast failover's fence: kill whatever is left of the node and hold it down

@@ -74,6 +74,10 @@ class NodeKind(ABC):
     def prepare(self, node: Node) -> None:
         """Create the node's folder with the ownership its user needs."""
 
+    def extra_pids(self, node: Node) -> list[int]:
+        """Processes of the node that left its process group (they are stopped with it)."""
+        return []
+
 
 class RoleKind(NodeKind):
     """A node kind as the role table describes it."""
@@ -103,10 +107,6 @@ class RoleKind(NodeKind):
         checker = self.role.checker
         if checker is not None:
             run_check([node.command[0], *with_config(checker.args, path)], checker.name)
-
-    def extra_pids(self, node: Node) -> list[int]:
-        """Processes of the node that left its process group (they are stopped with it)."""
-        return []
 
     def stop(self, node: Node, record: ProcessRecord) -> None:
         stop = self.role.stop

@@ -162,3 +162,36 @@ def test_a_flapping_probe_never_adds_up_to_a_fence() -> None:
         actions.append(decide(snapshot(now=at, vantage=dict(views)), POLICY).action)
     assert Action.FENCE not in actions
     assert set(actions) == {Action.NOTHING, Action.WAIT}
+
+
+def test_a_lost_region_with_its_primary_dead_on_the_host_is_fenced() -> None:
+    # kill-region delhi: delhi's API went with it, the host has no process of delhi-db left
+    vantage = {r: failing_for(3.0) for r in ("chennai", "mumbai")}
+    decision = decide(snapshot(vantage=vantage, confirmed_dead=True), POLICY)
+    assert decision.action is Action.FENCE
+    assert "unreachable from chennai, mumbai for 3.0s" in decision.reason
+    assert "no process of it left on its host" in decision.reason
+    stale = {**vantage, "delhi": VantageView(observed_at=NOW - 10, failing_since=NOW - 12)}
+    assert decide(snapshot(vantage=stale, confirmed_dead=True), POLICY).action is Action.FENCE
+
+
+def test_a_confirmed_death_still_needs_the_other_regions_and_their_time() -> None:
+    vantage = {"chennai": failing_for(3.0), "mumbai": failing_for(1.0)}
+    assert decide(snapshot(vantage=vantage, confirmed_dead=True), POLICY).action is Action.WAIT
+    reaching = {"chennai": REACHING, "mumbai": failing_for(3.0)}
+    decision = decide(snapshot(vantage=reaching, confirmed_dead=True), POLICY)
+    assert decision.action is Action.NOTHING and "isolation is not death" in decision.reason
+    decision = decide(snapshot(vantage={}, confirmed_dead=True), POLICY)
+    assert decision.action is Action.NOTHING
+    assert "no fresh observation of delhi-db from any region" in decision.reason
+    future = {**vantage, "mumbai": VantageView(observed_at=NOW + 5, failing_since=NOW - 3)}
+    decision = decide(snapshot(vantage=future, confirmed_dead=True), POLICY)
+    assert decision.action is Action.NOTHING and "in the future" in decision.reason
+
+
+def test_without_the_hosts_word_a_lost_region_proves_nothing() -> None:
+    # a partition looks the same from outside: delhi's view missing, delhi-db alive
+    vantage = {r: failing_for(30.0) for r in ("chennai", "mumbai")}
+    decision = decide(snapshot(vantage=vantage, confirmed_dead=False), POLICY)
+    assert decision.action is Action.NOTHING
+    assert decision.reason == "no observation of delhi-db from delhi"
