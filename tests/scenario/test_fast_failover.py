@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from geoha.ops.writer import WriterLoop, count_present
@@ -95,3 +96,37 @@ def test_no_fence_while_etcd_has_no_quorum(deployment: Deployment) -> None:
     dep.geoha("chaos", "start-node", "mumbai-etcd")
     dep.wait_for("chennai-db promoted", lambda: dep.primary() == "chennai-db", 60)
     assert [e["node"] for e in events(dep, "fence_decided")] == ["delhi-db"]
+
+
+def test_no_fence_without_a_standby_in_sync_and_patroni_fails_over_by_its_ttl(
+    deployment: Deployment,
+) -> None:
+    """With synchronous mode switched off in Patroni's DCS config, `/sync` names nobody:
+    no replica is known to hold every acknowledged write, so the watcher refuses, and the
+    failover is Patroni's own, after its lease."""
+    dep = deployment
+    dep.wait_for("chennai-db a sync replica", lambda: sync_replica(dep, "chennai-db"))
+    delhi = dep.plan.database_node("delhi")
+    answer = httpx.patch(
+        f"http://{delhi.endpoint('patroni')}/config", json={"synchronous_mode": False}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    dep.wait_for("chennai-db no longer sync", lambda: not dep.database("chennai-db")["sync"])
+    dep.wait_for(
+        "chennai-db streaming",
+        lambda: dep.database("chennai-db")["replication_state"] == "streaming",
+    )
+    dep.geoha("chaos", "kill-node", "delhi-db")
+    killed_at = dep.event_time("node_killed", "delhi-db")
+    dep.wait_for(
+        "the watcher refusing",
+        lambda: (
+            dep.status()["fast_failover"]["reason"] == "no synchronous standby is named in the DCS"
+        ),
+        30,
+    )
+    dep.wait_for("chennai-db promoted by Patroni", lambda: dep.primary() == "chennai-db", 90)
+    assert events(dep, "fence_decided") == [] and events(dep, "lease_revoked") == []
+    promoted_after = time.monotonic() - killed_at
+    ttl = dep.plan.spec.patroni.ttl_s
+    assert promoted_after > ttl - 5, f"promoted {promoted_after:.1f} s after the kill: not the ttl"
