@@ -11,10 +11,11 @@ default (`failover.fast` on) and `failover.fast = false` (Patroni's ttl alone). 
 kill-node` on the current primary, time from the controller's kill event to the first
 acknowledged insert, then `geoha chaos start-node` until the killed node streams again
 (bench/data_tier.py's `one_failover`). Runs alternate the primary. Then, in the default
-deployment, `--switchovers` planned switchovers with the API's writes held (`geoha switchover`)
-alternating with as many without (Patroni's switchover alone, `cluster.switchover` without a
-hold), each under `POST /api/v1/themes` every 20 ms through both regions' frontend LBs (plain
-HTTP, about 100 writes/s in all) from 2 s before the switchover to 3 s after it: requests
+deployment, `--switchovers` planned switchovers as `geoha switchover` does them (a CHECKPOINT,
+then the API's writes held while Patroni switches over) alternating with as many without the
+hold (the same sequence, `cluster.switchover` without a hold), each under `POST
+/api/v1/themes` every 20 ms through both regions' frontend LBs (plain HTTP, about 100
+writes/s in all) from 2 s before the switchover to 3 s after it: requests
 that did not get a 201, the longest write, the longest time without an acknowledged write.
 """
 
@@ -33,6 +34,7 @@ from bench.common import (
 )
 from bench.data_tier import one_failover
 from geoha.data import cluster
+from geoha.data.secrets import load_or_create_secrets
 from geoha.data.write_hold import WriteHold
 from geoha.ops.writer import ApiWriterLoop, count_present
 from geoha.plan import NodeRole
@@ -76,7 +78,8 @@ def api_switchover(dep: Deployment, held: bool) -> dict[str, Any]:
         time.sleep(2)
         started = time.monotonic()
         hold = WriteHold(dep.plan) if held else None
-        message = cluster.switchover(dep.plan, target, hold=hold)
+        secrets = load_or_create_secrets(dep.plan.spec, dep.plan.secrets_path)
+        message = cluster.switchover(dep.plan, target, hold=hold, secrets=secrets)
         ended = time.monotonic()
         time.sleep(3)
     finally:

@@ -22,6 +22,7 @@ load balancers play both LB roles.
 from __future__ import annotations
 
 import inspect
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,13 @@ from geoha.cloud.vms import (
     addressed_nodes,
     cloud_vms,
     internal_name,
+    region_location,
     slot_in,
     vpc_network,
+    watcher_region,
 )
 from geoha.db_access import Secrets
+from geoha.ops.fastfail import Watched
 from geoha.plan import Node, NodeRole, Plan
 from geoha.render.configs import process_environment, render_config
 from geoha.render.files import File
@@ -47,6 +51,9 @@ from geoha.roles import ROLES, SERVICE_USER, Environment
 
 RENDERED_PREFIX = "/etc/geoha/rendered"
 SECRETS_ENV = "/etc/geoha/secrets.env"
+WATCHER_ENV = "/etc/geoha/fastfail.env"
+WATCHER_CONFIG = "/var/lib/geoha/fastfail/fastfail.json"
+WATCHER_SERVICE = "geoha-fastfail"
 VENV = "/opt/geoha/venv"
 SOURCE_DIR = "/opt/geoha/src"
 CREATECLUSTER_CONF = "/etc/postgresql-common/createcluster.d/50-geoha.conf"
@@ -72,7 +79,28 @@ TEMPLATE_VARIABLES: dict[VmKind, tuple[str, ...]] = {
     VmKind.WEB: ("app_source_url",),
     VmKind.WITNESS: (),
 }
-"""`templatefile` variables each kind of VM's cloud-init expects."""
+"""`templatefile` variables each kind of VM's cloud-init expects (a witness that runs the
+fast failover watcher expects more: `template_variables`)."""
+WATCHER_VARIABLES = ("app_source_url", "e2e_api_key", "e2e_auth_token", "e2e_project_id")
+WATCHER_PACKAGES = ["ca-certificates", "curl", "python3-venv"]
+
+
+def runs_watcher(plan: Plan, vm: Vm) -> bool:
+    """Whether the VM runs the fast failover watcher (geoha.cloud.vms.watcher_region)."""
+    return vm.kind is VmKind.WITNESS and vm.region == watcher_region(plan.spec)
+
+
+def node_id_variable(node: Node) -> str:
+    """The template variable holding a database VM's E2E node ID (`node_id_delhi_db`)."""
+    return "node_id_" + node.name.replace("-", "_")
+
+
+def template_variables(plan: Plan, vm: Vm) -> tuple[str, ...]:
+    """The `templatefile` variables this VM's cloud-init expects."""
+    names = TEMPLATE_VARIABLES[vm.kind]
+    if runs_watcher(plan, vm):
+        names += WATCHER_VARIABLES + tuple(node_id_variable(n) for n in plan.database_nodes)
+    return names
 
 PACKAGES: dict[VmKind, list[str]] = {
     VmKind.DATABASE: [
@@ -244,7 +272,36 @@ def secret_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
         )
         owner = node_owner(vm.nodes[0])  # the API instance reads it
         return [write_file(str(pgpass.path), pgpass.text, pgpass.mode, owner, defer=True)]
+    if runs_watcher(plan, vm):  # systemd reads it as root for the watcher's unit
+        env = f"TF_VAR_e2e_api_key={tf_var('e2e_api_key')}\n"
+        env += f"TF_VAR_e2e_auth_token={tf_var('e2e_auth_token')}\n"
+        return [write_file(WATCHER_ENV, env, 0o600)]
     return []
+
+
+def watcher_config(plan: Plan) -> File:
+    """What the witness's watcher watches (geoha.ops.fastfail_cloud): slots for addresses,
+    as in every rendered config, and Terraform placeholders for the E2E node IDs."""
+    spec = plan.spec
+    nodes = {
+        n.name: {"id": tf_var(node_id_variable(n)), "location": region_location(spec, n.region)}
+        for n in plan.database_nodes
+    }
+    data = {
+        "watched": json.loads(Watched.of(plan).to_json()),
+        "e2e": {"project_id": tf_var("e2e_project_id"), "nodes": nodes},
+    }
+    return File(Path(WATCHER_CONFIG), json.dumps(data, indent=2) + "\n", 0o644)
+
+
+def watcher_unit() -> str:
+    service = {
+        "User": SERVICE_USER,
+        "EnvironmentFile": WATCHER_ENV,
+        "ExecStart": f"{VENV}/bin/python -m geoha.ops.fastfail_cloud {WATCHER_CONFIG}",
+    }
+    after = ["geoha-addresses.service", f"{service_name(NodeRole.ETCD)}.service"]
+    return unit("geoha: the fast failover watcher (fence, then lease revoke)", service, after)
 
 
 def boot_script() -> str:
@@ -255,6 +312,8 @@ def boot_script() -> str:
 def vm_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
     """Every file cloud-init writes on the VM."""
     configs = vm_configs(plan, vm)
+    if runs_watcher(plan, vm):
+        configs.append(watcher_config(plan))
     files = [
         write_file(f"{RENDERED_PREFIX}{f.path}", f.text, f.mode, owner_of(vm, f), defer=True)
         for f in configs
@@ -264,6 +323,8 @@ def vm_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
     files.append(write_file("/usr/local/sbin/geoha-addresses", boot_script(), 0o755))
     units = {"geoha-addresses": addresses_unit()}
     units |= {service_name(n.role): node_unit(plan, n) for n in vm.nodes}
+    if runs_watcher(plan, vm):
+        units[WATCHER_SERVICE] = watcher_unit()
     if vm.kind is VmKind.DATABASE:
         units["geoha-app-schema"] = schema_unit(plan, vm.nodes[0])
         files.append(write_file(CREATECLUSTER_CONF, NO_MAIN_CLUSTER, 0o644))
@@ -279,13 +340,14 @@ def install_commands(plan: Plan, vm: Vm) -> list[list[str]]:
             ["/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh", "-y"],
             ["apt-get", "install", "-y", "postgresql-15"],
         ]
-    if vm.kind in (VmKind.DATABASE, VmKind.API, VmKind.WEB):
+    watcher = runs_watcher(plan, vm)
+    if vm.kind in (VmKind.DATABASE, VmKind.API, VmKind.WEB) or watcher:
         fetch = (
             f'set -eu; mkdir -p {SOURCE_DIR}; curl -fsSL "$0" '
             f"| tar -xz -C {SOURCE_DIR} --strip-components=1"
         )
         commands.append(["sh", "-c", fetch, tf_var("app_source_url")])
-    if vm.kind in (VmKind.DATABASE, VmKind.API):
+    if vm.kind in (VmKind.DATABASE, VmKind.API) or watcher:
         commands += [
             ["python3", "-m", "venv", VENV],
             [f"{VENV}/bin/pip", "install", "--quiet", SOURCE_DIR],
@@ -297,7 +359,7 @@ def install_commands(plan: Plan, vm: Vm) -> list[list[str]]:
     return commands
 
 
-def start_commands(vm: Vm) -> list[list[str]]:
+def start_commands(vm: Vm, extra_services: tuple[str, ...] = ()) -> list[list[str]]:
     """Node folders with their owners, then the services (started now unless a template)."""
     commands: list[list[str]] = []
     for node in vm.nodes:
@@ -309,6 +371,7 @@ def start_commands(vm: Vm) -> list[list[str]]:
     services = ["geoha-addresses.service", *(f"{service_name(n.role)}.service" for n in vm.nodes)]
     if vm.kind is VmKind.DATABASE:
         services.append("geoha-app-schema.service")
+    services += [f"{s}.service" for s in extra_services]
     commands += [["systemctl", "daemon-reload"], ["systemctl", "enable", *services]]
     if not vm.template:
         commands.append(["systemctl", "start", "--no-block", *services])
@@ -324,11 +387,13 @@ TEMPLATE_BUILT = "/run/geoha-template-built"
 
 def cloud_config(plan: Plan, vm: Vm) -> dict[str, Any]:
     runcmd: list[str | list[str]] = [STOP_AT_FIRST_FAILURE]
-    runcmd += install_commands(plan, vm) + start_commands(vm)
+    watcher = runs_watcher(plan, vm)
+    runcmd += install_commands(plan, vm)
+    runcmd += start_commands(vm, (WATCHER_SERVICE,) if watcher else ())
     config: dict[str, Any] = {
         "users": ["default", {"name": SERVICE_USER, "system": True, "shell": "/usr/sbin/nologin"}],
         "package_update": True,
-        "packages": PACKAGES[vm.kind],
+        "packages": PACKAGES[vm.kind] + (WATCHER_PACKAGES if watcher else []),
         "write_files": vm_files(plan, vm),
         "runcmd": runcmd,
     }
@@ -367,8 +432,8 @@ def terraform_template(text: str, variables: tuple[str, ...]) -> str:
     return text
 
 
-def header(vm: Vm) -> str:
-    names = ", ".join(TEMPLATE_VARIABLES[vm.kind]) or "none"
+def header(plan: Plan, vm: Vm) -> str:
+    names = ", ".join(template_variables(plan, vm)) or "none"
     lines = [
         "#cloud-config",
         f"# geoha {vm.kind.value} VM {vm.name} (region {vm.region}); rendered by geoha.",
@@ -380,7 +445,7 @@ def header(vm: Vm) -> str:
 def render_vm(plan: Plan, vm: Vm) -> str:
     """The VM's cloud-init file (a Terraform template)."""
     body = yaml.dump(cloud_config(plan, vm), Dumper=_LiteralDumper, sort_keys=False, width=100)
-    return terraform_template(header(vm) + body, TEMPLATE_VARIABLES[vm.kind])
+    return terraform_template(header(plan, vm) + body, template_variables(plan, vm))
 
 
 def cloud_init_name(vm: Vm) -> str:

@@ -116,6 +116,10 @@ class Api:
             raise ApiError(f"GET nodes/{node_id}/: no node in the answer")
         return data
 
+    def node_action(self, node_id: str, action: str) -> Any:
+        """`power_off`, `power_on`, ... (E2E's node actions, `PUT nodes/ID/actions/`)."""
+        return self.call("PUT", f"nodes/{node_id}/actions/", {"type": action})
+
     def tunnels(self, vpc_id: str) -> list[dict[str, Any]]:
         data = self.call("GET", f"vpc/tunnels/{vpc_id}/")
         return [t for t in data if isinstance(t, dict)] if isinstance(data, list) else []

@@ -23,8 +23,16 @@ import math
 import shlex
 from typing import Any
 
-from geoha.cloud.cloudinit import TEMPLATE_VARIABLES, cloud_init_name
-from geoha.cloud.vms import Vm, VmKind, cloud_vms, e2e_regions, on_e2e, region_location
+from geoha.cloud.cloudinit import cloud_init_name, node_id_variable, template_variables
+from geoha.cloud.vms import (
+    Vm,
+    VmKind,
+    cloud_vms,
+    e2e_regions,
+    on_e2e,
+    region_location,
+    watcher_region,
+)
 from geoha.plan import NodeRole, Plan
 from geoha.spec import ApiRoute, Autoscale, Spec
 
@@ -47,6 +55,9 @@ TEMPLATE_VARIABLE_SOURCES = {
     "replication_password": "var.db_replication_password",
     "app_password": "var.db_app_password",
     "app_source_url": "var.app_source_url",
+    "e2e_api_key": "var.e2e_api_key",
+    "e2e_auth_token": "var.e2e_auth_token",
+    "e2e_project_id": "var.e2e_project_id",
 }
 
 
@@ -135,6 +146,11 @@ def database_rules(spec: Spec, region: str) -> list[dict[str, Any]]:
     for cidr in data_others:
         rules.append(inbound(spec.database.port, source(spec, region, cidr), "replication"))
         rules.append(inbound(spec.database.patroni_port, source(spec, region, cidr), "Patroni"))
+    watcher = watcher_region(spec)
+    if watcher is not None:  # the watcher's own probe: Patroni's /liveness, or the postmaster
+        origin = source(spec, region, spec.regions[watcher].cidr)
+        rules.append(inbound(spec.database.patroni_port, origin, "Patroni from the watcher"))
+        rules.append(inbound(spec.database.port, origin, "PostgreSQL from the watcher"))
     return rules + etcd_rules(spec, region, others)
 
 
@@ -180,9 +196,17 @@ def security_groups(spec: Spec, region: str) -> dict[str, Any]:
     }
 
 
-def start_script(vm: Vm) -> str:
+def template_source(plan: Plan, name: str) -> str:
+    """The Terraform expression a cloud-init template variable is filled from."""
+    for db in plan.database_nodes:
+        if name == node_id_variable(db):
+            return f"e2e_node.{tf_name(db.name)}.id"
+    return TEMPLATE_VARIABLE_SOURCES[name]
+
+
+def start_script(plan: Plan, vm: Vm) -> str:
     """The VM's cloud-init, filled from Terraform variables at apply time."""
-    args = ", ".join(f"{v} = {TEMPLATE_VARIABLE_SOURCES[v]}" for v in TEMPLATE_VARIABLES[vm.kind])
+    args = ", ".join(f"{v} = {template_source(plan, v)}" for v in template_variables(plan, vm))
     return f'${{templatefile("${{path.module}}/cloud-init/{cloud_init_name(vm)}", {{{args}}})}}'
 
 
@@ -199,9 +223,10 @@ def vm_plan(spec: Spec, vm: Vm) -> str:
     }[vm.kind]
 
 
-def node(spec: Spec, vm: Vm) -> dict[str, Any]:
+def node(plan: Plan, vm: Vm) -> dict[str, Any]:
     """A VM with its cloud-init as start script. A template is declared powered off, as
     its cloud-init leaves it, so a refresh does not turn it back on."""
+    spec = plan.spec
     role = VM_ROLE[vm.kind]
     suffix = "-template" if vm.template else ""
     power = {"power_status": "power_off"} if vm.template else {}
@@ -214,7 +239,7 @@ def node(spec: Spec, vm: Vm) -> dict[str, Any]:
         "vpc_id": f"${{e2e_vpc.{tf_name(vm.region)}.id}}",
         "security_group_ids": [f"${{e2e_security_group.{tf_name(vm.region, role, 'sg')}.id}}"],
         "ssh_keys": [f"${{e2e_ssh_key.{ssh_key_name(spec, vm.region)}.label}}"],
-        "start_script": start_script(vm),
+        "start_script": start_script(plan, vm),
         **power,
     }
 
@@ -451,7 +476,7 @@ def e2e_resources(plan: Plan) -> Resources:
         "e2e_vpc": {tf_name(r): vpc(spec, r) for r in e2e_regions(spec)},
         "e2e_security_group": {},
         "e2e_node": {
-            vm_resource_name(vm): node(spec, vm) for vm in cloud_vms(plan) if on_e2e(spec, vm)
+            vm_resource_name(vm): node(plan, vm) for vm in cloud_vms(plan) if on_e2e(spec, vm)
         },
         "e2e_image": {},
         "e2e_scaler_group": {},

@@ -87,6 +87,15 @@ def on_e2e(spec: Spec, vm: Vm) -> bool:
     return not spec.regions[vm.region].cloud.external
 
 
+def watcher_region(spec: Spec) -> str | None:
+    """The region whose witness VM runs the fast failover watcher: the witness, when it is on
+    E2E (the watcher powers database VMs off through E2E's API) and the fast path is on."""
+    if not spec.fast_failover:
+        return None
+    witnesses = [n for n, r in spec.regions.items() if not r.is_data and not r.cloud.external]
+    return witnesses[0] if witnesses else None
+
+
 def witness_address_variable(region: str) -> str:
     """Terraform variable holding the private address of an external witness's VM."""
     return f"witness_address_{region.replace('-', '_')}"

@@ -13,7 +13,7 @@ from geoha.commands.common import load, print_table, say
 from geoha.commands.controller_view import controller_snapshot
 from geoha.errors import EXIT_OK, BadInput, GeohaError
 from geoha.plan import Plan
-from geoha.runtime.global_dns import DnsStatus, entry_addresses
+from geoha.runtime.global_dns import DnsRecordStatus, DnsStatus, entry_addresses
 
 MAX_QUERIES = 10_000
 QUERY_TIMEOUT_S = 2.0
@@ -61,6 +61,17 @@ def resolve(server: str, name: str, count: int, regions: dict[str, str]) -> Reso
     }
 
 
+def health_word(record: DnsRecordStatus, threshold: int) -> str:
+    """yes; NO; or, while passes are adding up to the threshold (at start-up, or a region
+    recovering), "not yet (P/T passes)"."""
+    if record["healthy"]:
+        return "yes"
+    passes = record["consecutive_successes"]
+    if record["consecutive_failures"] == 0 and 0 < passes < threshold:
+        return f"not yet ({passes}/{threshold} passes)"
+    return "NO"
+
+
 def cmd_dns(args: argparse.Namespace) -> int:
     _, plan = load(args)
     status = dns_status(plan)
@@ -93,7 +104,7 @@ def cmd_dns(args: argparse.Namespace) -> int:
                 r["region"],
                 r["address"],
                 r["weight"],
-                "yes" if r["healthy"] else "NO",
+                health_word(r, status["failure_threshold"]),
                 r["consecutive_failures"],
                 r["consecutive_successes"],
                 r["last_check"],

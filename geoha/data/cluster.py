@@ -173,13 +173,19 @@ def etcd_status(plan: Plan) -> list[EtcdMember]:
 
 
 def switchover(
-    plan: Plan, to_region: str, timeout_s: float = 60.0, hold: WriteHold | None = None
+    plan: Plan,
+    to_region: str,
+    timeout_s: float = 60.0,
+    hold: WriteHold | None = None,
+    secrets: Secrets | None = None,
 ) -> str:
     """Planned switchover to `to_region`'s database.
 
-    With `hold`, the API's writes are paused before Patroni is asked and resumed
-    as soon as the target is primary (write_hold.py). Returns once the target is
-    primary and the old primary streams from it.
+    With `secrets`, a CHECKPOINT runs on the primary first, so the demote's own
+    shutdown checkpoint has little left to write. With `hold`, the API's writes
+    are paused before Patroni is asked and resumed as soon as the target is
+    primary (write_hold.py). Returns once the target is primary and the old
+    primary streams from it.
     """
     if to_region not in plan.spec.data_regions:
         raise BadInput(
@@ -194,6 +200,8 @@ def switchover(
     if plan.spec.replication is ReplicationMode.SYNC:
         wait_for_sync_standby(current, target, SYNC_WAIT_S)
     deadline = time.monotonic() + timeout_s
+    if secrets is not None:
+        checkpoint(current, secrets)
     if hold is not None:
         hold.pause()
     # Patroni answers the switchover request only at its next whole-second poll of the
@@ -216,6 +224,16 @@ def switchover(
     wait_until(deadline, lambda: _streams(current), f"{current.name} to stream from it")
     held = f"; {hold.report.summary()}" if hold is not None else ""
     return f"switched over: {target.name} is primary, {current.name} streams from it{held}"
+
+
+def checkpoint(primary: Node, secrets: Secrets) -> None:
+    """Write the dirty buffers out while writes still flow (bounded; skipped if it fails)."""
+    try:
+        with superuser_conn(primary, secrets) as conn:
+            conn.execute("SET statement_timeout = '10s'")
+            conn.execute("CHECKPOINT")
+    except psycopg.Error:
+        pass  # the demote's checkpoint does it all then, only slower
 
 
 def ask_patroni_to_switch_over(current: Node, target: Node) -> None:

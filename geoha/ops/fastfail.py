@@ -34,7 +34,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
@@ -66,8 +66,87 @@ MAX_AGE_S = 1.5
 """A region's view older than this is stale (a vantage point probes every 0.5 s)."""
 
 
-def key_prefix(plan: Plan) -> str:
-    return f"/geoha/{plan.spec.name}/"
+@dataclass(frozen=True)
+class Endpoint:
+    """A named host:port (an etcd member's client port, a backend LB's HTTP port)."""
+
+    name: str
+    host: str
+    port: int
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What the watcher needs to know of a deployment, and no more: from the plan locally,
+    from a JSON file on the witness in the cloud (`to_json`, rendered by cloud-init)."""
+
+    key_prefix: str
+    """Patroni's DCS namespace and scope: `/geoha/NAME/`."""
+    ttl_s: float
+    policy: Policy
+    regions: tuple[str, ...]
+    witness_region: str
+    databases: tuple[VantageTarget, ...]
+    etcd: tuple[Endpoint, ...]
+    """Every etcd member's client endpoint."""
+    backends: tuple[tuple[str, Endpoint], ...]
+    """Each data region's backend LB, where its API instances' views are read."""
+
+    @classmethod
+    def of(cls, plan: Plan) -> Watched:
+        spec = plan.spec
+        return cls(
+            key_prefix=f"/geoha/{spec.name}/",
+            ttl_s=float(spec.patroni.ttl_s),
+            policy=Policy(
+                fast=spec.fast_failover,
+                synchronous=spec.replication is ReplicationMode.SYNC,
+                async_opt_in=spec.failover.fast_async,
+                fence_after_s=spec.failover.fence_after_s,
+                max_age_s=MAX_AGE_S,
+            ),
+            regions=tuple(spec.regions),
+            witness_region=next(r for r in spec.regions if r not in spec.data_regions),
+            databases=tuple(
+                VantageTarget(n.name, n.address, n.ports["postgres"], n.ports["patroni"])
+                for n in plan.database_nodes
+            ),
+            etcd=tuple(Endpoint(n.name, n.address, n.ports["client"]) for n in plan.etcd_nodes),
+            backends=tuple(
+                (r, endpoint(plan.only(r, NodeRole.BACKEND_LB), "http")) for r in spec.data_regions
+            ),
+        )
+
+    def database(self, name: str | None) -> VantageTarget | None:
+        return next((d for d in self.databases if d.name == name), None)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Watched:
+        """The file `to_json` wrote; ValueError naming what is wrong."""
+        try:
+            data = json.loads(text)
+            return cls(
+                key_prefix=str(data["key_prefix"]),
+                ttl_s=float(data["ttl_s"]),
+                policy=Policy(**data["policy"]),
+                regions=tuple(str(r) for r in data["regions"]),
+                witness_region=str(data["witness_region"]),
+                databases=tuple(VantageTarget(**d) for d in data["databases"]),
+                etcd=tuple(Endpoint(**e) for e in data["etcd"]),
+                backends=tuple((str(r), Endpoint(**e)) for r, e in data["backends"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a watcher configuration: {type(exc).__name__}: {exc}") from None
+
+
+def endpoint(node: Node, port: str) -> Endpoint:
+    return Endpoint(node.name, node.address, node.ports[port])
 
 
 def b64(text: str) -> str:
@@ -81,12 +160,12 @@ class DcsView:
     sync_standby: str | None
 
 
-async def read_dcs(client: httpx.AsyncClient, plan: Plan) -> DcsView | None:
+async def read_dcs(client: httpx.AsyncClient, watched: Watched) -> DcsView | None:
     """The leader key (with its lease) and the /sync key, from the first etcd member that
     answers a linearizable read; None if none does."""
-    prefix = key_prefix(plan)
-    for member in plan.etcd_nodes:
-        url = f"http://{member.endpoint('client')}/v3/kv/range"
+    prefix = watched.key_prefix
+    for member in watched.etcd:
+        url = member.url("/v3/kv/range")
         try:
             leader, sync = await asyncio.gather(
                 client.post(url, json={"key": b64(prefix + "leader")}),
@@ -114,11 +193,11 @@ def parse_dcs(leader: dict[str, Any], sync: dict[str, Any]) -> DcsView:
     return DcsView(name, lease, standby)
 
 
-async def revoke_lease(client: httpx.AsyncClient, plan: Plan, lease: str) -> str | None:
+async def revoke_lease(client: httpx.AsyncClient, watched: Watched, lease: str) -> str | None:
     """Revoke `lease` through the first member that takes it; None, or why it failed."""
     problems: list[str] = []
-    for member in plan.etcd_nodes:
-        url = f"http://{member.endpoint('client')}/v3/lease/revoke"
+    for member in watched.etcd:
+        url = member.url("/v3/lease/revoke")
         try:
             answer = await client.post(url, json={"ID": lease})
         except httpx.HTTPError as exc:
@@ -131,11 +210,11 @@ async def revoke_lease(client: httpx.AsyncClient, plan: Plan, lease: str) -> str
 
 
 async def region_view(
-    client: httpx.AsyncClient, backend: Node, primary: str, now: float
+    client: httpx.AsyncClient, backend: Endpoint, primary: str, now: float
 ) -> VantageView | None:
     """What the region's API instances see of `primary` (None: no answer, or no view)."""
     try:
-        answer = await client.get(f"http://{backend.endpoint('http')}/health/vantage")
+        answer = await client.get(backend.url("/health/vantage"))
         node = answer.json()["nodes"][primary]
         ago = float(node["observed_ago_s"])
         failing = node["failing_for_s"]
@@ -144,9 +223,8 @@ async def region_view(
         return None
 
 
-async def reached(node: Node) -> bool:
+async def reached(target: VantageTarget) -> bool:
     """The node's Patroni or its postmaster answers: the API's own probe (app/api/vantage.py)."""
-    target = VantageTarget(node.name, node.address, node.ports["postgres"], node.ports["patroni"])
     return await vantage_reached(target, REQUEST_TIMEOUT_S)
 
 
@@ -164,7 +242,7 @@ class FastFailover(Periodic):
 
     def __init__(
         self,
-        plan: Plan,
+        watched: Watched,
         fence: Fence,
         emit: Callable[[str, str, dict[str, str]], None],
         *,
@@ -173,19 +251,12 @@ class FastFailover(Periodic):
         confirmed_dead: Callable[[str], bool] = lambda _name: False,
     ) -> None:
         super().__init__()
-        spec = plan.spec
-        self.plan = plan
-        self.policy = Policy(
-            fast=spec.fast_failover,
-            synchronous=spec.replication is ReplicationMode.SYNC,
-            async_opt_in=spec.failover.fast_async,
-            fence_after_s=spec.failover.fence_after_s,
-            max_age_s=MAX_AGE_S,
-        )
+        self.watched = watched
+        self.policy = watched.policy
         self.fence = fence
         self.emit = emit
         self.etcd_healthy = etcd_healthy
-        """How many etcd members the controller's own probes found healthy (last cycle)."""
+        """How many etcd members are healthy (locally: the controller's own probes)."""
         self.active = active
         """Whether the deployment is up (not starting or stopping): only then may it act."""
         self.confirmed_dead = confirmed_dead
@@ -197,10 +268,6 @@ class FastFailover(Periodic):
         self.last: Decision | None = None
         self.fenced: set[tuple[str, str]] = set()
         self.client: httpx.AsyncClient | None = None
-
-    @property
-    def witness_region(self) -> str:
-        return next(r for r in self.plan.spec.regions if r not in self.plan.spec.data_regions)
 
     def status(self) -> FastFailoverStatus:
         last = self.last
@@ -235,9 +302,8 @@ class FastFailover(Periodic):
         read from the DCS less than DCS_REFRESH_S ago, nothing else can matter (rule 6)."""
         now = time.monotonic()
         if self.dcs is None or now - self.dcs_read_at > DCS_REFRESH_S:
-            self.dcs, self.dcs_read_at = await read_dcs(client, self.plan), now
-        leader = self.dcs.leader if self.dcs is not None else None
-        node = next((n for n in self.plan.database_nodes if n.name == leader), None)
+            self.dcs, self.dcs_read_at = await read_dcs(client, self.watched), now
+        node = self.watched.database(self.dcs.leader if self.dcs is not None else None)
         if node is None or self.own_target != node.name or not await reached(node):
             self.dcs = None  # read it again with the full snapshot
             return False
@@ -246,13 +312,14 @@ class FastFailover(Periodic):
         return True
 
     async def snapshot(self, client: httpx.AsyncClient) -> Snapshot | None:
-        dcs = await read_dcs(client, self.plan)
+        watched = self.watched
+        dcs = await read_dcs(client, watched)
         if dcs is None or dcs.leader is None:
             return None
-        primary = next((n for n in self.plan.database_nodes if n.name == dcs.leader), None)
+        primary = watched.database(dcs.leader)
         if primary is None:
             return None
-        backends = {r: self.plan.only(r, NodeRole.BACKEND_LB) for r in self.plan.spec.data_regions}
+        backends = dict(watched.backends)
         now = time.monotonic()
         views, ok = await asyncio.gather(
             asyncio.gather(*(region_view(client, b, primary.name, now) for b in backends.values())),
@@ -263,21 +330,21 @@ class FastFailover(Periodic):
             self.own, self.own_target = None, primary.name
         self.own = observe(self.own, ok, now)
         vantage = {r: v for r, v in zip(backends, views, strict=True) if v is not None}
-        vantage[self.witness_region] = self.own
+        vantage[watched.witness_region] = self.own
         standby = None
         if dcs.sync_standby is not None:
-            node = next((n for n in self.plan.database_nodes if n.name == dcs.sync_standby), None)
+            node = watched.database(dcs.sync_standby)
             alive = node is not None and await reached(node)
             standby = StandbyView(dcs.sync_standby, in_sync=alive, observed_at=now)
         return Snapshot(
             now=now,
             primary=primary.name,
             lease=dcs.lease,
-            regions=tuple(self.plan.spec.regions),
+            regions=watched.regions,
             vantage=vantage,
             standby=standby,
             etcd_healthy=self.etcd_healthy(),
-            etcd_members=len(self.plan.etcd_nodes),
+            etcd_members=len(watched.etcd),
             confirmed_dead=self.confirmed_dead(primary.name),
         )
 
@@ -305,11 +372,11 @@ class FastFailover(Periodic):
             return  # done once; the revoke is on its way or Patroni has the key again
         self.fenced.add((primary, lease))
         self.emit("fence_decided", primary, {"reason": why})
-        problem = await self.fence(primary, float(self.plan.spec.patroni.ttl_s))
+        problem = await self.fence(primary, self.watched.ttl_s)
         if problem is not None:
             self.emit("fence_failed", primary, {"error": problem})
             return
-        problem = await revoke_lease(client, self.plan, lease)
+        problem = await revoke_lease(client, self.watched, lease)
         if problem is not None:
             self.emit("lease_revoke_failed", primary, {"lease": lease, "error": problem})
             return

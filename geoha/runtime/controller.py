@@ -34,7 +34,7 @@ from geoha.data.secrets import load_or_create_secrets
 from geoha.db_access import Secrets
 from geoha.errors import BadInput, GeohaError
 from geoha.health import Health
-from geoha.ops.fastfail import FastFailover, read_dcs
+from geoha.ops.fastfail import FastFailover, Watched, read_dcs
 from geoha.ops.incidents import Incident
 from geoha.ops.monitor import Monitor, Sources
 from geoha.plan import Plan, Tools, expand
@@ -154,7 +154,7 @@ class Controller:
             ),
         )
         self.fastfail = FastFailover(
-            plan,
+            Watched.of(plan),
             self.fence,
             lambda kind, node, fields: self.emit(EventKind(kind), node, **fields),
             etcd_healthy=lambda: sum(self.nodes[n.name].health.healthy for n in plan.etcd_nodes),
@@ -574,7 +574,7 @@ class Controller:
         why = f"no new leader within {hold_s:.0f} s"
         async with httpx.AsyncClient(timeout=1.0) as client:
             while self.clock() < deadline:
-                dcs = await read_dcs(client, self.plan)
+                dcs = await read_dcs(client, self.fastfail.watched)
                 if dcs is not None and dcs.leader not in (None, name):
                     why = f"{dcs.leader} holds the leader key"
                     break

@@ -8,6 +8,7 @@ and that no credential ever reaches its output.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -22,11 +23,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
+import yaml
 
 from geoha.cloud import e2e_api
+from geoha.cloud.cloudinit import render_vm
 from geoha.cloud.terraform import render_terraform
-from geoha.cloud.vms import cloud_plan
+from geoha.cloud.vms import VmKind, cloud_plan, cloud_vms
+from geoha.ops import fastfail_cloud
+from geoha.ops.fastfail_cloud import CloudConfig, PowerFence
 from geoha.spec import load_spec
 
 KEY, TOKEN = "fake-key-4f1c9a", "fake-token-9b2e77"
@@ -51,6 +57,9 @@ class FakeE2E:
             states = self.nodes[node.group(1)]
             state = states.pop(0) if len(states) > 1 else states[0]
             return 200, {"code": 200, "data": state, "message": "Success"}
+        action = re.fullmatch(r"/api/v1/nodes/(\d+)/actions/", path)
+        if action and method == "PUT":
+            return 200, {"code": 200, "data": {"status": "in progress"}, "message": "Success"}
         listing = re.fullmatch(r"/api/v1/vpc/tunnels/(\d+)/", path)
         if listing and method == "GET":
             return 200, {"code": 200, "data": self.tunnels.get(listing.group(1), [])}
@@ -81,7 +90,7 @@ def fake() -> Iterator[FakeE2E]:
             self.end_headers()
             self.wfile.write(payload)
 
-        do_GET = do_POST = do_DELETE = handle_one
+        do_GET = do_POST = do_PUT = do_DELETE = handle_one
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -351,3 +360,78 @@ def test_every_rendered_command_is_one_the_helper_accepts() -> None:
     for step in destroys:
         references = re.findall(r"\$\{([^}]*)\}", step["command"])
         assert all(r.startswith(("self.", "path.module")) for r in references), step
+
+
+# -- the fast failover's fence in the cloud (geoha.ops.fastfail_cloud) -------------------------
+
+
+def watcher_config(tmp_path: Path) -> CloudConfig:
+    """The witness's rendered watcher file, with Terraform's values filled in."""
+    plan = cloud_plan(load_spec(None))
+    witness = next(vm for vm in cloud_vms(plan) if vm.kind is VmKind.WITNESS)
+    text = render_vm(plan, witness)
+    content = next(
+        f["content"] for f in yaml.safe_load(text)["write_files"] if f["path"].endswith(".json")
+    )
+    filled = content.replace("${e2e_project_id}", "7")
+    filled = filled.replace("${node_id_delhi_db}", "42").replace("${node_id_chennai_db}", "43")
+    path = tmp_path / "fastfail.json"
+    path.write_text(filled)
+    return CloudConfig.load(path)
+
+
+def test_the_rendered_watcher_file_loads(tmp_path: Path) -> None:
+    config = watcher_config(tmp_path)
+    assert config.project_id == "7"
+    assert {n: (e.id, e.location) for n, e in config.nodes.items()} == {
+        "delhi-db": ("42", "Delhi"),
+        "chennai-db": ("43", "Chennai"),
+    }
+    assert [d.name for d in config.watched.databases] == ["delhi-db", "chennai-db"]
+    (tmp_path / "bad.json").write_text('{"watched": {}}')
+    with pytest.raises(ValueError, match="not a watcher configuration"):
+        CloudConfig.load(tmp_path / "bad.json")
+
+
+def power_fence(fake: FakeE2E, tmp_path: Path) -> PowerFence:
+    return PowerFence(watcher_config(tmp_path), env(fake), httpx.AsyncClient())
+
+
+def test_the_fence_powers_the_vm_off_and_waits_until_e2e_says_so(
+    fake: FakeE2E, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fastfail_cloud, "CONFIRM_POLL_S", 0.01)
+    fake.nodes["42"] = [{"status": s} for s in ("Running", "Running", "Running", "Powered off")]
+    power_fence(fake, tmp_path).power_off("delhi-db")
+    actions = [(m, p, b) for m, p, _, b in fake.requests if m == "PUT"]
+    assert actions == [("PUT", "/api/v1/nodes/42/actions/", {"type": "power_off"})]
+    gets = [p for m, p, _, _ in fake.requests if m == "GET"]
+    assert gets == ["/api/v1/nodes/42/"] * 4  # until E2E reports it off
+    query = fake.requests[0][2]
+    assert query["location"] == ["Delhi"] and query["project_id"] == ["7"]
+
+
+def test_a_vm_already_off_is_not_asked_again(fake: FakeE2E, tmp_path: Path) -> None:
+    fake.nodes["43"] = [{"status": "Powered off"}]
+    power_fence(fake, tmp_path).power_off("chennai-db")
+    assert [m for m, *_ in fake.requests] == ["GET", "GET"]
+
+
+def test_a_vm_never_confirmed_off_is_not_fenced(
+    fake: FakeE2E, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fastfail_cloud, "CONFIRM_POLL_S", 0.01)
+    monkeypatch.setattr(fastfail_cloud, "FENCE_CONFIRM_S", 0.05)
+    fake.nodes["42"] = [{"status": "Running"}]
+    with pytest.raises(e2e_api.ApiError, match="delhi-db still Running"):
+        power_fence(fake, tmp_path).power_off("delhi-db")
+
+
+def test_the_fence_reports_e2e_refusing_without_the_credentials(
+    fake: FakeE2E, tmp_path: Path
+) -> None:
+    fake.status_code = 403
+    fence = power_fence(fake, tmp_path)
+    problem = asyncio.run(fence("delhi-db", 1.0))
+    assert problem is not None and "refused the credentials" in problem
+    assert KEY not in problem and TOKEN not in problem

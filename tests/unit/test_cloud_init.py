@@ -6,6 +6,7 @@ Golden files pin the output: regenerate with `make golden`
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,8 +22,11 @@ from geoha.cloud.cloudinit import (
     RENDERED_PREFIX,
     SECRET_PLACEHOLDERS,
     TEMPLATE_VARIABLES,
+    WATCHER_CONFIG,
+    WATCHER_ENV,
     render_cloud_init,
     render_vm,
+    runs_watcher,
     terraform_template,
     tf_var,
 )
@@ -194,7 +198,8 @@ def test_configs_are_the_local_renderers_output_apart_from_addresses(
     checked = 0
     for vm in cloud_vms(cloud):
         configs = rendered_configs(render_vm(cloud, vm))
-        assert set(configs) == {str(n.config_path) for n in vm.nodes}, vm.name
+        watcher = {WATCHER_CONFIG} if runs_watcher(cloud, vm) else set()
+        assert set(configs) == {str(n.config_path) for n in vm.nodes} | watcher, vm.name
         for node in vm.nodes:
             cloud_text = boot_addresses.substitute(configs[str(node.config_path)], secrets)
             local_file = local_render(local, node.name)
@@ -350,7 +355,64 @@ def test_systemd_units_restart_their_services() -> None:
         files = {f["path"]: f["content"] for f in parsed(render_vm(plan, vm))["write_files"]}
         units = {p: c for p, c in files.items() if p.startswith("/etc/systemd/system/")}
         long_running = [c for c in units.values() if "Type=oneshot" not in c]
-        assert len(long_running) == len(vm.nodes), vm.name
+        assert len(long_running) == len(vm.nodes) + runs_watcher(plan, vm), vm.name
         for content in long_running:
             assert "Restart=always" in content
             assert "Requires=geoha-addresses.service" in content
+
+
+def witness(plan: Plan) -> Vm:
+    return next(vm for vm in cloud_vms(plan) if vm.kind is VmKind.WITNESS)
+
+
+def test_the_witness_runs_the_fast_failover_watcher() -> None:
+    plan = reference()
+    vm = witness(plan)
+    assert runs_watcher(plan, vm)
+    text = render_vm(plan, vm)
+    body = parsed(text)
+    assert "python3-venv" in body["packages"] and "etcd-server" in body["packages"]
+    files = {f["path"]: f for f in body["write_files"]}
+    env = files[WATCHER_ENV]
+    assert env["permissions"] == "0600" and env["owner"] == "root:root"
+    assert env["content"] == (
+        "TF_VAR_e2e_api_key=${e2e_api_key}\nTF_VAR_e2e_auth_token=${e2e_auth_token}\n"
+    )
+    unit = files["/etc/systemd/system/geoha-fastfail.service"]["content"]
+    assert f"EnvironmentFile={WATCHER_ENV}" in unit and "User=geoha" in unit
+    assert f"-m geoha.ops.fastfail_cloud {WATCHER_CONFIG}" in unit
+    assert body["runcmd"][-1][:3] == ["systemctl", "start", "--no-block"]
+    assert "geoha-fastfail.service" in body["runcmd"][-1]
+    config = json.loads(rendered_configs(text)[WATCHER_CONFIG])
+    assert config["e2e"] == {
+        "project_id": "${e2e_project_id}",
+        "nodes": {
+            "delhi-db": {"id": "${node_id_delhi_db}", "location": "Delhi"},
+            "chennai-db": {"id": "${node_id_chennai_db}", "location": "Chennai"},
+        },
+    }
+    watched = config["watched"]
+    assert watched["witness_region"] == "mumbai" and watched["policy"]["fast"] is True
+    assert [e["name"] for e in watched["etcd"]] == ["delhi-etcd", "chennai-etcd", "mumbai-etcd"]
+    assert [r for r, _ in watched["backends"]] == ["delhi", "chennai"]
+    assert all(e["port"] == E2E_LB_HTTP_PORT for _, e in watched["backends"])
+    address_map = files["/etc/geoha/addresses.map"]["content"]
+    for slot, name in (("10.10.5.1", "delhi-db"), ("10.20.3.1", "chennai-be")):
+        assert f"peer {slot} {name}.internal.geoha.test" in address_map
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"failover": {"fast": False}},
+        EXTERNAL_WITNESS,
+    ],
+)
+def test_no_watcher_when_the_fast_path_is_off_or_the_witness_is_not_on_e2e(
+    changes: dict[str, Any],
+) -> None:
+    plan = cloud_plan(parse_spec(changes))
+    vm = witness(plan)
+    assert not runs_watcher(plan, vm)
+    text = render_vm(plan, vm)
+    assert "fastfail" not in text and "e2e_api_key" not in text

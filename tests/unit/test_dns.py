@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 import pytest
 from dnslib import CLASS, EDNS0, OPCODE, QTYPE, RCODE, DNSQuestion, DNSRecord
 
+from geoha.commands.dns import health_word
+from geoha.runtime.global_dns import DnsRecordStatus
 from geoha.traffic.dns import (
     EDNS_PAYLOAD_MAX,
     TCP_MAX,
@@ -495,3 +497,23 @@ def test_mutated_queries_never_raise() -> None:
         outcomes["dropped" if result is None else result.rcode] += 1
     assert outcomes["dropped"] > 0
     assert outcomes["NOERROR"] > 0
+
+
+def test_the_dns_table_says_when_a_region_is_still_adding_up_passes() -> None:
+    def record(healthy: bool, fails: int, passes: int) -> DnsRecordStatus:
+        return {
+            "region": "delhi",
+            "set_id": "delhi",
+            "address": "127.10.1.1",
+            "weight": 50,
+            "healthy": healthy,
+            "consecutive_failures": fails,
+            "consecutive_successes": passes,
+            "last_check": None,
+            "answers": 0,
+        }
+
+    assert health_word(record(True, 0, 7), 3) == "yes"
+    assert health_word(record(False, 0, 1), 3) == "not yet (1/3 passes)"
+    assert health_word(record(False, 0, 0), 3) == "NO"  # nothing checked yet
+    assert health_word(record(False, 2, 0), 3) == "NO"

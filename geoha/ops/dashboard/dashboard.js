@@ -58,7 +58,7 @@ function regionCard(region, primary) {
   const db = region.database;
   const role = db.role || "unreachable";
   const lag = db.node === primary
-    ? "primary"
+    ? "takes the writes"
     : `${db.replication_state || "not streaming"}${db.sync_state ? " (" + db.sync_state + ")" : ""}, ` +
       `replay ${ms(db.replay_lag_ms)} / ${bytes(db.replay_lag_bytes)}, write ${ms(db.write_lag_ms)}`;
   const lbs = region.lbs.map((lb) => [
