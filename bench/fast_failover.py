@@ -37,7 +37,6 @@ from geoha.data import cluster
 from geoha.data.secrets import load_or_create_secrets
 from geoha.data.write_hold import WriteHold
 from geoha.ops.writer import ApiWriterLoop, count_present
-from geoha.plan import NodeRole
 from tests.deployment import Deployment
 
 MODES = {"fast": "", "ttl": "[failover]\nfast = false\n"}
@@ -69,11 +68,10 @@ def api_switchover(dep: Deployment, held: bool) -> dict[str, Any]:
     target = "chennai" if current == "delhi-db" else "delhi"
     standby = dep.plan.database_node(target).name
     dep.wait_for(f"{standby} a sync replica", lambda: dep.can_take_over(standby))
-    writers = []
-    for region in ("delhi", "chennai"):
-        fe = dep.plan.only(region, NodeRole.FRONTEND_LB)
-        url = f"http://{fe.address}:{fe.ports['http']}"
-        writers.append(ApiWriterLoop(url, interval_s=0.02, max_s=120).start())
+    writers = [
+        ApiWriterLoop(dep.entry_url(r), interval_s=0.02, max_s=120).start()
+        for r in ("delhi", "chennai")
+    ]
     try:
         time.sleep(2)
         started = time.monotonic()

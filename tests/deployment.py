@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from geoha.plan import Plan, Tools, expand
+from geoha.plan import NodeRole, Plan, Tools, expand
 from geoha.runtime import control
 from geoha.runtime.process import read_record
 from geoha.spec import load_spec
@@ -202,6 +202,11 @@ class Deployment:
         db = self.database(name)
         streaming = db["role"] == "replica" and db["replication_state"] == "streaming"
         return bool(streaming and (db["sync"] or self.replication == "async"))
+
+    def entry_url(self, region: str) -> str:
+        """The region's public entry over plain HTTP (its frontend LB)."""
+        fe = self.plan.only(region, NodeRole.FRONTEND_LB)
+        return f"http://{fe.address}:{fe.ports['http']}"
 
     def dsn(self, region: str, write: bool = False) -> str:
         args = ["dsn", "--region", region] + (["--write"] if write else [])

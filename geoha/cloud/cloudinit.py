@@ -102,6 +102,7 @@ def template_variables(plan: Plan, vm: Vm) -> tuple[str, ...]:
         names += WATCHER_VARIABLES + tuple(node_id_variable(n) for n in plan.database_nodes)
     return names
 
+
 PACKAGES: dict[VmKind, list[str]] = {
     VmKind.DATABASE: [
         "ca-certificates",

@@ -206,17 +206,14 @@ def switchover(
         hold.pause()
     # Patroni answers the switchover request only at its next whole-second poll of the
     # DCS, so the target's own state says sooner when writes may go on.
+    promoted = f"{target.name} to be primary"
     with ThreadPoolExecutor(max_workers=1) as pool:
         asked = pool.submit(ask_patroni_to_switch_over, current, target)
         try:
-            wait_until(
-                deadline,
-                lambda: asked.done() or _runs_as_primary(target),
-                f"{target.name} to be primary",
-            )
+            wait_until(deadline, lambda: asked.done() or _runs_as_primary(target), promoted)
             if asked.done():
                 asked.result()  # raises if Patroni refused or failed it
-                wait_until(deadline, lambda: _runs_as_primary(target), f"{target.name} primary")
+                wait_until(deadline, lambda: _runs_as_primary(target), promoted)
         finally:
             if hold is not None:
                 hold.resume()

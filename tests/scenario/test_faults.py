@@ -12,7 +12,6 @@ import psycopg
 import pytest
 
 from geoha.ops.writer import WriterLoop, count_present
-from geoha.plan import NodeRole
 from geoha.runtime import control
 from geoha.runtime.partition import chain_name
 from geoha.runtime.process import read_record
@@ -57,8 +56,7 @@ def dns_health(dep: Deployment) -> dict[str, bool]:
 
 
 def entry_get(dep: Deployment, region: str, path: str) -> httpx.Response:
-    fe = dep.plan.only(region, NodeRole.FRONTEND_LB)
-    return httpx.get(f"http://{fe.address}:{fe.ports['http']}{path}", timeout=10)
+    return httpx.get(f"{dep.entry_url(region)}{path}", timeout=10)
 
 
 def test_partitions_of_the_witness_and_of_the_primary_region(deployment: Deployment) -> None:

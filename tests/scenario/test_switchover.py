@@ -8,7 +8,6 @@ import time
 import pytest
 
 from geoha.ops.writer import ApiWriterLoop, count_present
-from geoha.plan import NodeRole
 from tests.deployment import Deployment
 
 pytestmark = pytest.mark.scenario
@@ -21,11 +20,10 @@ def sync_replica(dep: Deployment, name: str) -> bool:
 
 def test_switchovers_under_api_writes_fail_no_request(deployment: Deployment) -> None:
     dep = deployment
-    writers = []
-    for region in ("delhi", "chennai"):
-        fe = dep.plan.only(region, NodeRole.FRONTEND_LB)
-        url = f"http://{fe.address}:{fe.ports['http']}"
-        writers.append(ApiWriterLoop(url, interval_s=0.02, max_s=300).start())
+    writers = [
+        ApiWriterLoop(dep.entry_url(r), interval_s=0.02, max_s=300).start()
+        for r in ("delhi", "chennai")
+    ]
     try:
         for primary, to in (("delhi-db", "chennai"), ("chennai-db", "delhi")):
             standby = dep.plan.database_node(to).name
