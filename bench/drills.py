@@ -2,6 +2,7 @@
 
 Reproduce: .venv/bin/python -m bench.drills [--runs 10] [--duration 30] [--rate 20]
            [--faults kill-region:delhi,partition:delhi,kill-node:delhi-db]
+           [--ttl-faults kill-region:delhi]
 Results: docs/BENCHMARKS.md (section drills), bench/results/drills.json and a typical run's
 timeline per fault in docs/drill-FAULT.png.
 Targets (issue "Region-level faults and failover drills"): write RTO median <= 20 s; 0 failed
@@ -14,7 +15,8 @@ Method: one bench deployment (whole stack, sync replication, DNS TTL 5 s). For e
 the reference state (delhi-db primary: a drill that moved it switches it back), runs the
 browser-like clients for `--duration` seconds, injects the fault after a warm-up (a fifth
 of the run, at most 5 s), heals it `--heal-after` seconds later, waits for the cluster to
-settle and checks every write.
+settle and checks every write. The `--ttl-faults` are then drilled again the same way on a
+second deployment with `failover.fast = false` (Patroni's ttl alone), for comparison.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from typing import Any
 from bench.common import REPO, bench_deployment, machine_facts, write_json, write_section
 
 DEFAULT_FAULTS = "kill-region:delhi,partition:delhi,kill-node:delhi-db"
+DEFAULT_TTL_FAULTS = "kill-region:delhi"
+MODES = {"fast": "", "ttl": "[failover]\nfast = false\n"}
+"""Each mode's extra topology (after `[dns]`): the default, and Patroni's ttl alone."""
 SURVIVOR = "chennai"
 """The region whose clients must never see a failed read (delhi is the one lost)."""
 TTL_S = 5
@@ -94,10 +99,12 @@ def typical_timeline(result: dict[str, Any], docs: Path) -> str | None:
     return name
 
 
-def row(fault: str, f: dict[str, list[Any]]) -> str:
+def row(result: dict[str, Any]) -> str:
+    f = result["figures"]
     n = len(f["acked_writes"])
+    mode = "" if result["mode"] == "fast" else " with `failover.fast = false`"
     return (
-        f"| {fault} | {n} | {stats(f['write_rto_s'])} | {stats(f['read_rto_s'])} | "
+        f"| {result['fault']}{mode} | {n} | {stats(f['write_rto_s'])} | {stats(f['read_rto_s'])} | "
         f"{sum(f['survivor_failed_reads'])} | {stats(f['dns_rto_s'])} | "
         f"{sum(f['acked_lost'])} of {sum(f['acked_writes'])} "
         f"({sum(f['lost_read_back'])} read back) | {sum(f['duplicated'])} | "
@@ -116,7 +123,7 @@ def report(data: dict[str, Any]) -> str:
         f"{facts.get('commit', 'unknown')}.",
         "",
         "Reproduce: `.venv/bin/python -m bench.drills` (add `--runs N`, `--duration S`, "
-        "`--rate R`, `--faults F,...`).",
+        "`--rate R`, `--faults F,...`, `--ttl-faults F,...`).",
         "",
         f"Method: one bench deployment (whole stack, sync replication, DNS checks every 1 s, "
         f"3 to change health, TTL {TTL_S} s). Per fault, `geoha drill failover --fault F "
@@ -127,7 +134,8 @@ def report(data: dict[str, Any]) -> str:
         "delhi-db primary. RTOs are from the fault to the first success after the last "
         f"failure, for clients of the surviving region ({SURVIVOR}); the DNS RTO is for "
         "clients that held delhi's address at the fault. Lost writes: acknowledged (201, or "
-        "found by reading back) and missing on the primary after the heal.",
+        "found by reading back) and missing on the primary after the heal. Rows marked "
+        "`failover.fast = false` ran on a second deployment without the fast failover.",
         "",
         "| fault | drills | survivor write RTO s (min / median / max) | survivor read RTO s "
         "| survivor failed reads | lost region's clients reading again via DNS, s "
@@ -136,7 +144,7 @@ def report(data: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in data["results"]:
-        lines.append(row(result["fault"], result["figures"]))
+        lines.append(row(result))
     lines.append("")
     for result in data["results"]:
         if result.get("timeline"):
@@ -157,24 +165,30 @@ def main() -> None:
     parser.add_argument("--heal-after", type=float, default=25.0)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--faults", default=DEFAULT_FAULTS)
+    parser.add_argument("--ttl-faults", default=DEFAULT_TTL_FAULTS, help="'' for none")
     args = parser.parse_args()
     docs = REPO / "docs"
     results = []
     with tempfile.TemporaryDirectory(prefix="geoha-drills-") as tmp:
-        dep = bench_deployment(extra=f"ttl_s = {TTL_S}\n")
-        try:
-            dep.up()
-            for fault in args.faults.split(","):
-                result = run_fault(dep, fault, args, Path(tmp))
-                result["figures"] = figures(result["reports"])
-                result["timeline"] = typical_timeline(result, docs)
-                del result["dir"]  # a temporary folder, gone with this run
-                for r in result["reports"]:  # the raw logs stay in the report folders
-                    r.pop("write_log", None)
-                    r.pop("timeline", None)
-                results.append(result)
-        finally:
-            dep.close()
+        for mode, faults in (("fast", args.faults), ("ttl", args.ttl_faults)):
+            if not faults:
+                continue
+            dep = bench_deployment(extra=f"ttl_s = {TTL_S}\n{MODES[mode]}")
+            try:
+                dep.up()
+                for fault in faults.split(","):
+                    result = run_fault(dep, fault, args, Path(tmp) / mode)
+                    result["mode"] = mode
+                    result["figures"] = figures(result["reports"])
+                    if mode == "fast":
+                        result["timeline"] = typical_timeline(result, docs)
+                    del result["dir"]  # a temporary folder, gone with this run
+                    for r in result["reports"]:  # the raw logs stay in the report folders
+                        r.pop("write_log", None)
+                        r.pop("timeline", None)
+                    results.append(result)
+            finally:
+                dep.close()
     data = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine_facts(),
