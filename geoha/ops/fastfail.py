@@ -193,6 +193,41 @@ def parse_dcs(leader: dict[str, Any], sync: dict[str, Any]) -> DcsView:
     return DcsView(name, lease, standby)
 
 
+async def leader_member(client: httpx.AsyncClient, watched: Watched) -> dict[str, Any] | None:
+    """The DCS leader's member data (`name` added), from the first etcd member that answers;
+    None if there is no leader, or its member key is missing or unreadable."""
+    for member in watched.etcd:
+        url = member.url("/v3/kv/range")
+        try:
+            leader = await client.post(url, json={"key": b64(watched.key_prefix + "leader")})
+            kvs = leader.json().get("kvs", []) if leader.status_code == 200 else None
+            if kvs is None:
+                continue
+            if not kvs:
+                return None
+            name = base64.b64decode(kvs[0].get("value", "")).decode()
+            key = b64(f"{watched.key_prefix}members/{name}")
+            answer = await client.post(url, json={"key": key})
+            found = answer.json().get("kvs", []) if answer.status_code == 200 else []
+            data = json.loads(base64.b64decode(found[0].get("value", ""))) if found else None
+        except (httpx.HTTPError, ValueError, TypeError, AttributeError):
+            continue
+        return {**data, "name": name} if isinstance(data, dict) else None
+    return None
+
+
+def settled_leader(data: dict[str, Any] | None, me: str) -> bool:
+    """Whether a node that starts may look for its place now: no leader, itself, or another
+    leader whose member data says it runs as primary with its checkpoint after promotion
+    done. Until then Patroni cannot tell whether a former primary diverged: it starts it as
+    a secondary first and rewinds it only at a later loop (docs/DESIGN.md, "Where a
+    rejoin's time goes")."""
+    if data is None or data.get("name") == me:
+        return True
+    primary = data.get("role") in ("primary", "master")
+    return primary and data.get("checkpoint_after_promote") is not False
+
+
 async def revoke_lease(client: httpx.AsyncClient, watched: Watched, lease: str) -> str | None:
     """Revoke `lease` through the first member that takes it; None, or why it failed."""
     problems: list[str] = []

@@ -34,10 +34,10 @@ from geoha.data.secrets import load_or_create_secrets
 from geoha.db_access import Secrets
 from geoha.errors import BadInput, GeohaError
 from geoha.health import Health
-from geoha.ops.fastfail import FastFailover, Watched, read_dcs
+from geoha.ops.fastfail import FastFailover, Watched, leader_member, read_dcs, settled_leader
 from geoha.ops.incidents import Incident
 from geoha.ops.monitor import Monitor, Sources
-from geoha.plan import Plan, Tools, expand
+from geoha.plan import NodeRole, Plan, Tools, expand
 from geoha.render.files import write_files
 from geoha.render.pgpass import pgpass_file
 from geoha.runtime import control
@@ -98,6 +98,8 @@ BUSY_CYCLE_INTERVAL_S = 0.25
 """The same while starting or stopping, so each stage follows the last one's health sooner."""
 MIN_CYCLE_GAP_S = 0.1
 PROBE_TIMEOUT_S = 2.0
+SETTLE_WAIT_S = 5.0
+"""How long a database node's start waits for a newly promoted leader to settle."""
 ACTION_WAIT_S = 60.0
 """How long a control request waits for the action it asked for (kill, start)."""
 MAX_EVENTS = 1000
@@ -386,6 +388,8 @@ class Controller:
             if rt.proc is not None:  # leftovers of the node (an orphaned postmaster) go first
                 await asyncio.to_thread(rt.kind.kill, rt.node, rt.proc.record)
                 clear_record(rt.node.dir)
+            if rt.node.role is NodeRole.DATABASE:
+                await self.await_settled_leader(name)
             proc = await asyncio.to_thread(self.launch, rt)
         except Exception as exc:
             rt.proc, rt.start_failed, rt.exit_reported = None, True, True
@@ -396,6 +400,17 @@ class Controller:
         rt.health, rt.healthy_since = Health(False, "starting"), None
         self.emit(kind, name, pid=proc.pid, **fields)
         self.resolve("start", name, {"started": True, "pid": proc.pid})
+
+    async def await_settled_leader(self, name: str) -> None:
+        """Before a database node starts: while a newly promoted leader has not yet published
+        that it runs as primary with its checkpoint done, wait (at most SETTLE_WAIT_S), so
+        Patroni rewinds a former primary at once instead of after a start as a secondary."""
+        deadline = self.clock() + SETTLE_WAIT_S
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while self.clock() < deadline:
+                if settled_leader(await leader_member(client, self.fastfail.watched), name):
+                    return
+                await asyncio.sleep(0.1)
 
     def stop_node(self, action: StopNode) -> None:
         rt = self.nodes[action.node]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from geoha.ops.fastfail import DcsView, parse_dcs
+from geoha.ops.fastfail import DcsView, parse_dcs, settled_leader
 from geoha.spec import ReplicationMode, Spec
 
 
@@ -45,3 +45,14 @@ def test_fast_failover_in_async_mode_needs_the_opt_in() -> None:
         failover={"fast": True, "fast_async": True},  # type: ignore[arg-type]
     )
     assert opted.fast_failover and not opted.cross_field_errors()
+
+
+def test_a_node_starts_once_a_new_leader_has_settled() -> None:
+    primary = {"name": "chennai-db", "role": "primary", "state": "running"}
+    assert settled_leader(None, "delhi-db")  # no leader: nothing to wait for
+    assert settled_leader(primary, "delhi-db")
+    assert settled_leader({**primary, "checkpoint_after_promote": True}, "delhi-db")
+    assert not settled_leader({**primary, "checkpoint_after_promote": False}, "delhi-db")
+    assert not settled_leader({**primary, "role": "replica"}, "delhi-db")  # not yet published
+    assert settled_leader({**primary, "role": "replica"}, "chennai-db")  # itself
+    assert settled_leader({**primary, "role": "master"}, "delhi-db")  # Patroni before 4
