@@ -135,7 +135,7 @@ def report(data: dict[str, Any]) -> str:
         lines += [
             "",
             "| switchover under API writes | writes held (`geoha switchover`) "
-            "| not held (Patroni alone) | target |",
+            "| not held (the same, no hold) | target |",
             "|---|---|---|---|",
         ]
         held = [r for r in switched if r["held"]]
