@@ -7,7 +7,9 @@
 - read-your-writes: a read carrying a commit LSN is served by the read pool's node
   only once it has replayed that LSN (bounded wait), else by the primary.
 - fenced (fence.py: the region's etcd member has no quorum): reads go to the primary only,
-  and the local node does not count as healthy.
+  and the local node does not count as healthy; a fenced read that finds no primary reads
+  as usual once the fence lifts (an etcd election after a member died fences for a moment,
+  while the primary may be gone too).
 - paused (gate.py: a planned switchover is under way): new writes wait at the gate,
   and on resume they start on fresh connections, to the new primary.
 
@@ -88,6 +90,10 @@ class Answer(Generic[T_co]):
 
 class NotPlaced(Exception):
     """Nothing was sent to a usable node; safe to try again."""
+
+
+class FenceLifted(Exception):
+    """A fenced read found no primary, and meanwhile the fence lifted: read as usual."""
 
 
 class NoNodeAvailable(Exception):
@@ -226,7 +232,12 @@ class Database:
         not replayed `min_lsn` within GEOHA_RYW_WAIT_MS."""
         write_pool, read_pool = self._pools()
         if self._fenced() is not None:
-            return await self._with_retries(write_pool, op, self._deadline(), writing=False)
+            try:
+                return await self._with_retries(
+                    write_pool, op, self._deadline(), writing=False, until_unfenced=True
+                )
+            except FenceLifted:
+                pass  # the member has its quorum again (an election ended): read as usual
         if min_lsn is not None:
             answer = await self._read_caught_up(read_pool, op, min_lsn)
             if answer is not None:
@@ -241,8 +252,16 @@ class Database:
         return asyncio.get_running_loop().time() + self._settings.write_timeout_s
 
     async def _with_retries(
-        self, pool: Pool[asyncpg.Record], op: Op[T], deadline: float, *, writing: bool
+        self,
+        pool: Pool[asyncpg.Record],
+        op: Op[T],
+        deadline: float,
+        *,
+        writing: bool,
+        until_unfenced: bool = False,
     ) -> Answer[T]:
+        """`until_unfenced`: a fenced read that finds no primary stops retrying as soon as
+        the fence lifts (FenceLifted), instead of waiting for a primary until the deadline."""
         loop = asyncio.get_running_loop()
         last = "no node answered"
         for attempt in range(1000):
@@ -253,6 +272,8 @@ class Database:
                 break
             except NotPlaced as exc:
                 last = str(exc)
+                if until_unfenced and self._fenced() is None:
+                    raise FenceLifted from None
             pause = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
             if loop.time() + pause >= deadline:
                 break

@@ -264,6 +264,40 @@ async def test_a_fenced_region_reads_from_the_primary_only(
         await api.shutdown()
 
 
+async def test_a_fenced_read_without_a_primary_reads_locally_once_the_fence_lifts(
+    pg: PgCluster, make_settings: Callable[..., Settings]
+) -> None:
+    """An etcd election after a member died fences a region for a moment while the
+    primary may be gone as well: the read must not wait out the write timeout for it."""
+    settings = make_settings(
+        etcd_health=HttpUrl(CLOSED_A[0], 2381, "/health"),
+        write=dsn(pg, [CLOSED_B, REPLICA_HOST_PORT], "read-write", "GEOHA_WRITE_DSN"),
+        write_timeout_s=2.0,
+    )
+    api = GeohaApi(lambda: settings)
+    await api.startup()
+    try:
+        assert api.running is not None and api.running.fence is not None
+        fence = api.running.fence
+        await fence.stop()
+        fence.unhealthy = "RAFT NO LEADER"
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            answers: list[httpx.Response] = []
+
+            async def read() -> None:
+                answers.append(await client.get(THEMES))
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(read)
+                await anyio.sleep(0.4)
+                assert answers == []  # looking for a primary there is none of
+                fence.unhealthy = None  # the election is over
+        assert answers[0].status_code == 200 and answers[0].headers["x-db-role"] == "replica"
+    finally:
+        await api.shutdown()
+
+
 async def test_the_vantage_point_reaches_a_running_postmaster_and_not_a_closed_port(
     pg: PgCluster, make_settings: Callable[..., Settings]
 ) -> None:
