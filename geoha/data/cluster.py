@@ -29,11 +29,7 @@ class ClusterError(GeohaError):
 
 def primary_node(plan: Plan) -> Node | None:
     """The node that holds the leader lock and runs as primary, if any."""
-    for node in plan.database_nodes:
-        state = patroni_state(node)
-        if state is not None and state.running_primary:
-            return node
-    return None
+    return next((node for node in plan.database_nodes if _runs_as_primary(node)), None)
 
 
 REPLICATION_QUERY = """

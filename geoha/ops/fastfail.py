@@ -160,22 +160,32 @@ class DcsView:
     sync_standby: str | None
 
 
+async def range_key(client: httpx.AsyncClient, member: Endpoint, key: str) -> dict[str, Any] | None:
+    """The etcd gateway's answer to a range read of `key` at `member` (linearizable); None
+    when the member does not answer it."""
+    try:
+        answer = await client.post(member.url("/v3/kv/range"), json={"key": b64(key)})
+        data = answer.json() if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def kv_value(kv: dict[str, Any]) -> bytes:
+    return base64.b64decode(kv.get("value", ""))
+
+
 async def read_dcs(client: httpx.AsyncClient, watched: Watched) -> DcsView | None:
     """The leader key (with its lease) and the /sync key, from the first etcd member that
-    answers a linearizable read; None if none does."""
+    answers; None if none does."""
     prefix = watched.key_prefix
     for member in watched.etcd:
-        url = member.url("/v3/kv/range")
-        try:
-            leader, sync = await asyncio.gather(
-                client.post(url, json={"key": b64(prefix + "leader")}),
-                client.post(url, json={"key": b64(prefix + "sync")}),
-            )
-        except httpx.HTTPError:
-            continue
-        if leader.status_code != 200 or sync.status_code != 200:
-            continue
-        return parse_dcs(leader.json(), sync.json())
+        leader, sync = await asyncio.gather(
+            range_key(client, member, prefix + "leader"),
+            range_key(client, member, prefix + "sync"),
+        )
+        if leader is not None and sync is not None:
+            return parse_dcs(leader, sync)
     return None
 
 
@@ -183,11 +193,11 @@ def parse_dcs(leader: dict[str, Any], sync: dict[str, Any]) -> DcsView:
     """The etcd gateway's range answers for the leader and /sync keys."""
     name = lease = standby = None
     for kv in leader.get("kvs", [])[:1]:
-        name = base64.b64decode(kv.get("value", "")).decode() or None
+        name = kv_value(kv).decode() or None
         lease = str(kv["lease"]) if kv.get("lease") not in (None, "0", 0) else None
     for kv in sync.get("kvs", [])[:1]:
         with contextlib.suppress(ValueError, TypeError):
-            data = json.loads(base64.b64decode(kv.get("value", "")))
+            data = json.loads(kv_value(kv))
             value = data.get("sync_standby") if isinstance(data, dict) else None
             standby = value if isinstance(value, str) and value else None
     return DcsView(name, lease, standby)
@@ -197,23 +207,35 @@ async def leader_member(client: httpx.AsyncClient, watched: Watched) -> dict[str
     """The DCS leader's member data (`name` added), from the first etcd member that answers;
     None if there is no leader, or its member key is missing or unreadable."""
     for member in watched.etcd:
-        url = member.url("/v3/kv/range")
+        leader = await range_key(client, member, watched.key_prefix + "leader")
+        if leader is None:
+            continue
         try:
-            leader = await client.post(url, json={"key": b64(watched.key_prefix + "leader")})
-            kvs = leader.json().get("kvs", []) if leader.status_code == 200 else None
-            if kvs is None:
-                continue
+            kvs = leader.get("kvs", [])
             if not kvs:
                 return None
-            name = base64.b64decode(kvs[0].get("value", "")).decode()
-            key = b64(f"{watched.key_prefix}members/{name}")
-            answer = await client.post(url, json={"key": key})
-            found = answer.json().get("kvs", []) if answer.status_code == 200 else []
-            data = json.loads(base64.b64decode(found[0].get("value", ""))) if found else None
-        except (httpx.HTTPError, ValueError, TypeError, AttributeError):
-            continue
+            name = kv_value(kvs[0]).decode()
+            found = await range_key(client, member, f"{watched.key_prefix}members/{name}")
+            if found is None:
+                continue
+            kvs = found.get("kvs", [])
+            data = json.loads(kv_value(kvs[0])) if kvs else None
+        except (ValueError, TypeError, AttributeError):
+            return None
         return {**data, "name": name} if isinstance(data, dict) else None
     return None
+
+
+async def new_leader(client: httpx.AsyncClient, watched: Watched, name: str, hold_s: float) -> str:
+    """Wait until the DCS names a leader other than `name`, at most `hold_s`: the end of a
+    fence's hold, locally and in the cloud. Returns why the wait ended, as a phrase."""
+    deadline = time.monotonic() + hold_s
+    while time.monotonic() < deadline:
+        dcs = await read_dcs(client, watched)
+        if dcs is not None and dcs.leader not in (None, name):
+            return f"{dcs.leader} holds the leader key"
+        await asyncio.sleep(0.5)
+    return f"no new leader within {hold_s:.0f} s"
 
 
 def settled_leader(data: dict[str, Any] | None, me: str) -> bool:

@@ -35,7 +35,8 @@ import httpx
 
 from app.api.periodic import Periodic
 from geoha.cloud.e2e_api import Api, ApiError
-from geoha.ops.fastfail import REQUEST_TIMEOUT_S, FastFailover, Watched, read_dcs
+from geoha.health import read_etcd
+from geoha.ops.fastfail import REQUEST_TIMEOUT_S, FastFailover, Watched, new_leader
 
 log = logging.getLogger("geoha.fastfail")
 
@@ -99,8 +100,8 @@ class EtcdHealth(Periodic):
     async def member(self, url: str) -> bool:
         try:
             answer = await self.client.get(url)
-            return bool(answer.status_code == 200 and answer.json().get("health") == "true")
-        except (httpx.HTTPError, ValueError, AttributeError):
+            return read_etcd(answer.status_code, answer.json()).healthy
+        except (httpx.HTTPError, ValueError):
             return False
 
 
@@ -146,14 +147,7 @@ class PowerFence:
             time.sleep(CONFIRM_POLL_S)
 
     async def release(self, name: str, hold_s: float) -> None:
-        deadline = time.monotonic() + hold_s
-        why = f"no new leader within {hold_s:.0f} s"
-        while time.monotonic() < deadline:
-            dcs = await read_dcs(self.client, self.config.watched)
-            if dcs is not None and dcs.leader not in (None, name):
-                why = f"{dcs.leader} holds the leader key"
-                break
-            await asyncio.sleep(0.5)
+        why = await new_leader(self.client, self.config.watched, name, hold_s)
         try:
             api, node_id = self.api(name)
             await asyncio.to_thread(api.node_action, node_id, "power_on")

@@ -34,7 +34,7 @@ from geoha.data.secrets import load_or_create_secrets
 from geoha.db_access import Secrets
 from geoha.errors import BadInput, GeohaError
 from geoha.health import Health
-from geoha.ops.fastfail import FastFailover, Watched, leader_member, read_dcs, settled_leader
+from geoha.ops.fastfail import FastFailover, Watched, leader_member, new_leader, settled_leader
 from geoha.ops.incidents import Incident
 from geoha.ops.monitor import Monitor, Sources
 from geoha.plan import NodeRole, Plan, Tools, expand
@@ -585,15 +585,8 @@ class Controller:
         return None
 
     async def release_fence(self, name: str, hold_s: float) -> None:
-        deadline = self.clock() + hold_s
-        why = f"no new leader within {hold_s:.0f} s"
         async with httpx.AsyncClient(timeout=1.0) as client:
-            while self.clock() < deadline:
-                dcs = await read_dcs(client, self.fastfail.watched)
-                if dcs is not None and dcs.leader not in (None, name):
-                    why = f"{dcs.leader} holds the leader key"
-                    break
-                await asyncio.sleep(0.5)
+            why = await new_leader(client, self.fastfail.watched, name, hold_s)
         if name in self.faults.killed_nodes or any(
             name in k.nodes for k in self.faults.killed_regions
         ):

@@ -21,14 +21,9 @@ def events(dep: Deployment, kind: str) -> list[dict[str, Any]]:
     return [e for e in found if e["kind"] == kind]
 
 
-def sync_replica(dep: Deployment, name: str) -> bool:
-    db = dep.database(name)
-    return bool(db["role"] == "replica" and db["replication_state"] == "streaming" and db["sync"])
-
-
 def test_a_dead_primary_is_fenced_and_its_lease_revoked(deployment: Deployment) -> None:
     dep = deployment
-    dep.wait_for("chennai-db a sync replica", lambda: sync_replica(dep, "chennai-db"))
+    dep.wait_for("chennai-db a sync replica", lambda: dep.can_take_over("chennai-db"))
     writer = WriterLoop(dep.dsn("chennai", write=True)).start()
     try:
         dep.wait_for("writes flowing", lambda: len(writer.acked) >= 20)
@@ -47,13 +42,13 @@ def test_a_dead_primary_is_fenced_and_its_lease_revoked(deployment: Deployment) 
     assert count_present(dep.node_dsn("chennai-db"), writer.acked) == len(writer.acked)
 
     dep.geoha("chaos", "start-node", "delhi-db")
-    dep.wait_for("delhi-db rejoins", lambda: sync_replica(dep, "delhi-db"), 120)
+    dep.wait_for("delhi-db rejoins", lambda: dep.can_take_over("delhi-db"), 120)
     assert count_present(dep.node_dsn("delhi-db"), writer.acked) == len(writer.acked)
 
 
 def fail_over(dep: Deployment, writer: WriterLoop, primary: str, standby: str) -> None:
     """Once `standby` is a sync replica, kill `primary`; returns when writes land on `standby`."""
-    dep.wait_for(f"{standby} a sync replica", lambda: sync_replica(dep, standby), 120)
+    dep.wait_for(f"{standby} a sync replica", lambda: dep.can_take_over(standby), 120)
     dep.geoha("chaos", "kill-node", primary)
     dep.wait_for(f"{standby} promoted", lambda: dep.primary() == standby, 60)
     acked = len(writer.acked)
@@ -71,7 +66,7 @@ def test_kill_rejoin_kill_three_times_every_failover_completes(deployment: Deplo
             fail_over(dep, writer, primary, standby)
             dep.geoha("chaos", "start-node", primary)
             primary, standby = standby, primary
-        dep.wait_for(f"{standby} a sync replica", lambda: sync_replica(dep, standby), 120)
+        dep.wait_for(f"{standby} a sync replica", lambda: dep.can_take_over(standby), 120)
     finally:
         writer.stop()
     assert count_present(dep.node_dsn(primary), writer.acked) == len(writer.acked)
@@ -82,7 +77,7 @@ def test_no_fence_while_etcd_has_no_quorum(deployment: Deployment) -> None:
     """With two of three etcd members down nothing can be revoked durably, so the watcher
     does nothing; once a quorum is back, the dead primary is fenced and replaced."""
     dep = deployment
-    dep.wait_for("chennai-db a sync replica", lambda: sync_replica(dep, "chennai-db"))
+    dep.wait_for("chennai-db a sync replica", lambda: dep.can_take_over("chennai-db"))
     dep.geoha("chaos", "kill-node", "mumbai-etcd")
     dep.geoha("chaos", "kill-node", "delhi-etcd")
     dep.geoha("chaos", "kill-node", "delhi-db")
@@ -105,7 +100,7 @@ def test_no_fence_without_a_standby_in_sync_and_patroni_fails_over_by_its_ttl(
     no replica is known to hold every acknowledged write, so the watcher refuses, and the
     failover is Patroni's own, after its lease."""
     dep = deployment
-    dep.wait_for("chennai-db a sync replica", lambda: sync_replica(dep, "chennai-db"))
+    dep.wait_for("chennai-db a sync replica", lambda: dep.can_take_over("chennai-db"))
     delhi = dep.plan.database_node("delhi")
     answer = httpx.patch(
         f"http://{delhi.endpoint('patroni')}/config", json={"synchronous_mode": False}, timeout=10

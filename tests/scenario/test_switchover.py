@@ -13,11 +13,6 @@ from tests.deployment import Deployment
 pytestmark = pytest.mark.scenario
 
 
-def sync_replica(dep: Deployment, name: str) -> bool:
-    db = dep.database(name)
-    return bool(db["role"] == "replica" and db["replication_state"] == "streaming" and db["sync"])
-
-
 def test_switchovers_under_api_writes_fail_no_request(deployment: Deployment) -> None:
     dep = deployment
     writers = [
@@ -27,7 +22,7 @@ def test_switchovers_under_api_writes_fail_no_request(deployment: Deployment) ->
     try:
         for primary, to in (("delhi-db", "chennai"), ("chennai-db", "delhi")):
             standby = dep.plan.database_node(to).name
-            dep.wait_for(f"{standby} a sync replica", lambda s=standby: sync_replica(dep, s), 120)
+            dep.wait_for(f"{standby} a sync replica", lambda s=standby: dep.can_take_over(s), 120)
             acked = [len(w.acked) for w in writers]
             dep.wait_for(
                 "writes flowing",
