@@ -164,7 +164,18 @@ def add_local_commands(sub: Subcommands) -> None:
         metavar="REGION",
         help="with partition: the regions to cut it off from (default: every other region)",
     )
+    p = add_command(
+        sub,
+        "scale",
+        f"{lifecycle}:cmd_scale",
+        "set a region's web or API tier to N instances by hand, within its autoscale min and "
+        "max (the autoscaler may move it again: docs/DESIGN.md, Autoscaling)",
+    )
+    p.add_argument("region", metavar="REGION")
+    p.add_argument("tier", metavar="TIER", choices=["web", "api"])
+    p.add_argument("count", metavar="N", type=int)
     add_drill_command(sub)
+    add_load_command(sub)
 
 
 def add_drill_command(sub: Subcommands) -> None:
@@ -199,6 +210,55 @@ def add_drill_command(sub: Subcommands) -> None:
         "--repeat); with verify: the folder to check",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def add_load_command(sub: Subcommands) -> None:
+    p = add_command(
+        sub,
+        "load",
+        "geoha.commands.load:cmd_load",
+        "bounded open-loop load from the drill's browser-like clients: requests by outcome, "
+        "latency percentiles",
+    )
+    p.description = (
+        "Load the running deployment through the frontend LBs for --duration seconds: "
+        "--rate operations per second from the drill's browser-like clients, reads of the "
+        "newest themes and writes that create themes (named drill-load-*). Progress goes to "
+        "stderr every 5 s; the report (requests by outcome, reads and writes, achieved rate, "
+        "latency p50/p90/p99/max per region) to stdout. Exits 0 when every request got an "
+        "answer classified ok, 1 when some failed, 2 on bad arguments, 130 when interrupted "
+        "(after printing the report of what was done)."
+    )
+    p.add_argument(
+        "--region",
+        metavar="REGION",
+        help="send every request to this data region's frontend LB (default: each client "
+        "follows the global DNS, as a browser does)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        required=True,
+        metavar="N",
+        help="operations per second, all clients together (more than 0, at most 5000)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        required=True,
+        metavar="S",
+        help="seconds of load (more than 0, at most 3600); writes in flight then decide",
+    )
+    p.add_argument(
+        "--read-share",
+        type=float,
+        default=0.8,
+        metavar="F",
+        help="share of the operations that are reads, 0 to 1 (default 0.8)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the report as JSON (progress stays on stderr)"
+    )
 
 
 def add_cloud_commands(sub: Subcommands) -> None:

@@ -96,9 +96,27 @@ class Autoscale(Strict):
     scale_down_cpu_percent: float = Field(default=30.0, ge=0, lt=100)
     """Average CPU below which the tier shrinks (percent, default 30)."""
     cooldown_s: float = Field(default=30.0, ge=0)
-    """Quiet time after a scaling action (seconds, default 30)."""
+    """Quiet time after a scaling action of the cloud's scaler group, whose instances
+    take minutes to boot (seconds, default 30)."""
     scale_in_stabilization_s: float = Field(default=60.0, ge=0)
     """How long load must stay low before an instance is removed (seconds, default 60)."""
+    window_s: float = Field(default=10.0, ge=1, le=600)
+    """Local runtime: CPU of each instance is averaged over this window (seconds, default
+    10)."""
+    scale_out_cooldown_s: float = Field(default=5.0, ge=0, le=3600)
+    """Local runtime: quiet time after a change before the tier grows again; a local
+    instance is serving about a second after its start (seconds, default 5)."""
+    step: int = Field(default=1, ge=1, le=MAX_INSTANCES)
+    """Local runtime: most instances added or removed by one decision (count, default 1)."""
+    tolerance_percent: float = Field(default=10.0, ge=0, le=100)
+    """Local runtime: how far above the scale-up threshold average CPU must be to grow,
+    in percent of the threshold (percent, default 10: 77 % for 70 %)."""
+    drain_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """Local runtime: longest wait for a removed instance's requests in flight to end
+    before it is stopped (seconds, default 30)."""
+    replace_unhealthy_after_s: float = Field(default=30.0, gt=0, le=3600)
+    """Local runtime: an instance running but unhealthy this long is replaced (seconds,
+    default 30)."""
 
 
 class Tier(Strict):

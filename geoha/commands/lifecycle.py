@@ -304,6 +304,21 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_scale(args: argparse.Namespace) -> int:
+    _, plan = load(args)
+    if not control.controller_running(plan.run_dir):
+        raise GeohaError("scale: no controller runs for this deployment (`geoha up` first)")
+    result = control.call(
+        plan.run_dir, "scale", region=args.region, tier=args.tier, count=args.count
+    )
+    say(
+        f"{result['tier']}/{result['region']}: {result['was']} -> {result['count']} instances "
+        "asked for; new ones serve once healthy, removed ones are drained first "
+        "(`geoha status` shows the group)"
+    )
+    return EXIT_OK
+
+
 def heal_without_controller(plan: Plan, region: str | None) -> int:
     """Remove recorded partitions a dead controller left behind; nodes wait for `geoha up`."""
     if region is not None and region not in plan.spec.regions:

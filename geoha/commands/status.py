@@ -19,6 +19,7 @@ from geoha.ops.fencing import FastFailoverStatus
 from geoha.ops.monitor_status import MonitorSummary
 from geoha.plan import NodeRole, Plan
 from geoha.render.haproxy import ADMIN_SOCKET
+from geoha.runtime.autoscaler import GroupStatus
 from geoha.runtime.events import ControllerStatus, NodeStatus
 from geoha.runtime.faults import FaultStatus, load_faults
 from geoha.runtime.global_dns import DnsStatus
@@ -97,6 +98,9 @@ class StatusReport(TypedDict):
     """Active faults (`geoha chaos`); without a controller, those recorded on disk."""
     fast_failover: FastFailoverStatus | None
     """geoha's fast failover watcher (None without a controller)."""
+    autoscale: list[GroupStatus]
+    """Each region's web and API groups as the autoscaler runs them (none without a
+    controller)."""
 
 
 def gather_status(spec: Spec, plan: Plan) -> StatusReport:
@@ -125,6 +129,7 @@ def gather_status(spec: Spec, plan: Plan) -> StatusReport:
         "monitor": snap["monitor"] if snap else None,
         "faults": snap["faults"] if snap else load_faults(plan.run_dir).statuses(),
         "fast_failover": snap["fast_failover"] if snap else None,
+        "autoscale": snap["autoscale"] if snap else [],
     }
 
 
@@ -233,6 +238,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             "  instances: "
             + ", ".join(f"{i['name']}={'ok' if i['healthy'] else 'DOWN'}" for i in running)
         )
+        for group in status["autoscale"]:
+            if group["region"] == region:
+                say("  " + autoscale_line(group))
     dns = status["dns"]
     if dns is not None:
         regions = "  ".join(
@@ -269,6 +277,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         + "  ".join(f"{m['name']}={'ok' if m['healthy'] else 'DOWN'}" for m in status["etcd"])
     )
     return EXIT_OK
+
+
+def autoscale_line(group: GroupStatus) -> str:
+    """One group: serving/desired (min, max), CPU, requests in flight, the last change."""
+    cpu = "CPU n/a" if group["cpu_percent"] is None else f"CPU {group['cpu_percent']:.0f} %"
+    draining = f", draining {', '.join(group['draining'])}" if group["draining"] else ""
+    last = group["last_decision"] or "no change yet"
+    return (
+        f"autoscale {group['tier']}: {group['current']} serving / {group['desired']} desired "
+        f"(min {group['min']}, max {group['max']}), {cpu}, {group['in_flight']} in flight"
+        f"{draining}; last: {last}"
+    )
 
 
 def cmd_ps(args: argparse.Namespace) -> int:

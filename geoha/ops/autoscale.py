@@ -75,6 +75,8 @@ class ScalePolicy:
     """At most this many instances added or removed per decision (self-healing aside)."""
     scale_out_cooldown_s: float = 5.0
     scale_in_stabilization_s: float = 60.0
+    window_s: float = 10.0
+    """The window CPU figures are averaged over (named in the decisions' sentences)."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,8 @@ def decide(group: Group, policy: ScalePolicy) -> Decision:
             Move.OUT,
             wanted,
             wanted,
-            f"{name}: {group.desired} -> {wanted}, {figure} > {policy.scale_up_cpu_percent:g} %",
+            f"{name}: {group.desired} -> {wanted}, {figure} > {policy.scale_up_cpu_percent:g} % "
+            f"over {policy.window_s:g}s",
         )
     if wanted < group.desired:
         window_start = group.now - policy.scale_in_stabilization_s
@@ -177,3 +180,108 @@ def decide(group: Group, policy: ScalePolicy) -> Decision:
             f"{policy.scale_down_cpu_percent:g} % for {policy.scale_in_stabilization_s:g}s",
         )
     return Decision(Move.HOLD, group.desired, wanted, f"{name}: holding {group.desired}, {figure}")
+
+
+# -- which slots: the decision carried out on the group's instances ---------------------
+@dataclass(frozen=True)
+class Slot:
+    """One slot of a tier (an address an instance may run on), as observed this tick."""
+
+    name: str
+    index: int
+    member: bool
+    """The autoscaler wants an instance here (starting, running, or draining)."""
+    free: bool
+    """Not a member, nothing of it runs, nothing is being done to it: it may be started."""
+    healthy: bool
+    failed: bool
+    """A member held down (a chaos kill) or unhealthy for longer than allowed."""
+    lb: str | None
+    """Its state in the load balancer ("ready", "drain", "maint"); None: unknown."""
+    in_flight: int = 0
+    """Requests it is serving, by the load balancer's count."""
+    draining_for: float | None = None
+    """Seconds since the autoscaler started draining it; None: not draining."""
+
+
+class StepKind(StrEnum):
+    JOIN = "join"
+    """Make it a member: the controller starts it."""
+    LEAVE = "leave"
+    """No longer a member: the controller stops it."""
+    ENABLE = "enable"
+    """Let the load balancer send it requests (healthy members only)."""
+    DRAIN = "drain"
+    """No new requests; the ones in flight finish."""
+    DISABLE = "disable"
+    """Out of the load balancer (before it stops, or while it is not a member)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: StepKind
+    slot: str
+    why: str
+
+
+def replacements(slots: Sequence[Slot]) -> list[tuple[str, str]]:
+    """(failed member, free slot that replaces it), lowest free slots first."""
+    free = [s.name for s in sorted(slots, key=lambda s: s.index) if s.free]
+    failed = [s.name for s in slots if s.member and s.draining_for is None and s.failed]
+    return list(zip(failed, free, strict=False))
+
+
+def slot_steps(
+    slots: Sequence[Slot], swaps: Sequence[tuple[str, str]], desired: int, drain_timeout_s: float
+) -> list[Step]:
+    """What to do so `desired` members serve: replace the failed ones (`swaps`), start or
+    drain instances to reach the count, finish drains, and keep the load balancer in step
+    (healthy members enabled, everything else out). Members leave only once drained or
+    never enabled, so no request in flight is cut."""
+    by_name = {s.name: s for s in slots}
+    steps: list[Step] = []
+    gone = {old for old, _ in swaps}
+    for old, new in swaps:
+        steps += leave(by_name[old], f"replaced by {new}")
+        steps.append(Step(StepKind.JOIN, new, f"replaces {old}"))
+    active = [s for s in slots if s.member and s.draining_for is None and s.name not in gone]
+    count = len(active) + len(swaps)
+    joining = {new for _, new in swaps}
+    if desired > count:
+        free = [s for s in sorted(slots, key=lambda s: s.index) if s.free and s.name not in joining]
+        steps += [Step(StepKind.JOIN, s.name, "scale-out") for s in free[: desired - count]]
+    elif desired < count:
+        # unhealthy ones first, then the highest slots
+        victims = sorted(active, key=lambda s: (s.healthy, -s.index))[: count - desired]
+        for s in victims:
+            if s.healthy and s.lb == "ready":
+                steps.append(Step(StepKind.DRAIN, s.name, "scale-in"))
+            else:
+                steps += leave(s, "scale-in")
+    return steps + upkeep(slots, steps, drain_timeout_s)
+
+
+def upkeep(slots: Sequence[Slot], planned: Sequence[Step], drain_timeout_s: float) -> list[Step]:
+    """Finish the drains that are done, and keep the load balancer in step: healthy members
+    enabled, non-members out (after a load balancer's restart, say)."""
+    leaving = {s.slot for s in planned if s.kind in (StepKind.LEAVE, StepKind.DRAIN)}
+    steps: list[Step] = []
+    for s in slots:
+        if s.draining_for is not None:
+            if s.in_flight == 0 and s.draining_for > 0:
+                steps += leave(s, "drained")
+            elif s.draining_for >= drain_timeout_s:
+                still = f"{s.in_flight} requests still in flight after {drain_timeout_s:g}s"
+                steps += leave(s, still)
+        elif s.member and s.name not in leaving:
+            if s.healthy and s.lb in ("maint", "drain"):
+                steps.append(Step(StepKind.ENABLE, s.name, "healthy"))
+        elif not s.member and s.lb in ("ready", "drain"):
+            steps.append(Step(StepKind.DISABLE, s.name, "not a member"))
+    return steps
+
+
+def leave(slot: Slot, why: str) -> list[Step]:
+    """Out of the load balancer first (unless it is already), then no longer a member."""
+    out = [] if slot.lb == "maint" else [Step(StepKind.DISABLE, slot.name, why)]
+    return [*out, Step(StepKind.LEAVE, slot.name, why)]

@@ -34,6 +34,7 @@ from geoha.data.secrets import load_or_create_secrets
 from geoha.db_access import Secrets
 from geoha.errors import BadInput, GeohaError
 from geoha.health import Health
+from geoha.ops.autoscale import Move, StepKind
 from geoha.ops.fastfail import FastFailover, Watched, leader_member, new_leader, settled_leader
 from geoha.ops.incidents import Incident
 from geoha.ops.monitor import Monitor, Sources
@@ -41,6 +42,7 @@ from geoha.plan import NodeRole, Plan, Tools, expand
 from geoha.render.files import write_files
 from geoha.render.pgpass import pgpass_file
 from geoha.runtime import control
+from geoha.runtime.autoscaler import TIERS, Autoscaler, SlotView
 from geoha.runtime.events import (
     ControllerStatus,
     Event,
@@ -62,6 +64,9 @@ from geoha.runtime.node_state import NodeRuntime
 from geoha.runtime.partition import Cut
 from geoha.runtime.process import NodeProcess, adopt_process, clear_record, start_process
 from geoha.runtime.reconcile import (
+    SCALED_ROLES,
+    STAGE_ROLE,
+    TIER_STAGES,
     Action,
     ApplySchema,
     BeginBringUp,
@@ -106,6 +111,15 @@ MAX_EVENTS = 1000
 STATUS_EVENTS = 200
 
 
+STEP_WORDS = {
+    StepKind.JOIN: "joins its group",
+    StepKind.LEAVE: "leaves its group",
+    StepKind.ENABLE: "enabled in {lb}",
+    StepKind.DRAIN: "draining in {lb}",
+    StepKind.DISABLE: "disabled in {lb}",
+}
+"""What an autoscaler step does to an instance, in words."""
+
 Handler = Callable[["Controller", dict[str, Any]], Awaitable[Any]]
 
 
@@ -117,7 +131,11 @@ class Controller:
         self.clock = clock
         by_role = kinds()
         self.nodes = {n.name: NodeRuntime(n, by_role[n.role]) for n in plan.nodes}
-        self.desired = Desired(tiers=tiers)
+        self.autoscaler = Autoscaler(
+            plan, lambda kind, node, fields: self.emit(EventKind(kind), node, **fields), clock
+        )
+        self.desired = Desired(tiers=tiers, instances=self.autoscaler.load())
+        self.scale_by_hand: dict[tuple[str, str], int] = {}
         self.policy = Policy(preferred_primary=f"{plan.spec.primary_region}-db")
         self.secrets: Secrets | None = None
         self.phase = Phase.STARTING
@@ -255,6 +273,80 @@ class Controller:
         self.follow(decision, snap)
         for action in decision.actions:
             self.act(action)
+        if self.phase is Phase.READY and self.desired.goal is Goal.RUN:
+            try:
+                await self.autoscale()
+            except Exception as exc:  # a broken tick is reported, not a dead controller
+                self.emit(EventKind.ACTION_FAILED, action="autoscaling", error=str(exc))
+
+    # -- the autoscaler -----------------------------------------------------------------
+    async def autoscale(self) -> None:
+        """One autoscaler tick (geoha.runtime.autoscaler): observe every group, decide,
+        carry out the load balancer steps, and change the desired instances."""
+        scaler, desired = self.autoscaler, self.desired
+        members = desired.instances or frozenset()
+        tiers = {role for stage, role in STAGE_ROLE.items() if stage in TIER_STAGES[desired.tiers]}
+        skip = {  # a tier not brought up, or a load balancer down (a lost region)
+            key
+            for key, group in scaler.groups.items()
+            if group.slots[0].role not in tiers or not self.nodes[group.lb.name].health.healthy
+        }
+        pgids = {
+            name: rt.proc.pid if rt.proc is not None and rt.proc.running() else None
+            for name, rt in self.nodes.items()
+            if rt.node.role in SCALED_ROLES
+        }
+        problems = await asyncio.to_thread(scaler.observe, skip, pgids)
+        now = self.clock()
+        join: set[str] = set()
+        leave: set[str] = set()
+        for key, group in scaler.groups.items():
+            if key in skip or problems.get(key) is not None:
+                continue
+            views = {
+                n.name: SlotView(
+                    member=n.name in members,
+                    running=self.nodes[n.name].proc_state() is ProcState.RUNNING,
+                    busy=self.nodes[n.name].busy,
+                    held=n.name in desired.held,
+                    healthy=self.nodes[n.name].health.healthy,
+                )
+                for n in group.slots
+            }
+            sentence, count, move, steps = scaler.plan_group(
+                group, views, now, self.scale_by_hand.pop(key, None)
+            )
+            if move is not Move.HOLD:
+                scaler.record(group, sentence, now, count)
+            group.desired = count
+            for step in steps:
+                if step.kind is StepKind.JOIN:
+                    join.add(step.slot)
+                elif step.kind is StepKind.LEAVE:
+                    leave.add(step.slot)
+                    group.draining.pop(step.slot, None)
+                else:
+                    error = await asyncio.to_thread(scaler.lb_step, group, step)
+                    if error is not None:
+                        self.emit(
+                            EventKind.ACTION_FAILED, step.slot, action=step.kind.value, error=error
+                        )
+                        continue
+                    if step.kind is StepKind.DRAIN:
+                        group.draining[step.slot] = now
+                what = STEP_WORDS[step.kind].format(lb=group.lb.name)
+                self.emit(EventKind.INSTANCE_STEP, step.slot, what=what, why=step.why)
+            group.serving = sum(
+                1
+                for n in group.slots
+                if n.name in (members | join) - leave
+                and self.nodes[n.name].health.healthy
+                and group.lb_states.get(n.name) == "ready"
+            )
+        if join or leave:
+            instances = (members | join) - leave
+            self.want(instances=instances, by_hand=self.desired.by_hand - leave)
+            await asyncio.to_thread(scaler.save, instances)
 
     def follow(self, decision: Decision, snap: Snapshot) -> None:
         """Keep the decision's stage and phase, and say what is being done when it changes."""
@@ -660,8 +752,39 @@ class Controller:
         killed = {n: t for n, t in self.faults.killed_nodes.items() if n != name}
         self.record_faults(replace(self.faults, killed_nodes=killed))
         started = self.expect("start", name)
-        self.want(held=self.desired.held - {name}, by_hand=self.desired.by_hand | {name})
+        held = self.desired.held - {name}
+        if rt.node.role in SCALED_ROLES and self.desired.instances is not None:
+            # an instance joins its group: the autoscaler enables it once it is healthy
+            instances = self.desired.instances | {name}
+            self.want(held=held, instances=instances)
+            await asyncio.to_thread(self.autoscaler.save, instances)
+        else:
+            self.want(held=held, by_hand=self.desired.by_hand | {name})
         return await self.wait_for_action(started, name)
+
+    async def op_scale(self, args: dict[str, Any]) -> Any:
+        """`geoha scale REGION TIER N`: the group's size set by hand, within min and max;
+        the next autoscaler tick carries it out."""
+        regions = list(self.plan.spec.data_regions)
+        region = args.get("region")
+        if region not in regions:
+            raise BadInput(f"REGION: one of the data regions {', '.join(regions)} (got {region!r})")
+        tier = args.get("tier")
+        if tier not in TIERS:
+            raise BadInput(f"TIER: one of {', '.join(TIERS)} (got {tier!r})")
+        group = self.autoscaler.groups[(region, tier)]
+        count = args.get("count")
+        low, high = group.scale.min, group.scale.max
+        if isinstance(count, bool) or not isinstance(count, int) or not low <= count <= high:
+            raise BadInput(
+                f"N: {tier}/{region} runs from {low} (min) to {high} (max) instances "
+                f"(got {count!r}); change regions.{region}.{tier}.autoscale to go further"
+            )
+        if self.phase is not Phase.READY:
+            raise GeohaError(f"scale: the deployment is {self.phase.value}, not ready")
+        self.scale_by_hand[(region, tier)] = count
+        self._wake.set()
+        return {"region": region, "tier": tier, "count": count, "was": group.desired}
 
     async def op_shutdown(self, args: dict[str, Any]) -> Any:
         fast = args.get("fast", False)
@@ -708,6 +831,7 @@ class Controller:
             "monitor": self.monitor.summary(),
             "faults": self.faults.statuses(),
             "fast_failover": self.fastfail.status(),
+            "autoscale": self.autoscaler.status(desired.instances or frozenset()),
         }
 
     # -- main loop --------------------------------------------------------------------
@@ -772,6 +896,7 @@ HANDLERS: dict[str, Handler] = {
     "partition": Controller.op_partition,
     "heal": Controller.op_heal,
     "start_node": Controller.op_start_node,
+    "scale": Controller.op_scale,
     "shutdown": Controller.op_shutdown,
 }
 """Every control operation; each changes the desired state, the loop does the rest."""

@@ -14,6 +14,7 @@ from typing import TypedDict
 
 from geoha.ops.fencing import FastFailoverStatus
 from geoha.ops.monitor_status import MonitorSummary
+from geoha.runtime.autoscaler import GroupStatus
 from geoha.runtime.faults import FaultStatus
 from geoha.runtime.global_dns import DnsStatus
 
@@ -54,6 +55,8 @@ class EventKind(StrEnum):
     LEASE_REVOKED = "lease_revoked"
     LEASE_REVOKE_FAILED = "lease_revoke_failed"
     FENCE_RELEASED = "fence_released"
+    AUTOSCALED = "autoscaled"
+    INSTANCE_STEP = "instance_step"
 
 
 SENTENCES: dict[EventKind, str] = {
@@ -101,6 +104,8 @@ SENTENCES: dict[EventKind, str] = {
         "fast failover: revoking {node}'s lease {lease} failed: {error}; Patroni's ttl decides"
     ),
     EventKind.FENCE_RELEASED: "fast failover: {node} released ({why})",
+    EventKind.AUTOSCALED: "autoscaler: {sentence}",
+    EventKind.INSTANCE_STEP: "autoscaler: {node} {what} ({why})",
 }
 
 
@@ -187,3 +192,4 @@ class ControllerStatus(TypedDict):
     faults: list[FaultStatus]
     """Active faults: partitions, killed regions, killed nodes."""
     fast_failover: FastFailoverStatus
+    autoscale: list[GroupStatus]

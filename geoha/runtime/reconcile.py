@@ -89,6 +89,8 @@ TIER_STAGES: dict[Tiers, tuple[Stage, ...]] = {
     ),
     Tiers.ALL: tuple(Stage),
 }
+SCALED_ROLES = frozenset({NodeRole.API, NodeRole.WEB})
+"""The roles of the autoscaled tiers."""
 STOP_ORDER = (
     NodeRole.FRONTEND_LB,
     NodeRole.WEB,
@@ -121,13 +123,31 @@ class Desired:
     """Nodes started by `start-node`, wanted whatever the tiers say (e.g. a standby slot)."""
     stop_fast: bool = False
     """With goal STOP: SIGKILL every node at once (`down --purge`: the data goes anyway)."""
+    instances: frozenset[str] | None = None
+    """The autoscaled slots (API and web instances) that run, as the autoscaler and
+    `geoha scale` set them; None: the plan's, every slot up to each tier's `desired`."""
 
     def wants(self, node: NodeView) -> bool:
         if node.name in self.held:
             return False
         if node.name in self.by_hand:
             return True
-        return not node.standby and STAGE_OF_ROLE[node.role] in TIER_STAGES[self.tiers]
+        if STAGE_OF_ROLE[node.role] not in TIER_STAGES[self.tiers]:
+            return False
+        return self.scaled_in(node) if self.scales(node) else not node.standby
+
+    def scales(self, node: NodeView) -> bool:
+        """Whether the autoscaler decides if this node runs."""
+        return self.instances is not None and node.role in SCALED_ROLES
+
+    def scaled_in(self, node: NodeView) -> bool:
+        """An autoscaled instance the autoscaler wants running."""
+        return self.instances is not None and node.name in self.instances
+
+    def why_unwanted(self, node: NodeView) -> str:
+        if self.scales(node) and STAGE_OF_ROLE[node.role] in TIER_STAGES[self.tiers]:
+            return "scaled in"
+        return f"not wanted with tiers {self.tiers.value}"
 
 
 @dataclass(frozen=True)
@@ -334,10 +354,15 @@ def decide(snap: Snapshot, desired: Desired, policy: Policy) -> Decision:
         return Decision(tuple(actions), "bring-up requested", Stage.RENDER, phase=Phase.STARTING)
     if snap.phase is Phase.STARTING:
         return bring_up(snap, desired, policy, actions)
-    # READY or FAILED: keep what runs running; start only what was asked for by hand.
+    # READY or FAILED: keep what runs running; start only what was asked for by hand,
+    # and the instances the autoscaler adds.
     for node in snap.nodes:
-        if node.proc is ProcState.ABSENT and not node.busy and node.name in desired.by_hand:
+        if node.proc is not ProcState.ABSENT or node.busy or not desired.wants(node):
+            continue
+        if node.name in desired.by_hand:
             actions.append(StartNode(node.name, "started by hand"))
+        elif desired.scaled_in(node):
+            actions.append(StartNode(node.name, "scaled out"))
     sentence = summarize(actions) if actions else "no action: every wanted node runs"
     if snap.phase is Phase.FAILED:
         sentence = f"bring-up failed ({snap.error}); " + sentence
@@ -362,7 +387,7 @@ def enforce_holds(snap: Snapshot, desired: Desired) -> Iterable[Action]:
         if node.name in desired.held:
             yield KillNode(node.name)
         elif not desired.wants(node):
-            yield StopNode(node.name, f"not wanted with tiers {desired.tiers.value}")
+            yield StopNode(node.name, desired.why_unwanted(node))
 
 
 def restart_exited(snap: Snapshot, desired: Desired, policy: Policy) -> Iterable[Action]:

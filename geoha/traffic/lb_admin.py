@@ -74,14 +74,26 @@ def admin_command(socket_path: Path, command: str) -> str:
 
 def server_states(socket_path: Path) -> dict[str, dict[str, str]]:
     """`show stat` as {backend: {server: status}} (UP, DOWN, MAINT, NOLB, ...)."""
-    text = admin_command(socket_path, "show stat").lstrip("# ")
     states: dict[str, dict[str, str]] = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        server = row.get("svname", "")
-        if server in ("FRONTEND", "BACKEND", ""):
-            continue
-        states.setdefault(row["pxname"], {})[server] = row.get("status", "")
+    for row in server_rows(socket_path):
+        states.setdefault(row["pxname"], {})[row["svname"]] = row.get("status", "")
     return states
+
+
+def requests_in_flight(socket_path: Path, backend: str) -> dict[str, int]:
+    """Requests each server of `backend` is serving or has queued (`scur` + `qcur`)."""
+    counts: dict[str, int] = {}
+    for row in server_rows(socket_path):
+        if row["pxname"] == backend:
+            counts[row["svname"]] = int(row.get("scur") or 0) + int(row.get("qcur") or 0)
+    return counts
+
+
+def server_rows(socket_path: Path) -> list[dict[str, str]]:
+    """`show stat`'s rows of servers (not the frontends' and backends' own)."""
+    text = admin_command(socket_path, "show stat").lstrip("# ")
+    rows = csv.DictReader(io.StringIO(text))
+    return [r for r in rows if r.get("svname", "") not in ("FRONTEND", "BACKEND", "")]
 
 
 def server_settings(socket_path: Path, backend: str) -> dict[str, ServerSettings]:

@@ -40,7 +40,7 @@ def group(*cpus: float | None, desired: int | None = None, **changes: object) ->
 def test_above_the_threshold_grows_by_one_step() -> None:
     decision = decide(group(90, 86), POLICY)
     assert (decision.move, decision.desired) == (Move.OUT, 3)
-    assert decision.reason == "api/chennai: 2 -> 3, CPU 88 % > 70 %"
+    assert decision.reason == "api/chennai: 2 -> 3, CPU 88 % > 70 % over 10s"
 
 
 def test_within_the_tolerance_band_holds() -> None:
