@@ -315,6 +315,20 @@ def test_a_node_started_by_hand_runs_even_in_a_standby_slot() -> None:
     assert decide(ready, Desired(), POLICY).actions == ()
 
 
+def test_the_autoscaler_s_instances_are_started_and_stopped() -> None:
+    ready = snapshot(ALL_HEALTHY, schema_generation=1, phase=Phase.READY)
+    grown = Desired(instances=frozenset({"delhi-api-1", "delhi-api-2", "delhi-web-1"}))
+    assert decide(ready, grown, POLICY).actions == (StartNode("delhi-api-2", "scaled out"),)
+    shrunk = Desired(instances=frozenset({"delhi-api-2", "delhi-web-1"}))
+    running = with_nodes(ready, node("delhi-api-2", "healthy"))
+    assert decide(running, shrunk, POLICY).actions == (StopNode("delhi-api-1", "scaled in"),)
+    # a tier not brought up runs none of its instances, whatever the autoscaler kept
+    data_only = replace(shrunk, tiers=Tiers.DATA)
+    assert StopNode("delhi-api-2", "not wanted with tiers data") in decide(
+        running, data_only, POLICY
+    ).actions
+
+
 def test_a_new_primary_is_recorded() -> None:
     ready = snapshot(ALL_HEALTHY, schema_generation=1, phase=Phase.READY)
     failed_over = with_nodes(
