@@ -223,7 +223,9 @@ def add_load_command(sub: Subcommands) -> None:
     p.description = (
         "Load the running deployment through the frontend LBs for --duration seconds: "
         "--rate operations per second from the drill's browser-like clients, reads of the "
-        "newest themes and writes that create themes (named drill-load-*). Progress goes to "
+        "newest themes and writes that create themes (named drill-load-*). Bounded as a "
+        "drill's load is: nothing new after --duration, writes in flight decide within 20 s, "
+        "operations and requests capped; Ctrl-C stops it. Progress goes to "
         "stderr every 5 s; the report (requests by outcome, reads and writes, achieved rate, "
         "latency p50/p90/p99/max per region) to stdout. Exits 0 when every request got an "
         "answer classified ok, 1 when some failed, 2 on bad arguments, 130 when interrupted "

@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 
 import geoha
+from geoha.commands.clients import client_target
 from geoha.commands.common import load, say
 from geoha.commands.controller_view import controller_snapshot
 from geoha.data import cluster
@@ -33,7 +34,6 @@ from geoha.data.secrets import load_or_create_secrets
 from geoha.errors import EXIT_OK, BadInput, GeohaError
 from geoha.ops.drill import Drill, DrillTargets, SettleState, count_names
 from geoha.ops.drill_analysis import check_writes
-from geoha.ops.drill_clients import Target
 from geoha.ops.drill_model import (
     ControllerEvent,
     DrillSettings,
@@ -46,9 +46,8 @@ from geoha.ops.drill_model import (
 from geoha.ops.drill_render import write_report, write_summary
 from geoha.ops.drill_report import DrillReport, summary, written_names
 from geoha.ops.drill_sampler import DatabaseTarget
-from geoha.plan import NodeRole, Plan
+from geoha.plan import Plan
 from geoha.runtime.events import ControllerStatus
-from geoha.runtime.global_dns import entry_addresses
 from geoha.spec import ReplicationMode, Spec
 
 MAX_RATE = 200.0
@@ -211,9 +210,6 @@ class CliControl:
 
 
 def drill_targets(spec: Spec, plan: Plan, snap: ControllerStatus) -> DrillTargets:
-    host, _, port = snap["dns"]["server"].rpartition(":")
-    entries = entry_addresses(plan)
-    http_port = plan.only(next(iter(entries)), NodeRole.FRONTEND_LB).ports["http"]
     databases = [
         DatabaseTarget(
             node.name,
@@ -224,13 +220,7 @@ def drill_targets(spec: Spec, plan: Plan, snap: ControllerStatus) -> DrillTarget
         for node in plan.database_nodes
     ]
     return DrillTargets(
-        clients=Target(
-            name=snap["dns"]["name"],
-            dns_host=host,
-            dns_port=int(port),
-            http_port=http_port,
-            regions={address: region for region, address in entries.items()},
-        ),
+        clients=client_target(plan, snap),
         databases=databases,
         write_dsn=cluster.dsn(plan, next(iter(spec.data_regions)), write=True),
     )

@@ -7,7 +7,8 @@ Each client behaves as a browser running the reference web app would:
   many connections fail before that (browsers do not re-resolve early). A
   client joins with an answer of random age, as a steady population of
   browsers has, so their answers do not all expire at once. A failed lookup
-  keeps the old answer and is tried again a second later;
+  keeps the old answer and is tried again a second later. (A target with a
+  fixed address, as `geoha load --region` has, is never looked up);
 - it sends every request to the answered address, port 8080, with the name in
   `Host`; a broken connection is dropped and the next request opens a new one;
 - it keeps the read-your-writes token (`geoha_min_lsn`, which the API sets as a
@@ -82,6 +83,9 @@ class Target:
     http_port: int
     regions: dict[str, str]
     """Entry address -> its region."""
+    address: str | None = None
+    """One entry every request goes to, with no DNS lookup (None: the address the global
+    DNS answers, as a browser's)."""
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,8 @@ class BrowserClient:
     # -- DNS -----------------------------------------------------------------------------
 
     def current_address(self) -> str | None:
+        if self.target.address is not None:
+            return self.target.address
         with self.dns_lock:
             now = self.clock()
             if (self.address is None or now >= self.expires) and now >= self.dns_retry_at:
@@ -447,14 +453,15 @@ class Load:
 
     def start(self) -> None:
         count, share = len(self.clients), self.settings.read_share
-        intervals = {
-            OpKind.READ: count / (self.rate * share),
-            OpKind.WRITE: count / (self.rate * (1 - share)),
-        }
+        rates = {OpKind.READ: self.rate * share, OpKind.WRITE: self.rate * (1 - share)}
+        intervals = {kind: count / rate for kind, rate in rates.items() if rate > 0}
         now = self.clock()
         end_at = now + self.duration_s
         for client in self.clients:
             for kind, tab in client.tabs.items():
+                if kind not in intervals:  # a read share of 0 or 1: the tab has nothing to do
+                    tab.http.close()
+                    continue
                 offset = (client.index + (0.5 if kind is OpKind.WRITE else 0.0)) / count
                 thread = threading.Thread(
                     target=client.run,
