@@ -324,9 +324,10 @@ def test_the_autoscaler_s_instances_are_started_and_stopped() -> None:
     assert decide(running, shrunk, POLICY).actions == (StopNode("delhi-api-1", "scaled in"),)
     # a tier not brought up runs none of its instances, whatever the autoscaler kept
     data_only = replace(shrunk, tiers=Tiers.DATA)
-    assert StopNode("delhi-api-2", "not wanted with tiers data") in decide(
-        running, data_only, POLICY
-    ).actions
+    assert (
+        StopNode("delhi-api-2", "not wanted with tiers data")
+        in decide(running, data_only, POLICY).actions
+    )
 
 
 def test_a_new_primary_is_recorded() -> None:
