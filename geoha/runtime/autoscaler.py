@@ -180,6 +180,8 @@ class Autoscaler:
         self.plan = plan
         self.emit = emit
         self.clock = clock
+        self.cpu_s = 0.0
+        """CPU seconds the controller spent in autoscaler ticks (an upper bound)."""
         now = clock()
         self.groups: dict[tuple[str, str], GroupState] = {}
         for region_name, region in plan.spec.data_regions.items():

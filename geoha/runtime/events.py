@@ -193,3 +193,6 @@ class ControllerStatus(TypedDict):
     """Active faults: partitions, killed regions, killed nodes."""
     fast_failover: FastFailoverStatus
     autoscale: list[GroupStatus]
+    autoscaler_cpu_s: float
+    """CPU seconds the controller spent in autoscaler ticks since it started (an upper
+    bound: the whole process's CPU while a tick ran)."""
