@@ -15,11 +15,11 @@ from geoha.data import cluster
 from geoha.data.cluster import DatabaseEntry, DatabaseStatus, EtcdMember
 from geoha.data.secrets import load_or_create_secrets
 from geoha.errors import EXIT_OK, BadInput, GeohaError
+from geoha.ops.autoscale import GroupStatus
 from geoha.ops.fencing import FastFailoverStatus
 from geoha.ops.monitor_status import MonitorSummary
 from geoha.plan import NodeRole, Plan
 from geoha.render.haproxy import ADMIN_SOCKET
-from geoha.runtime.autoscaler import GroupStatus
 from geoha.runtime.events import ControllerStatus, NodeStatus
 from geoha.runtime.faults import FaultStatus, load_faults
 from geoha.runtime.global_dns import DnsStatus

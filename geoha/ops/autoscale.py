@@ -25,6 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypedDict
 
 
 class Move(StrEnum):
@@ -285,3 +286,31 @@ def leave(slot: Slot, why: str) -> list[Step]:
     """Out of the load balancer first (unless it is already), then no longer a member."""
     out = [] if slot.lb == "maint" else [Step(StepKind.DISABLE, slot.name, why)]
     return [*out, Step(StepKind.LEAVE, slot.name, why)]
+
+
+# -- what the status says of each group ---------------------------------------------
+class DecisionRecord(TypedDict):
+    t: float
+    """Wall-clock time (seconds since the epoch)."""
+    sentence: str
+
+
+class GroupStatus(TypedDict):
+    region: str
+    tier: str
+    current: int
+    """Healthy members serving (enabled in the load balancer)."""
+    desired: int
+    min: int
+    max: int
+    last_decision: str
+    cpu_percent: float | None
+    """Average CPU of the healthy members over the window, percent of one core."""
+    in_flight: int
+    instances: list[str]
+    """The members, starting, serving or draining."""
+    draining: list[str]
+    decisions: list[DecisionRecord]
+    """The last changes, oldest first."""
+    changes: int
+    """Changes of the group's size since the controller started."""

@@ -7,7 +7,7 @@ library's. Every metric is prefixed `geoha_`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from geoha.ops.autoscale import GroupStatus
 from geoha.ops.monitor_store import RegionSample
 
 
@@ -34,6 +35,8 @@ class MetricsView:
     incidents_open: int
     incidents_total: int
     rounds: int
+    autoscale: Sequence[GroupStatus] = ()
+    """Each web and API group as the autoscaler runs it."""
 
 
 class _Collector(Collector):
@@ -74,6 +77,42 @@ class _Collector(Collector):
         rounds = CounterMetricFamily("geoha_monitor_rounds", "Monitor rounds since it started.")
         rounds.add_metric([], view.rounds)
         yield from (open_, total, rounds)
+        yield from self._autoscale()
+
+    def _autoscale(self) -> Iterator[Metric]:
+        labels = ["region", "tier"]
+        instances = GaugeMetricFamily(
+            "geoha_autoscale_instances",
+            "Instances of a web or API group: serving (healthy and enabled in the LB), "
+            "desired, min and max.",
+            labels=[*labels, "kind"],
+        )
+        cpu = GaugeMetricFamily(
+            "geoha_autoscale_cpu_percent",
+            "Average CPU of the group's healthy instances over the autoscaler's window, "
+            "in percent of one core.",
+            labels=labels,
+        )
+        in_flight = GaugeMetricFamily(
+            "geoha_autoscale_requests_in_flight",
+            "Requests the group's instances are serving or have queued, by the LB's count.",
+            labels=labels,
+        )
+        changes = CounterMetricFamily(
+            "geoha_autoscale_changes",
+            "Changes of the group's size since the controller started.",
+            labels=labels,
+        )
+        for g in self.view.autoscale:
+            group = [g["region"], g["tier"]]
+            counts = {"serving": g["current"], "desired": g["desired"], "min": g["min"]}
+            for kind, value in {**counts, "max": g["max"]}.items():
+                instances.add_metric([*group, kind], value)
+            if g["cpu_percent"] is not None:
+                cpu.add_metric(group, g["cpu_percent"])
+            in_flight.add_metric(group, g["in_flight"])
+            changes.add_metric(group, g["changes"])
+        yield from (instances, cpu, in_flight, changes)
 
     def _dns(self) -> Iterator[Metric]:
         view = self.view

@@ -34,6 +34,7 @@ import psycopg
 from geoha.data.cluster import REPLICATION_QUERY, Replication, read_replication
 from geoha.db_access import SUPERUSER, Secrets
 from geoha.health import DbRole, Health, entry_check
+from geoha.ops.autoscale import GroupStatus
 from geoha.ops.http_server import HttpServer, Request, Response
 from geoha.ops.incidents import Incident, Observation, SubjectState, close_all, resume, track
 from geoha.ops.metrics import MetricsView, exposition
@@ -103,6 +104,8 @@ class Sources:
     secrets: Callable[[], Secrets | None]
     on_incident: Callable[[Incident], None]
     """Told of each incident opened and closed (to log it); must not raise."""
+    autoscale: Callable[[], list[GroupStatus]] = list
+    """Each web and API group as the autoscaler runs it."""
 
 
 class Monitor(Service):
@@ -386,6 +389,7 @@ class Monitor(Service):
                 self._region_status(r, lbs, dns, health) for r in self.plan.spec.data_regions
             ],
             "incidents": [incident_status(i, now) for i in incidents],
+            "autoscale": self.sources.autoscale(),
         }
 
     def _dns_view(self) -> _DnsView:
@@ -477,6 +481,7 @@ class Monitor(Service):
             incidents_open=self.summary()["incidents_open"],
             incidents_total=self.incidents_total,
             rounds=self.rounds,
+            autoscale=self.sources.autoscale(),
         )
 
     async def history(self, minutes: int) -> list[dict[str, Any]]:

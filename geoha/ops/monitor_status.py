@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypedDict
 
+from geoha.ops.autoscale import GroupStatus
 from geoha.ops.incidents import Incident
 
 
@@ -101,6 +102,8 @@ class MonitorStatus(TypedDict):
     primary: str | None
     regions: list[RegionStatus]
     incidents: list[IncidentStatus]
+    autoscale: list[GroupStatus]
+    """Each web and API group: serving, desired, min, max, CPU and the last changes."""
 
 
 def incident_status(incident: Incident, now: float) -> IncidentStatus:

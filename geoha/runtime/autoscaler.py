@@ -28,11 +28,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict
 
 from geoha.ops.autoscale import (
     Decision,
+    DecisionRecord,
     Group,
+    GroupStatus,
     Instance,
     Move,
     ScalePolicy,
@@ -62,31 +63,6 @@ TIERS: dict[str, tuple[NodeRole, NodeRole, str]] = {
 """tier -> (the instances' role, the load balancer's role, its backend)."""
 RECENT_DECISIONS = 10
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class DecisionRecord(TypedDict):
-    t: float
-    """Wall-clock time (seconds since the epoch)."""
-    sentence: str
-
-
-class GroupStatus(TypedDict):
-    region: str
-    tier: str
-    current: int
-    """Healthy members serving (enabled in the load balancer)."""
-    desired: int
-    min: int
-    max: int
-    last_decision: str
-    cpu_percent: float | None
-    """Average CPU of the healthy members over the window, percent of one core."""
-    in_flight: int
-    instances: list[str]
-    """The members, starting, serving or draining."""
-    draining: list[str]
-    decisions: list[DecisionRecord]
-    """The last changes, oldest first."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +132,7 @@ class GroupState:
     unhealthy_since: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, CpuWindow] = field(default_factory=dict)
     last_decision: str = ""
+    changes: int = 0
     decisions: deque[DecisionRecord] = field(default_factory=lambda: deque(maxlen=RECENT_DECISIONS))
     lb_states: dict[str, str] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
@@ -352,6 +329,7 @@ class Autoscaler:
         group.last_change_at = now
         group.last_decision = sentence
         group.desired = desired
+        group.changes += 1
         group.decisions.append({"t": time.time(), "sentence": sentence})
         fields: dict[str, str | int | float | None] = {
             "sentence": sentence,
@@ -382,6 +360,7 @@ class Autoscaler:
                     "instances": names,
                     "draining": sorted(group.draining),
                     "decisions": list(group.decisions),
+                    "changes": group.changes,
                 }
             )
         return result

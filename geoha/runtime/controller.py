@@ -171,6 +171,7 @@ class Controller:
                 phase=lambda: self.phase.value,
                 secrets=lambda: self.secrets,
                 on_incident=self.on_incident,
+                autoscale=lambda: self.autoscaler.status(self.desired.instances or frozenset()),
             ),
         )
         self.fastfail = FastFailover(

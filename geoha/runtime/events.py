@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypedDict
 
+from geoha.ops.autoscale import GroupStatus
 from geoha.ops.fencing import FastFailoverStatus
 from geoha.ops.monitor_status import MonitorSummary
-from geoha.runtime.autoscaler import GroupStatus
 from geoha.runtime.faults import FaultStatus
 from geoha.runtime.global_dns import DnsStatus
 

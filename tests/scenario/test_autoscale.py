@@ -28,6 +28,7 @@ import pytest
 from geoha.runtime import control
 from tests.deployment import Deployment
 from tests.scenario.conftest import NETS
+from tests.scenario.test_monitor import metrics
 
 POLICY = """
 min = 1
@@ -148,6 +149,10 @@ def test_a_load_step_grows_the_api_tier_and_it_shrinks_back_without_a_failed_req
     new = [name for name in api["instances"] if name != "delhi-api-1"]
     assert new
     dep.wait_for("the new instance answering", lambda: set(new) & served_by(dep, "delhi"), 20)
+    counted = metrics(controller(dep)["monitor"]["metrics_url"])
+    group_labels = (("region", "delhi"), ("tier", "api"))
+    assert counted[("geoha_autoscale_instances", (("kind", "desired"), *group_labels))] >= 2
+    assert counted[("geoha_autoscale_changes_total", group_labels)] >= 1
 
     # the load is gone: back to min, after the stabilization window, while a light load
     # runs through the instances being drained

@@ -62,6 +62,23 @@ VIEW = MetricsView(
     incidents_open=1,
     incidents_total=4,
     rounds=99,
+    autoscale=(
+        {
+            "region": "delhi",
+            "tier": "api",
+            "current": 2,
+            "desired": 3,
+            "min": 1,
+            "max": 5,
+            "last_decision": "api/delhi: 2 -> 3, CPU 88 % > 70 % over 10s",
+            "cpu_percent": 88.0,
+            "in_flight": 7,
+            "instances": ["delhi-api-1", "delhi-api-2", "delhi-api-3"],
+            "draining": [],
+            "decisions": [{"t": 1000.0, "sentence": "api/delhi: 2 -> 3, CPU 88 % > 70 % over 10s"}],
+            "changes": 4,
+        },
+    ),
 )
 
 
@@ -84,6 +101,13 @@ def test_every_metric_reads_back_with_its_labels_and_value() -> None:
     assert m[("geoha_incidents_open", ())] == 1
     assert m[("geoha_incidents_total", ())] == 4
     assert m[("geoha_monitor_rounds_total", ())] == 99
+    api = (("region", "delhi"), ("tier", "api"))
+    assert m[("geoha_autoscale_instances", (("kind", "serving"), *api))] == 2
+    assert m[("geoha_autoscale_instances", (("kind", "desired"), *api))] == 3
+    assert m[("geoha_autoscale_instances", (("kind", "max"), *api))] == 5
+    assert m[("geoha_autoscale_cpu_percent", api)] == 88.0
+    assert m[("geoha_autoscale_requests_in_flight", api)] == 7
+    assert m[("geoha_autoscale_changes_total", api)] == 4
 
 
 def test_unknown_values_are_left_out_not_reported_as_zero() -> None:

@@ -90,6 +90,19 @@ function incidentRow(incident) {
     el("td", {}, incident.resolution || ""));
 }
 
+function groupRow(group) {
+  const last = group.decisions.length ? group.decisions[group.decisions.length - 1] : null;
+  const draining = group.draining.length ? ` (draining ${group.draining.join(", ")})` : "";
+  return el("tr", { class: group.current < group.min ? "open" : "" },
+    el("td", {}, `${group.tier}/${group.region}`),
+    el("td", {}, String(group.current)),
+    el("td", {}, String(group.desired) + draining),
+    el("td", {}, `${group.min}–${group.max}`),
+    el("td", {}, group.cpu_percent === null ? "—" : `${group.cpu_percent.toFixed(0)} %`),
+    el("td", {}, String(group.in_flight)),
+    el("td", {}, last ? `${time(last.t)} ${last.sentence}` : "none yet"));
+}
+
 function renderState(state) {
   const open = state.incidents.filter((i) => i.open).length;
   document.getElementById("summary").textContent =
@@ -101,6 +114,9 @@ function renderState(state) {
   const rows = state.incidents.map(incidentRow);
   if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "6", class: "muted" }, "no incidents")));
   document.getElementById("incidents").replaceChildren(...rows);
+  const groups = (state.autoscale || []).map(groupRow);
+  if (groups.length === 0) groups.push(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "no autoscaled group")));
+  document.getElementById("autoscale").replaceChildren(...groups);
 }
 
 function svgNode(tag, attrs) {
