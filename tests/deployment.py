@@ -59,6 +59,23 @@ local_address = "{nets.dns}"
 local_port = 5353
 """
 # [dns] comes last: `extra` may start with more of its keys (e.g. `ttl_s = 5`)
+PINNED_TIER = """
+[regions.{region}.{tier}.autoscale]
+min = 2
+desired = 2
+"""
+"""A tier the test does not scale: kept at its 2 instances (the autoscaler would shrink an
+idle one to 1 after a minute, and tests count on both)."""
+
+
+def pinned_tiers(extra: str) -> str:
+    """The pinned table of every data region's tier whose autoscale table `extra` lacks."""
+    return "".join(
+        PINNED_TIER.format(region=region, tier=tier)
+        for region in ("delhi", "chennai")
+        for tier in ("web", "api")
+        if f"[regions.{region}.{tier}.autoscale]" not in extra
+    )
 
 
 @dataclass(frozen=True)
@@ -88,7 +105,8 @@ class Deployment:
     `base` is a directory the deployment owns: the topology file and the run
     directory go there, and `close()` removes it. `replication` is "sync" or
     "async"; `extra` is TOML appended to the topology (more `[dns]` keys
-    first, then tables: autoscale counts, traffic settings); `tiers` is what
+    first, then tables: autoscale counts, traffic settings; every tier whose autoscale
+    table it does not give is pinned at 2 instances); `tiers` is what
     `up()` brings up ("all", the default, passes nothing; any other value
     goes to `geoha up --tiers`). `wait_for` asks again every `poll_s` seconds
     and gives up after `wait_timeout_s` unless told otherwise.
@@ -114,7 +132,7 @@ class Deployment:
         self.poll_s = poll_s
         self.wait_timeout_s = wait_timeout_s
         text = TOPOLOGY.format(name=name, run_dir=self.run_dir, replication=replication, nets=nets)
-        self.topology.write_text(text + extra)
+        self.topology.write_text(text + extra + pinned_tiers(extra))
         spec = load_spec(self.topology)
         self.plan: Plan = expand(spec, Path(spec.run_dir), Tools.discover())
 
