@@ -26,7 +26,7 @@ import psycopg
 
 from geoha.plan import NodeRole, Plan, Tools, expand
 from geoha.runtime import control
-from geoha.runtime.process import read_record
+from geoha.runtime.process import node_processes, read_record
 from geoha.spec import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -183,9 +183,12 @@ class Deployment:
         self.geoha("up", *tiers, timeout=600)
 
     def still_running(self) -> list[str]:
-        """Names of the planned nodes whose process is alive."""
+        """Names of the planned nodes of which a process is alive (the leader, or what is
+        left of its process group)."""
         return [
-            n.name for n in self.plan.nodes if (r := read_record(n.dir)) is not None and r.alive()
+            n.name
+            for n in self.plan.nodes
+            if (r := read_record(n.dir)) is not None and node_processes(r)
         ]
 
     def close(self) -> None:

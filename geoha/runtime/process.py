@@ -186,11 +186,19 @@ def group_members(pgid: int) -> list[psutil.Process]:
 
 
 def node_processes(record: ProcessRecord, extra: Iterable[int] = ()) -> list[psutil.Process]:
-    """Every process of a node: its group, its descendants, and `extra` roots with theirs."""
+    """Every process of a node: its group, its descendants, and `extra` roots with theirs.
+
+    The group is searched also when its leader is gone: a SIGKILLed leader leaves its
+    children running (an API's worker, still listening on the node's address). Linux
+    does not give a pid to a new process while a group of that id has members, so the
+    members found are the node's, unless the pid now names a newer process (the group
+    emptied, and the pid was reused): then there is nothing of the node to find."""
     found: dict[int, psutil.Process] = {}
     roots: list[psutil.Process] = []
-    if record.alive():
+    alive = record.alive()
+    if alive:
         roots.append(psutil.Process(record.pid))
+    if alive or not pid_reused(record):
         for proc in group_members(record.pid):
             found[proc.pid] = proc
     for pid in extra:
@@ -202,6 +210,14 @@ def node_processes(record: ProcessRecord, extra: Iterable[int] = ()) -> list[psu
             for child in root.children(recursive=True):
                 found[child.pid] = child
     return [proc for proc in found.values() if not dead(proc)]
+
+
+def pid_reused(record: ProcessRecord) -> bool:
+    """The recorded pid names another process now (started at another time)."""
+    try:
+        return abs(psutil.Process(record.pid).create_time() - record.create_time) >= 0.05
+    except psutil.Error:
+        return False
 
 
 def dead(proc: psutil.Process) -> bool:
@@ -243,6 +259,8 @@ def stop_node(
     if record.alive():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(record.pid, stop_signal)
+    else:  # the leader is gone: what is left of its group gets the signal one by one
+        signal_all(node_processes(record), stop_signal)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not node_processes(record, extra_pids()):

@@ -14,6 +14,7 @@ from geoha.runtime.process import (
     adopt_process,
     clear_record,
     kill_node,
+    node_processes,
     read_record,
     start_process,
     stop_node,
@@ -65,6 +66,24 @@ def test_stop_terminates_gracefully_then_kills_leftovers(tmp_path: Path) -> None
     stop_node(record, lambda: [detached] if _alive(detached) else [], timeout_s=1.0)
     assert time.monotonic() - started < 10
     assert not _alive(leader) and not _alive(detached)
+
+
+def test_what_a_killed_leader_left_in_its_group_is_still_the_node_s(tmp_path: Path) -> None:
+    """SIGKILL to an API's main process leaves its worker listening on the node's
+    address; a restart must kill it first, and a stop must not miss it."""
+    leader, detached = start_node(tmp_path)
+    record = read_record(tmp_path)
+    assert record is not None
+    child = next(p.pid for p in psutil.process_iter() if _pgid(p.pid) == leader and p.pid != leader)
+    os.kill(leader, 9)
+    deadline = time.monotonic() + 5
+    while record.alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not record.alive() and _alive(child)  # the group outlives its leader
+    assert child in [p.pid for p in node_processes(record)]
+    assert kill_node(record, lambda: [detached]) >= 2
+    assert not _alive(child) and not _alive(detached)
+    assert node_processes(record) == []
 
 
 def test_a_stale_record_names_no_process(tmp_path: Path) -> None:
