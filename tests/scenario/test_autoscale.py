@@ -13,6 +13,7 @@ over 5 s, scale-in after 20 s low) so a test takes a minute, not several.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from geoha.runtime import control
@@ -128,6 +130,16 @@ def served_by(dep: Deployment, region: str, requests: int = 30) -> set[str]:
     return names
 
 
+def process_group(pgid: int) -> list[int]:
+    """The live processes of a process group."""
+    members = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+    return members
+
+
 def grown(dep: Deployment, region: str) -> dict[str, Any] | None:
     """The API group once a second instance serves (enabled in the LB and healthy)."""
     api = group(dep, region, "api")
@@ -179,6 +191,8 @@ def test_a_load_step_grows_the_api_tier_and_it_shrinks_back_without_a_failed_req
         return bool(again["healthy"] and again["pid"] != pid and served_by(dep, "delhi", 5))
 
     dep.wait_for("delhi-api-1 replaced and serving", serving_again, 30)
+    # nothing of the killed one is left (its worker would share the address)
+    assert not process_group(pid)
 
     # an instance held down (chaos) is replaced by a free slot of its tier
     web = group(dep, "delhi", "web")
