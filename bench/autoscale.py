@@ -73,8 +73,8 @@ AUTOSCALER_FRAMES = (
 """A profile sample with one of these in its stack is the autoscalers' work."""
 
 
-def policy_toml() -> str:
-    lines = [f"{key} = {value}" for key, value in POLICY.items()]
+def policy_toml(policy: dict[str, float]) -> str:
+    lines = [f"{key} = {value:g}" for key, value in policy.items()]
     return f"\n[regions.{REGION}.{TIER}.autoscale]\n" + "\n".join(lines) + "\n"
 
 
@@ -463,9 +463,22 @@ def main() -> None:
     parser.add_argument("--idle-window", type=float, default=60.0)
     parser.add_argument("--load-window", type=float, default=30.0)
     parser.add_argument("--profile-window", type=float, default=30.0, help="0: no profile")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=POLICY["window_s"],
+        help="the policy's CPU window, s (default: the reference 10; another value writes "
+        "a section of its own)",
+    )
     args = parser.parse_args()
+    if not 1 <= args.window <= 600:
+        parser.error(f"--window: 1 to 600 seconds (got {args.window:g})")
+    policy = {**POLICY, "window_s": args.window}
+    name = (
+        "autoscale" if args.window == POLICY["window_s"] else f"autoscale-window-{args.window:g}s"
+    )
     facts = machine_facts()
-    dep = bench_deployment(extra=policy_toml())
+    dep = bench_deployment(extra=policy_toml(policy))
     runs: list[dict[str, Any]] = []
     overhead: dict[str, Any] = {}
     profile = None
@@ -484,16 +497,16 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": facts,
         "args": vars(args),
-        "policy": POLICY,
+        "policy": policy,
         "settings": {"probe_interval_s": PROBE_INTERVAL_S, "poll_s": POLL_S, "themes": THEMES},
         "runs": runs,
         "overhead": overhead,
         "idle_profile": profile,
     }
     data["summary"] = summary(data)
-    write_json("autoscale", data)
+    write_json(name, data)
     markdown = report(data)
-    write_section("autoscale", markdown)
+    write_section(name, markdown)
     print(markdown)
 
 

@@ -146,7 +146,7 @@ def targets_table(data: dict[str, Any], s: dict[str, Any]) -> list[str]:
         f"{TARGET_SERVING_S:g} read literally | "
         + verdict(
             s["step_met"],
-            f"most of it is the {window} s CPU window the reference policy averages over "
+            f"most of it is the {window} s CPU window the policy averages over "
             "before deciding; a shorter `window_s` trades it for decisions on noisier figures",
         )
         + " |",
@@ -188,7 +188,12 @@ def report(data: dict[str, Any]) -> str:
     facts, a = data["machine"], data["args"]
     s = data["summary"]
     lines = [
-        "## Autoscaler (issue: autoscaling)",
+        "## Autoscaler (issue: autoscaling)"
+        + (
+            ""
+            if data["policy"]["window_s"] == 10
+            else f", with a {data['policy']['window_s']:g} s CPU window"
+        ),
         "",
         f"Machine: {facts['cores']} cores ({facts['cpu']}), {facts['memory_gib']} GiB, kernel "
         f"{facts['kernel']}, Python {facts['python']}. Measured {data['date']} at commit "
@@ -196,7 +201,13 @@ def report(data: dict[str, Any]) -> str:
         "",
         "Reproduce: `.venv/bin/python -m bench.autoscale` (add `--runs N`, `--connections C`, "
         "`--light-rate R`, `--light-duration S`, `--idle-window S`, `--load-window S`, "
-        "`--profile-window S`).",
+        "`--profile-window S`, `--window S`)"
+        + (
+            ""
+            if data["policy"]["window_s"] == 10
+            else f"; this one: `--window {data['policy']['window_s']:g}`"
+        )
+        + ".",
         "",
         method(data),
         "",
