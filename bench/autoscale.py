@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from bench.common import REPO, bench_deployment, machine_facts, write_json, writ
 from bench.dns import PROFILE_RATE_HZ, profile_bucket, py_spy
 from geoha.plan import NodeRole
 from geoha.runtime import control
-from tests.deployment import Deployment
+from tests.deployment import Deployment, stopped_at_exit
 
 REGION = "delhi"
 TIER = "api"
@@ -159,21 +158,6 @@ def wait_at_rest(dep: Deployment, everyone: bool, timeout_s: float) -> dict[str,
 
 
 # -- load ---------------------------------------------------------------------------------
-@contextmanager
-def stopped_at_exit(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
-    """The process is asked to stop (SIGINT, then SIGKILL after 10 s) when the block ends."""
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def start_wrk(dep: Deployment, connections: int) -> subprocess.Popen[str]:
     url = dep.entry_url(REGION) + HEAVY_READ
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{WRK_LIMIT_S}s", url]

@@ -3,8 +3,9 @@ its results alone (bench/results/autoscale.json)."""
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
+
+from bench.common import min_median_max_of
 
 TARGET_SERVING_S = 5.0
 """Load step -> new instance serving traffic (issue: autoscaling)."""
@@ -15,12 +16,7 @@ TICK_S = 1.0
 
 
 def stats(values: list[float | None]) -> str:
-    known = [v for v in values if v is not None]
-    if not known:
-        return "-"
-    missing = len(values) - len(known)
-    text = f"{min(known):.2f} / {statistics.median(known):.2f} / {max(known):.2f}"
-    return text + (f" ({missing} missing)" if missing else "")
+    return min_median_max_of(values, "missing")
 
 
 def cell(value: Any) -> str:

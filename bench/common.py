@@ -53,6 +53,16 @@ def version(argv: list[str]) -> str:
         return "none"
 
 
+def min_median_max_of(values: list[float | None], missing_word: str) -> str:
+    """min / median / max of the known values, "-" without one; how many are unknown."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    missing = len(values) - len(known)
+    text = f"{min(known):.2f} / {statistics.median(known):.2f} / {max(known):.2f}"
+    return text + (f" ({missing} {missing_word})" if missing else "")
+
+
 def min_median_max(values: list[float]) -> str:
     if not values:
         return "n/a"

@@ -24,13 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, bench_deployment, machine_facts, write_json, write_section
+from bench.common import (
+    REPO,
+    bench_deployment,
+    machine_facts,
+    min_median_max_of,
+    write_json,
+    write_section,
+)
 
 DEFAULT_FAULTS = "kill-region:delhi,partition:delhi,kill-node:delhi-db"
 DEFAULT_TTL_FAULTS = "kill-region:delhi"
@@ -42,12 +48,7 @@ TTL_S = 5
 
 
 def stats(values: list[float | None]) -> str:
-    known = [v for v in values if v is not None]
-    if not known:
-        return "-"
-    missing = len(values) - len(known)
-    text = f"{min(known):.2f} / {statistics.median(known):.2f} / {max(known):.2f}"
-    return text + (f" ({missing} none)" if missing else "")
+    return min_median_max_of(values, "none")
 
 
 def run_fault(dep: Any, fault: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:

@@ -100,7 +100,11 @@ def shared_deployment(
 
 
 def own_deployment(tiers: str) -> Iterator[Deployment]:
-    dep = new_deployment(tiers)
+    yield from running(new_deployment(tiers))
+
+
+def running(dep: Deployment) -> Iterator[Deployment]:
+    """`dep` brought up for a test, and down again after it, whatever the test did."""
     try:
         dep.up()
         yield dep

@@ -28,8 +28,8 @@ import psutil
 import pytest
 
 from geoha.runtime import control
-from tests.deployment import Deployment
-from tests.scenario.conftest import NETS
+from tests.deployment import Deployment, stopped_at_exit
+from tests.scenario.conftest import NETS, running
 from tests.scenario.test_monitor import metrics
 
 POLICY = """
@@ -52,22 +52,12 @@ def scaled_deployment(region: str) -> Deployment:
 
 @pytest.fixture
 def delhi_scaled() -> Iterator[Deployment]:
-    dep = scaled_deployment("delhi")
-    try:
-        dep.up()
-        yield dep
-    finally:
-        dep.close()
+    yield from running(scaled_deployment("delhi"))
 
 
 @pytest.fixture
 def chennai_scaled() -> Iterator[Deployment]:
-    dep = scaled_deployment("chennai")
-    try:
-        dep.up()
-        yield dep
-    finally:
-        dep.close()
+    yield from running(scaled_deployment("chennai"))
 
 
 def controller(dep: Deployment) -> dict[str, Any]:
@@ -101,22 +91,9 @@ def seed_themes(dep: Deployment, region: str, count: int = 100) -> None:
 def load_step(dep: Deployment, region: str) -> Iterator[subprocess.Popen[str]]:
     """wrk on the region's entry for at most WRK_LIMIT_S; stopped when the block ends."""
     url = dep.entry_url(region) + HEAVY_READ
-    wrk = subprocess.Popen(
-        ["wrk", "-t1", "-c8", f"-d{WRK_LIMIT_S}s", url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    argv = ["wrk", "-t1", "-c8", f"-d{WRK_LIMIT_S}s", url]
+    with stopped_at_exit(subprocess.Popen(argv, stdout=subprocess.DEVNULL, text=True)) as wrk:
         yield wrk
-    finally:
-        if wrk.poll() is None:
-            wrk.send_signal(signal.SIGINT)
-        try:
-            wrk.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            wrk.kill()
-            wrk.communicate()
 
 
 def served_by(dep: Deployment, region: str, requests: int = 30) -> set[str]:
