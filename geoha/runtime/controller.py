@@ -323,15 +323,19 @@ class Controller:
             if move is not Move.HOLD:
                 scaler.record(group, sentence, now, count)
             group.desired = count
+            refused: set[str] = set()  # slots whose LB step failed: they stay this tick
             for step in steps:
                 if step.kind is StepKind.JOIN:
                     join.add(step.slot)
                 elif step.kind is StepKind.LEAVE:
+                    if step.slot in refused:
+                        continue  # still enabled in the LB: stopping it would cut requests
                     leave.add(step.slot)
                     group.draining.pop(step.slot, None)
                 else:
                     error = await asyncio.to_thread(scaler.lb_step, group, step)
                     if error is not None:
+                        refused.add(step.slot)
                         self.emit(
                             EventKind.ACTION_FAILED, step.slot, action=step.kind.value, error=error
                         )
