@@ -19,6 +19,8 @@ The rules, in the order `decide` applies them:
   frontend LB -- starting a stage's nodes only once every earlier stage is
   healthy; it fails when a stage is not healthy within its timeout, or a node
   of it crash-loops;
+- once ready: the API and web instances the autoscaler adds to the desired state
+  (`Desired.instances`) are started, those it takes out of it stopped;
 - goal STOP: frontend LB, web, backend LB, API, replicas, primary, etcd -- each
   group once the one before it has stopped -- then the controller exits.
 """
@@ -134,13 +136,13 @@ class Desired:
             return True
         if STAGE_OF_ROLE[node.role] not in TIER_STAGES[self.tiers]:
             return False
-        return self.scaled_in(node) if self.scales(node) else not node.standby
+        return self.is_member(node) if self.scales(node) else not node.standby
 
     def scales(self, node: NodeView) -> bool:
         """Whether the autoscaler decides if this node runs."""
         return self.instances is not None and node.role in SCALED_ROLES
 
-    def scaled_in(self, node: NodeView) -> bool:
+    def is_member(self, node: NodeView) -> bool:
         """An autoscaled instance the autoscaler wants running."""
         return self.instances is not None and node.name in self.instances
 
@@ -361,7 +363,7 @@ def decide(snap: Snapshot, desired: Desired, policy: Policy) -> Decision:
             continue
         if node.name in desired.by_hand:
             actions.append(StartNode(node.name, "started by hand"))
-        elif desired.scaled_in(node):
+        elif desired.is_member(node):
             actions.append(StartNode(node.name, "scaled out"))
     sentence = summarize(actions) if actions else "no action: every wanted node runs"
     if snap.phase is Phase.FAILED:
