@@ -290,10 +290,12 @@ class Controller:
         scaler, desired = self.autoscaler, self.desired
         members = desired.instances or frozenset()
         tiers = {role for stage, role in STAGE_ROLE.items() if stage in TIER_STAGES[desired.tiers]}
-        skip = {  # a tier not brought up, or a load balancer down (a lost region)
+        skip = {  # a tier not brought up, or a load balancer held or down (a lost region)
             key
             for key, group in scaler.groups.items()
-            if group.slots[0].role not in tiers or not self.nodes[group.lb.name].health.healthy
+            if group.slots[0].role not in tiers
+            or group.lb.name in desired.held
+            or not self.nodes[group.lb.name].health.healthy
         }
         pgids = {
             name: rt.proc.pid if rt.proc is not None and rt.proc.running() else None
