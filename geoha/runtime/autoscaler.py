@@ -45,6 +45,7 @@ from geoha.ops.autoscale import (
     slot_steps,
 )
 from geoha.plan import Node, NodeRole, Plan
+from geoha.render.files import File, write_files
 from geoha.render.haproxy import ADMIN_SOCKET
 from geoha.spec import Autoscale
 from geoha.traffic.lb_admin import (
@@ -194,10 +195,8 @@ class Autoscaler:
         return frozenset(names)
 
     def save(self, instances: frozenset[str]) -> None:
-        path = self.plan.run_dir / STATE_FILE
-        temp = path.with_suffix(".tmp")
-        temp.write_text(json.dumps({"instances": sorted(instances)}) + "\n", encoding="utf-8")
-        temp.replace(path)
+        text = json.dumps({"instances": sorted(instances)}) + "\n"
+        write_files([File(self.plan.run_dir / STATE_FILE, text, 0o644)])
 
     # -- observe ------------------------------------------------------------------------
     def observe(
@@ -302,6 +301,7 @@ class Autoscaler:
         group.recent.append((now, decision.recommendation))
         while group.recent and group.recent[0][0] < now - group.policy.scale_in_stabilization_s:
             group.recent.popleft()
+        group.desired = decision.desired
         healthy_cpu = [i.cpu_percent for i in instances if i.cpu_percent is not None]
         group.cpu_percent = sum(healthy_cpu) / len(healthy_cpu) if healthy_cpu else None
         steps = slot_steps(slots, swaps, decision.desired, group.scale.drain_timeout_s)
@@ -328,7 +328,6 @@ class Autoscaler:
         waits a whole stabilization window after it."""
         group.last_change_at = now
         group.last_decision = sentence
-        group.desired = desired
         group.changes += 1
         group.decisions.append({"t": time.time(), "sentence": sentence})
         fields: dict[str, str | int | float | None] = {

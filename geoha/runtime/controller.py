@@ -277,16 +277,18 @@ class Controller:
         if self.phase is Phase.READY and self.desired.goal is Goal.RUN:
             cpu = time.process_time()
             try:
-                await self.autoscale()
+                await self.autoscale(snap)
             except Exception as exc:  # a broken tick is reported, not a dead controller
                 self.emit(EventKind.ACTION_FAILED, action="autoscaling", error=str(exc))
             # the whole process's CPU while the tick ran: an upper bound of its own
             self.autoscaler.cpu_s += time.process_time() - cpu
 
     # -- the autoscaler -----------------------------------------------------------------
-    async def autoscale(self) -> None:
-        """One autoscaler tick (geoha.runtime.autoscaler): observe every group, decide,
-        carry out the load balancer steps, and change the desired instances."""
+    async def autoscale(self, snap: Snapshot) -> None:
+        """One autoscaler tick (geoha.runtime.autoscaler) on this cycle's snapshot: observe
+        every group, decide, carry out the load balancer steps, and change the desired
+        instances. Whether an action is in flight is read live: this cycle's actions may
+        have begun one since the snapshot."""
         scaler, desired = self.autoscaler, self.desired
         members = desired.instances or frozenset()
         tiers = {role for stage, role in STAGE_ROLE.items() if stage in TIER_STAGES[desired.tiers]}
@@ -297,11 +299,8 @@ class Controller:
             or group.lb.name in desired.held
             or not self.nodes[group.lb.name].health.healthy
         }
-        pgids = {
-            name: rt.proc.pid if rt.proc is not None and rt.proc.running() else None
-            for name, rt in self.nodes.items()
-            if rt.node.role in SCALED_ROLES
-        }
+        seen = {n.name: n for n in snap.nodes if n.role in SCALED_ROLES}
+        pgids = {name: n.pid if n.proc is ProcState.RUNNING else None for name, n in seen.items()}
         problems = await asyncio.to_thread(scaler.observe, skip, pgids)
         now = self.clock()
         join: set[str] = set()
@@ -312,10 +311,10 @@ class Controller:
             views = {
                 n.name: SlotView(
                     member=n.name in members,
-                    running=self.nodes[n.name].proc_state() is ProcState.RUNNING,
+                    running=seen[n.name].proc is ProcState.RUNNING,
                     busy=self.nodes[n.name].busy,
                     held=n.name in desired.held,
-                    healthy=self.nodes[n.name].health.healthy,
+                    healthy=seen[n.name].health.healthy,
                 )
                 for n in group.slots
             }
@@ -324,7 +323,6 @@ class Controller:
             )
             if move is not Move.HOLD:
                 scaler.record(group, sentence, now, count)
-            group.desired = count
             refused: set[str] = set()  # slots whose LB step failed: they stay this tick
             for step in steps:
                 if step.kind is StepKind.JOIN:
