@@ -13,10 +13,11 @@ Patroni reads its passwords from the environment (PATRONI_SUPERUSER_PASSWORD,
 PATRONI_REPLICATION_PASSWORD override the config's placeholders); the API's
 password reaches it through a pgpass file. Literal `${` and `%{` are escaped.
 
-Web and API VMs are *templates*: they are built, power themselves off, and
-Terraform saves them as the images their scaler groups start (E2E scaler
-groups take no user data). HAProxy is not installed anywhere: E2E's managed
-load balancers play both LB roles.
+Web and API VMs are *templates*: they are built, say so on a transient status
+port, are powered off by the module's helper, and Terraform saves them as the
+images their scaler groups start (E2E scaler groups take no user data).
+HAProxy is not installed anywhere: E2E's managed load balancers play both LB
+roles.
 """
 
 from __future__ import annotations
@@ -381,34 +382,54 @@ def start_commands(vm: Vm, extra_services: tuple[str, ...] = ()) -> list[list[st
 
 STOP_AT_FIRST_FAILURE = "set -e"
 """First line of runcmd: cloud-init runs the list as one sh script, which otherwise goes on
-past a failed step (and a template would power off, to be saved, half installed)."""
-TEMPLATE_BUILT = "/run/geoha-template-built"
-"""Written by a template's last runcmd step; its power-off waits for it (tmpfs: not imaged)."""
+past a failed step (and a template would say `built`, to be saved half installed)."""
+BUILD_STATUS_DIR = "/run/geoha-build"
+"""A template's build status (tmpfs: not imaged): `building`, then `built` or `failed`."""
+BUILD_STATUS_PORT = 8479
+"""Where a template serves its build status while it builds (security group: admin_cidr only);
+the module's helper reads it (`e2e_api.py wait-built`) before it powers the template off."""
+BUILD_STATUS_UNIT = "geoha-build-status"
+
+
+def build_status_commands() -> tuple[list[str | list[str]], list[str | list[str]]]:
+    """What a template runs first and last: a transient status server (a systemd-run unit,
+    so nothing of it is imaged) and an EXIT trap that says `failed` unless the last step
+    said `built` — a positive signal, unlike the power state."""
+    status = f"{BUILD_STATUS_DIR}/status"
+    first: list[str | list[str]] = [
+        ["install", "-d", "-m", "0755", BUILD_STATUS_DIR],
+        ["sh", "-c", f"echo building > {status}"],
+        f"trap 'echo failed > {status}' EXIT",
+        [
+            "systemd-run",
+            f"--unit={BUILD_STATUS_UNIT}",
+            "python3",
+            "-m",
+            "http.server",
+            str(BUILD_STATUS_PORT),
+            "--directory",
+            BUILD_STATUS_DIR,
+        ],
+    ]
+    last: list[str | list[str]] = ["trap - EXIT", ["sh", "-c", f"echo built > {status}"]]
+    return first, last
 
 
 def cloud_config(plan: Plan, vm: Vm) -> dict[str, Any]:
     runcmd: list[str | list[str]] = [STOP_AT_FIRST_FAILURE]
+    first, last = build_status_commands() if vm.template else ([], [])
     watcher = runs_watcher(plan, vm)
+    runcmd += first
     runcmd += install_commands(plan, vm)
     runcmd += start_commands(vm, (WATCHER_SERVICE,) if watcher else ())
-    config: dict[str, Any] = {
+    runcmd += last
+    return {
         "users": ["default", {"name": SERVICE_USER, "system": True, "shell": "/usr/sbin/nologin"}],
         "package_update": True,
         "packages": PACKAGES[vm.kind] + (WATCHER_PACKAGES if watcher else []),
         "write_files": vm_files(plan, vm),
         "runcmd": runcmd,
     }
-    if vm.template:
-        # Powered off only when every step succeeded: a failed build stays running, so
-        # Terraform's wait for it times out with a pointer to the cloud-init log instead of
-        # saving a broken image.
-        runcmd.append(["touch", TEMPLATE_BUILT])
-        config["power_state"] = {
-            "mode": "poweroff",
-            "condition": ["test", "-f", TEMPLATE_BUILT],
-            "message": "geoha: template built; Terraform saves it as the scaler group's image",
-        }
-    return config
 
 
 class _LiteralDumper(yaml.SafeDumper):

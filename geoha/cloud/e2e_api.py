@@ -3,9 +3,13 @@
 Shipped into the rendered module as `e2e_api.py` (standard library only, any
 python3 on the machine that runs Terraform) and called by it:
 
-    wait-node     (terraform_data, local-exec) wait until a node reaches a
-                  status: a template VM powers itself off when its cloud-init
-                  is done, and E2E saves an image only from a powered-off node.
+    wait-built    (terraform_data, local-exec) wait until a template VM says
+                  its build is done (`built` on its build-status port, which
+                  its cloud-init serves to admin_cidr while it builds), then
+                  power it off and wait for E2E to report it off: E2E saves an
+                  image only from a powered-off node. A template that says
+                  `failed` stops the apply at once.
+    wait-node     wait until a node reaches a status.
     node-address  (data "external") a node's private and public address, once
                   it is Running: the provider does not record them on create.
     peer create | peer delete
@@ -16,7 +20,9 @@ Credentials come from the environment Terraform itself was started with
 (`TF_VAR_e2e_api_key`, `TF_VAR_e2e_auth_token`, as docs/CLOUD.md says to set
 them), so no secret is ever on a command line, in a rendered file or in
 Terraform's state. `E2E_API_URL` overrides the API's address. Every wait is
-bounded; progress goes to standard error, one line per change of state.
+bounded; progress goes to standard error, one line per change of state. A
+read or an action that fails transiently (no answer, HTTP 429 or 5xx) is tried
+again after 1, 2, 4, 8 and 16 s; a create (POST) is not repeated blindly.
 """
 
 from __future__ import annotations
@@ -38,6 +44,14 @@ TOKEN_VARIABLE = "TF_VAR_e2e_auth_token"
 REQUEST_TIMEOUT_S = 30.0
 FAILED_STATUSES = ("Failed",)
 RUNNING = "Running"
+POWERED_OFF = "Powered off"
+RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
+"""Pauses before each new try of an idempotent request that failed transiently."""
+IDEMPOTENT = ("GET", "PUT", "DELETE")
+TRANSIENT_HTTP = (429, 500, 502, 503, 504)
+BUILD_STATUS_PORT = 8479
+"""A template's build-status port (geoha.cloud.cloudinit.BUILD_STATUS_PORT)."""
+POWER_OFF_TIMEOUT_S = 600.0
 MAX_WAIT_S = 86400.0
 """No wait or poll interval may exceed a day."""
 DESCRIPTION = "E2E MyAccount API steps of a geoha deployment (see docs/CLOUD.md)."
@@ -45,6 +59,10 @@ DESCRIPTION = "E2E MyAccount API steps of a geoha deployment (see docs/CLOUD.md)
 
 class ApiError(Exception):
     """A failure worth one clear line on standard error (and exit status 1)."""
+
+
+class TransientError(ApiError):
+    """No answer, or an answer that says to try again later (HTTP 429, 5xx)."""
 
 
 def credentials(environ: dict[str, str]) -> tuple[str, str]:
@@ -68,8 +86,23 @@ class Api:
         self.project_id = project_id
         self.location = location
 
+    retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S
+
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """The `data` of E2E's `{code, data, errors, message}` answer; ApiError otherwise."""
+        """The `data` of E2E's `{code, data, errors, message}` answer; ApiError otherwise.
+        An idempotent request that fails transiently is tried again (RETRY_DELAYS_S)."""
+        delays = list(self.retry_delays_s) if method in IDEMPOTENT else []
+        while True:
+            try:
+                return self.call_once(method, path, body)
+            except TransientError as error:
+                if not delays:
+                    raise
+                delay = delays.pop(0)
+                log(f"{error}; trying again in {delay:.0f} s")
+                time.sleep(delay)
+
+    def call_once(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         query = urllib.parse.urlencode(
             {"apikey": self.key, "project_id": self.project_id, "location": self.location}
         )
@@ -94,10 +127,11 @@ class Api:
                     f"{where}: E2E refused the credentials (HTTP {error.code}): check "
                     f"{KEY_VARIABLE}, {TOKEN_VARIABLE} and the project ID"
                 ) from None
-            raise ApiError(f"{where}: HTTP {error.code}: {detail}") from None
+            kind = TransientError if error.code in TRANSIENT_HTTP else ApiError
+            raise kind(f"{where}: HTTP {error.code}: {detail}") from None
         except (urllib.error.URLError, TimeoutError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise ApiError(f"{where}: E2E's API did not answer ({reason})") from None
+            raise TransientError(f"{where}: E2E's API did not answer ({reason})") from None
         try:
             answer = json.loads(text)
         except ValueError:
@@ -171,6 +205,79 @@ def command_wait_node(args: argparse.Namespace, environ: dict[str, str]) -> None
         ready=lambda node: node.get("status") == args.until,
         wanted=args.until,
         timeout_s=args.timeout_s,
+        interval_s=args.interval_s,
+    )
+
+
+def build_status(address: str, port: int) -> str | None:
+    """What a template's build-status port says (`building`, `built`, `failed`), or None
+    while nothing answers there (the VM is booting, or admin_cidr leaves this machine out)."""
+    url = f"http://{address}:{port}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=5.0) as response:
+            return str(response.read(64).decode("ascii", "replace").strip())
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError):
+        return None
+
+
+def wait_built(
+    api: Api, node_id: str, *, name: str, port: int, timeout_s: float, interval_s: float
+) -> None:
+    """Until the template says `built`; ApiError when it says `failed`, E2E reports the
+    node failed, or time runs out (naming what was last seen)."""
+    start = time.monotonic()
+    last: tuple[str, str | None] | None = None
+    while True:
+        node = api.node(node_id)
+        status = str(node.get("status", "?"))
+        if status in FAILED_STATUSES:
+            raise ApiError(f"{name}: E2E reports the node {status}")
+        address = str(node.get("public_ip_address") or "")
+        said = build_status(address, port) if status == RUNNING and address else None
+        if said == "built":
+            log(f"{name}: built after {time.monotonic() - start:.0f} s")
+            return
+        if said == "failed":
+            raise ApiError(
+                f"{name}: its build failed: look at /var/log/cloud-init-output.log on the VM "
+                f"(ssh root@{address}); fix the cause and apply again (the template is "
+                "replaced when its cloud-init changes, or use -replace)"
+            )
+        elapsed = time.monotonic() - start
+        if elapsed >= timeout_s:
+            seen = f"says {said!r}" if said else f"no build status on {address or '?'}:{port}"
+            raise ApiError(
+                f"{name}: not built after {timeout_s:.0f} s ({status}, {seen}); if nothing "
+                f"answers on port {port}, check that admin_cidr includes this machine"
+            )
+        if (status, said) != last:
+            what = f"build {said}" if said else "no build status yet"
+            log(f"{name}: {status}, {what} (at most {timeout_s:.0f} s)")
+            last = (status, said)
+        time.sleep(min(interval_s, max(0.0, timeout_s - elapsed)))
+
+
+def command_wait_built(args: argparse.Namespace, environ: dict[str, str]) -> None:
+    """The template is built: power it off, and wait until E2E reports it off."""
+    api = Api(environ, args.project_id, args.location)
+    name = args.name or f"node {args.node_id}"
+    wait_built(
+        api,
+        args.node_id,
+        name=name,
+        port=args.port,
+        timeout_s=args.timeout_s,
+        interval_s=args.interval_s,
+    )
+    if api.node(args.node_id).get("status") != POWERED_OFF:
+        api.node_action(args.node_id, "power_off")
+    wait_for_node(
+        api,
+        args.node_id,
+        name=name,
+        ready=lambda node: node.get("status") == POWERED_OFF,
+        wanted=POWERED_OFF,
+        timeout_s=POWER_OFF_TIMEOUT_S,
         interval_s=args.interval_s,
     )
 
@@ -260,6 +367,12 @@ def positive(text: str) -> float:
     return value
 
 
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port (1-65535), got {text!r}")
+    return int(text)
+
+
 def numeric_id(text: str) -> str:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a numeric E2E ID, got {text!r}")
@@ -275,6 +388,13 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--project-id", required=True, type=numeric_id)
         sub.add_argument("--location", required=True)
         return sub
+
+    built = scoped("wait-built", "wait until a template is built, then power it off")
+    built.add_argument("--node-id", required=True, type=numeric_id)
+    built.add_argument("--name", default="")
+    built.add_argument("--port", type=port_number, default=BUILD_STATUS_PORT)
+    built.add_argument("--timeout-s", type=positive, default=2700.0)
+    built.add_argument("--interval-s", type=positive, default=15.0)
 
     wait = scoped("wait-node", "wait until a node reaches a status")
     wait.add_argument("--node-id", required=True, type=numeric_id)
@@ -302,7 +422,9 @@ def main(
     args = parser().parse_args(argv)
     env = dict(os.environ) if environ is None else environ
     try:
-        if args.command == "wait-node":
+        if args.command == "wait-built":
+            command_wait_built(args, env)
+        elif args.command == "wait-node":
             command_wait_node(args, env)
         elif args.command == "node-address":
             command_node_address((stdin or sys.stdin).read(), env, stdout or sys.stdout)

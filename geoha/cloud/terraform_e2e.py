@@ -10,7 +10,8 @@ regions gets a VPC peering tunnel.
 
 What the provider cannot do is done by the module's `e2e_api.py`
 (geoha.cloud.e2e_api) within the same apply: `terraform_data` resources wait
-for each template to power itself off before its image is saved, and create
+for each template to say it is built and power it off before its image is
+saved, and create
 (and on destroy delete) the peering tunnels; `data "external"` sources read
 each fixed VM's private address once it is running.
 """
@@ -23,7 +24,12 @@ import math
 import shlex
 from typing import Any
 
-from geoha.cloud.cloudinit import cloud_init_name, node_id_variable, template_variables
+from geoha.cloud.cloudinit import (
+    BUILD_STATUS_PORT,
+    cloud_init_name,
+    node_id_variable,
+    template_variables,
+)
 from geoha.cloud.vms import (
     Vm,
     VmKind,
@@ -43,7 +49,9 @@ HELPER = "e2e_api.py"
 """The module's E2E API helper (geoha.cloud.e2e_api), run with the operator's python3."""
 HELPER_COMMAND = f'python3 "${{path.module}}/{HELPER}"'
 TEMPLATE_TIMEOUT_S = 2700
-"""How long a template may take to install its tier and power off (45 min)."""
+"""How long a template may take to install its tier and say it is built (45 min)."""
+VERSION_DIGITS = 8
+"""Hex digits of a template's start-script hash in the names of what is built from it."""
 ADDRESS_TIMEOUT_S = 1200
 """How long a fixed VM may take to be Running with a private address (20 min)."""
 E2E_POLICY_PERIOD_S = 10
@@ -97,12 +105,24 @@ def vpc(spec: Spec, region: str) -> dict[str, Any]:
     }
 
 
+MY_NETWORK_SIZE = 512
+"""The provider sends (and reads back) `size = 512` for a `myNetwork` rule whatever the
+config says: rendering it keeps the next plan from showing a change."""
+
+
 def source(spec: Spec, region: str, cidr: str) -> dict[str, Any]:
-    """Rule source: the region's own VPC, or another region's network by CIDR."""
+    """Rule source: the region's own VPC, or another region's network by CIDR. A rule's
+    `size` is the number of addresses it admits (the provider's `network_size`), not a
+    prefix length."""
     if cidr == spec.regions[region].cidr:
-        return {"network": "myNetwork", "network_cidr": f"vpc_${{e2e_vpc.{tf_name(region)}.id}}"}
+        return {
+            "network": "myNetwork",
+            "network_cidr": f"vpc_${{e2e_vpc.{tf_name(region)}.id}}",
+            "size": MY_NETWORK_SIZE,
+        }
     net = ipaddress.IPv4Network(cidr)
-    return {"network": "manual", "network_cidr": str(net.network_address), "size": net.prefixlen}
+    count = net.num_addresses
+    return {"network": "manual", "network_cidr": str(net.network_address), "size": count}
 
 
 def inbound(port: int, origin: dict[str, Any], why: str) -> dict[str, Any]:
@@ -115,13 +135,16 @@ def inbound(port: int, origin: dict[str, Any], why: str) -> dict[str, Any]:
     }
 
 
+ADMIN = {
+    "network": "manual",
+    "network_cidr": "${cidrhost(var.admin_cidr, 0)}",
+    "size": '${pow(2, 32 - tonumber(split("/", var.admin_cidr)[1]))}',
+}
+"""The administrators' network (var.admin_cidr), as many addresses as it holds."""
+
+
 def base_rules() -> list[dict[str, Any]]:
     """SSH from the administrators' network only; everything outbound (packages, DNS)."""
-    admin = {
-        "network": "manual",
-        "network_cidr": "${cidrhost(var.admin_cidr, 0)}",
-        "size": '${tonumber(split("/", var.admin_cidr)[1])}',
-    }
     outbound = {
         "rule_type": "Outbound",
         "protocol_name": "All",
@@ -129,7 +152,7 @@ def base_rules() -> list[dict[str, Any]]:
         "network": "any",
         "description": "everything outbound",
     }
-    return [inbound(22, admin, "SSH from var.admin_cidr"), outbound]
+    return [inbound(22, ADMIN, "SSH from var.admin_cidr"), outbound]
 
 
 def database_rules(spec: Spec, region: str) -> list[dict[str, Any]]:
@@ -185,12 +208,13 @@ def security_groups(spec: Spec, region: str) -> dict[str, Any]:
                 spec, region, "etcd", etcd_rules(spec, region, others)
             )
         }
+    build = inbound(BUILD_STATUS_PORT, ADMIN, "template build status, from var.admin_cidr")
     return {
         tf_name(region, "web_sg"): security_group(
-            spec, region, "web", [inbound(port, own, "web from the frontend LB")]
+            spec, region, "web", [inbound(port, own, "web from the frontend LB"), build]
         ),
         tf_name(region, "api_sg"): security_group(
-            spec, region, "api", [inbound(port, own, "API from the load balancers")]
+            spec, region, "api", [inbound(port, own, "API from the load balancers"), build]
         ),
         tf_name(region, "db_sg"): security_group(spec, region, "db", database_rules(spec, region)),
     }
@@ -205,9 +229,27 @@ def template_source(plan: Plan, name: str) -> str:
 
 
 def start_script(plan: Plan, vm: Vm) -> str:
-    """The VM's cloud-init, filled from Terraform variables at apply time."""
+    """The VM's cloud-init, filled from Terraform variables at apply time (an expression)."""
     args = ", ".join(f"{v} = {template_source(plan, v)}" for v in template_variables(plan, vm))
-    return f'${{templatefile("${{path.module}}/cloud-init/{cloud_init_name(vm)}", {{{args}}})}}'
+    return f'templatefile("${{path.module}}/cloud-init/{cloud_init_name(vm)}", {{{args}}})'
+
+
+def build_name(region: str, tier: str) -> str:
+    """`terraform_data` holding a template's version: its filled start script's hash."""
+    return tf_name(region, tier, "build")
+
+
+def version(region: str, tier: str) -> str:
+    """A template's version, for the names of its node, image and scaler group."""
+    return f"${{terraform_data.{build_name(region, tier)}.output.version}}"
+
+
+def build(plan: Plan, vm: Vm) -> dict[str, Any]:
+    """A template's version: any change to its filled cloud-init (the source URL, a password,
+    the tier's configs) makes a new one, and with it a new template, image and scaler group.
+    The hash reveals nothing of the passwords in the script (hence `nonsensitive`)."""
+    digest = f"nonsensitive(substr(sha256({start_script(plan, vm)}), 0, {VERSION_DIGITS}))"
+    return {"input": {"version": f"${{{digest}}}"}}
 
 
 VM_ROLE = {VmKind.DATABASE: "db", VmKind.WITNESS: "etcd", VmKind.WEB: "web", VmKind.API: "api"}
@@ -224,14 +266,26 @@ def vm_plan(spec: Spec, vm: Vm) -> str:
 
 
 def node(plan: Plan, vm: Vm) -> dict[str, Any]:
-    """A VM with its cloud-init as start script. A template is declared powered off, as
-    its cloud-init leaves it, so a refresh does not turn it back on."""
+    """A VM with its cloud-init as start script.
+
+    The provider refuses to change `start_script` after creation, so it is ignored: a
+    template is replaced instead when its version changes; a database or witness VM
+    keeps what it was built with (replacing one is a data operation: docs/CLOUD.md). A
+    template is powered off by the module's helper once built, so its power state is
+    not Terraform's to restore."""
     spec = plan.spec
     role = VM_ROLE[vm.kind]
-    suffix = "-template" if vm.template else ""
-    power = {"power_status": "power_off"} if vm.template else {}
+    name = f"{spec.name}-{vm.name}"
+    lifecycle: dict[str, Any] = {"ignore_changes": ["start_script"]}
+    if vm.template:
+        tier = vm.kind.value
+        name = f"{name}-template-{version(vm.region, tier)}"
+        lifecycle = {
+            "ignore_changes": ["start_script", "power_status"],
+            "replace_triggered_by": [f"terraform_data.{build_name(vm.region, tier)}"],
+        }
     return {
-        "name": f"{spec.name}-{vm.name}{suffix}",
+        "name": name,
         "label": spec.name,
         "plan": vm_plan(spec, vm),
         "image": spec.cloud.image,
@@ -239,8 +293,8 @@ def node(plan: Plan, vm: Vm) -> dict[str, Any]:
         "vpc_id": f"${{e2e_vpc.{tf_name(vm.region)}.id}}",
         "security_group_ids": [f"${{e2e_security_group.{tf_name(vm.region, role, 'sg')}.id}}"],
         "ssh_keys": [f"${{e2e_ssh_key.{ssh_key_name(spec, vm.region)}.label}}"],
-        "start_script": start_script(plan, vm),
-        **power,
+        "start_script": f"${{{start_script(plan, vm)}}}",
+        "lifecycle": lifecycle,
     }
 
 
@@ -285,7 +339,7 @@ def scaler_group(spec: Spec, region: str, tier: str) -> dict[str, Any]:
     scale: Autoscale = getattr(spec.regions[region], tier).autoscale
     cloud = spec.regions[region].cloud
     return {
-        "name": f"{spec.name}-{region}-{tier}",
+        "name": f"{spec.name}-{region}-{tier}-{version(region, tier)}",
         **common(spec, region),
         "plan_name": cloud.web_plan if tier == "web" else cloud.api_plan,
         "vm_image_name": f"${{e2e_image.{tf_name(region, tier)}.name}}",
@@ -298,16 +352,24 @@ def scaler_group(spec: Spec, region: str, tier: str) -> dict[str, Any]:
         "policy": policies(scale),
         "vpc": [{"name": f"${{e2e_vpc.{tf_name(region)}.vpc_name}}"}],
         "my_account_sg_id": f"${{e2e_security_group.{tf_name(region, tier, 'sg')}.id}}",
+        # The autoscaler owns the count (the provider reads it back); a new version is a new
+        # group (its name and image are ForceNew), up before the old one goes.
+        "lifecycle": {"ignore_changes": ["desired"], "create_before_destroy": True},
     }
 
 
 def image(spec: Spec, region: str, tier: str) -> dict[str, Any]:
-    """Saved from the tier's template once it is powered off (`template_off`)."""
+    """Saved from the tier's template once it is built and off (`built`). The provider
+    neither replaces an image when its name or node changes nor waits for the save, so a
+    new build replaces it (`replace_triggered_by`), and the new one exists before the old
+    one, which the old scaler group still uses, is deleted."""
+    built = f"terraform_data.{tf_name(region, tier, 'built')}"
     return {
-        "name": f"{spec.name}-{region}-{tier}",
+        "name": f"{spec.name}-{region}-{tier}-{version(region, tier)}",
         "node_id": f"${{e2e_node.{tf_name(region, tier, 'template')}.id}}",
         **common(spec, region),
-        "depends_on": [f"terraform_data.{tf_name(region, tier, 'template_off')}"],
+        "depends_on": [built],
+        "lifecycle": {"replace_triggered_by": [built], "create_before_destroy": True},
     }
 
 
@@ -316,11 +378,12 @@ def shell_words(*words: str) -> str:
     return " ".join(w if w.startswith("${") else shlex.quote(w) for w in words)
 
 
-def template_off(spec: Spec, vm: Vm) -> dict[str, Any]:
-    """Waits, at creation, until the template has installed its tier and powered off."""
+def built(spec: Spec, vm: Vm) -> dict[str, Any]:
+    """Waits, at the template's creation, until it says `built` (a positive signal its
+    cloud-init gives once every step succeeded), then powers it off for its image."""
     node_id = f"${{e2e_node.{vm_resource_name(vm)}.id}}"
     command = shell_words(
-        "wait-node",
+        "wait-built",
         "--name",
         f"{spec.name}-{vm.name}-template",
         "--node-id",
@@ -329,8 +392,8 @@ def template_off(spec: Spec, vm: Vm) -> dict[str, Any]:
         "${self.input.project_id}",
         "--location",
         region_location(spec, vm.region),
-        "--until",
-        "Powered off",
+        "--port",
+        str(BUILD_STATUS_PORT),
         "--timeout-s",
         str(TEMPLATE_TIMEOUT_S),
     )
@@ -401,11 +464,11 @@ def address_sources(plan: Plan) -> dict[str, dict[str, Any]]:
 
 def terraform_data(plan: Plan) -> dict[str, dict[str, Any]]:
     spec = plan.spec
-    steps = {
-        tf_name(vm.region, vm.kind.value, "template_off"): template_off(spec, vm)
-        for vm in cloud_vms(plan)
-        if vm.template
-    }
+    steps: dict[str, dict[str, Any]] = {}
+    for vm in cloud_vms(plan):
+        if vm.template:
+            steps[build_name(vm.region, vm.kind.value)] = build(plan, vm)
+            steps[tf_name(vm.region, vm.kind.value, "built")] = built(spec, vm)
     for local, peer in itertools.combinations(e2e_regions(spec), 2):
         steps[tf_name("peering", local, peer)] = peering(spec, local, peer)
     return steps

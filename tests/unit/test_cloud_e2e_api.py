@@ -46,9 +46,15 @@ class FakeE2E:
     tunnels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, list[str]], Any]] = field(default_factory=list)
     status_code: int = 200
+    transient_failures: int = 0
+    """This many requests (of `transient_method`, if set) are answered 503 first."""
+    transient_method: str = ""
     url: str = ""
 
     def answer(self, method: str, path: str) -> tuple[int, Any]:
+        if self.transient_failures > 0 and self.transient_method in ("", method):
+            self.transient_failures -= 1
+            return 503, {"code": 503, "message": "Service Unavailable"}
         if self.status_code != 200:
             echo = f"bad request apikey={KEY} token={TOKEN}"
             return self.status_code, {"code": self.status_code, "message": echo}
@@ -107,6 +113,12 @@ def fake() -> Iterator[FakeE2E]:
         thread.join(timeout=5)
 
 
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two more tries, at once: the real pauses (1 to 16 s) are for E2E, not for a fake."""
+    monkeypatch.setattr(e2e_api.Api, "retry_delays_s", (0.0, 0.0))
+
+
 def env(fake: FakeE2E) -> dict[str, str]:
     return {"TF_VAR_e2e_api_key": KEY, "TF_VAR_e2e_auth_token": TOKEN, "E2E_API_URL": fake.url}
 
@@ -121,6 +133,116 @@ def run(argv: list[str], environ: dict[str, str], stdin: str = "") -> tuple[int,
 
 WAIT = ["wait-node", "--node-id", "42", "--project-id", "7", "--location", "Delhi"]
 FAST = ["--interval-s", "0.01"]
+
+
+@dataclass
+class BuildStatus:
+    """A template's build-status port on loopback: answers `said` in order (last repeats)."""
+
+    said: list[str]
+    port: int = 0
+
+
+@pytest.fixture
+def build_status() -> Iterator[BuildStatus]:
+    state = BuildStatus(said=["building"])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            text = state.said.pop(0) if len(state.said) > 1 else state.said[0]
+            payload = f"{text}\n".encode()
+            self.send_response(200 if self.path == "/status" else 404)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    state.port = server.server_address[1]
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def built_argv(status: BuildStatus, *extra: str) -> list[str]:
+    return [
+        "wait-built",
+        "--node-id",
+        "42",
+        "--project-id",
+        "7",
+        "--location",
+        "Delhi",
+        "--name",
+        "delhi-web-template",
+        "--port",
+        str(status.port),
+        *FAST,
+        *extra,
+    ]
+
+
+RUNNING_AT = {"status": "Running", "public_ip_address": "127.0.0.1"}
+
+
+def test_wait_built_waits_for_built_then_powers_the_template_off(
+    fake: FakeE2E, build_status: BuildStatus
+) -> None:
+    build_status.said = ["building", "building", "built"]
+    fake.nodes["42"] = [
+        {"status": "Creating", "public_ip_address": ""},
+        RUNNING_AT,
+        RUNNING_AT,
+        RUNNING_AT,
+        RUNNING_AT,  # still Running when asked after `built`: the helper powers it off
+        {"status": "Powering off"},
+        {"status": "Powered off"},
+    ]
+    code, _, err = run(built_argv(build_status), env(fake))
+    assert code == 0, err
+    actions = [(r[1], r[3]) for r in fake.requests if r[0] == "PUT"]
+    assert actions == [("/api/v1/nodes/42/actions/", {"type": "power_off"})]
+    assert "delhi-web-template: Running, build building" in err
+    assert "delhi-web-template: built after" in err
+    assert "delhi-web-template: Powered off after" in err
+
+
+def test_a_template_powered_off_without_saying_built_is_not_taken_as_built(
+    fake: FakeE2E, build_status: BuildStatus
+) -> None:
+    """The power state is no signal: a VM off (by hand, or by a failed build's reboot) that
+    never said `built` times out, and no image would be saved from it."""
+    fake.nodes["42"] = [{"status": "Powered off", "public_ip_address": "127.0.0.1"}]
+    code, _, err = run(built_argv(build_status, "--timeout-s", "0.2"), env(fake))
+    assert code == 1
+    assert "delhi-web-template: not built after 0 s (Powered off, no build status on" in err
+    assert not [r for r in fake.requests if r[0] == "PUT"]
+
+
+def test_a_failed_build_stops_at_once_with_where_to_look(
+    fake: FakeE2E, build_status: BuildStatus
+) -> None:
+    build_status.said = ["building", "failed"]
+    fake.nodes["42"] = [RUNNING_AT]
+    code, _, err = run(built_argv(build_status), env(fake))
+    assert code == 1
+    assert "delhi-web-template: its build failed: look at /var/log/cloud-init-output.log" in err
+    assert not [r for r in fake.requests if r[0] == "PUT"]
+
+
+def test_no_build_status_names_admin_cidr(fake: FakeE2E) -> None:
+    fake.nodes["42"] = [RUNNING_AT]
+    closed = BuildStatus(said=[], port=9)  # discard port: nothing answers
+    code, _, err = run(built_argv(closed, "--timeout-s", "0.2"), env(fake))
+    assert code == 1
+    assert "no build status on 127.0.0.1:9" in err and "admin_cidr" in err
 
 
 def test_wait_node_polls_until_the_status_and_reports_progress(fake: FakeE2E) -> None:
@@ -171,6 +293,33 @@ def test_an_answer_echoing_the_credentials_is_scrubbed(fake: FakeE2E) -> None:
     assert code == 1
     assert "GET nodes/42/: HTTP 500" in err and "apikey=***" in err
     assert KEY not in err and TOKEN not in err
+
+
+def test_a_transient_failure_of_a_read_is_tried_again(fake: FakeE2E) -> None:
+    fake.transient_failures = 2
+    fake.nodes["42"] = [{"status": "Powered off"}]
+    code, _, err = run([*WAIT, "--until", "Powered off", *FAST], env(fake))
+    assert code == 0, err
+    assert [r[0] for r in fake.requests] == ["GET", "GET", "GET"]
+    assert "GET nodes/42/: HTTP 503: " in err and "trying again in 0 s" in err
+
+
+def test_a_read_failing_every_try_is_an_error(fake: FakeE2E) -> None:
+    fake.transient_failures = 3
+    code, _, err = run([*WAIT, "--until", "Powered off", *FAST], env(fake))
+    assert code == 1
+    assert len(fake.requests) == 3
+    assert "error: GET nodes/42/: HTTP 503" in err
+
+
+def test_a_create_is_not_repeated_blindly(fake: FakeE2E) -> None:
+    """E2E may have made the tunnel before it failed: a second POST could make two."""
+    fake.transient_failures, fake.transient_method = 1, "POST"
+    argv = ["peer", "create", *PEER, "--local-vpc", "1155", "--peer-vpc", "1189"]
+    code, _, err = run(argv, env(fake))
+    assert code == 1
+    assert [r[0] for r in fake.requests] == ["GET", "POST"]
+    assert "POST vpc/tunnels/: HTTP 503" in err and "trying again" not in err
 
 
 def test_missing_credentials_are_named_before_any_request(fake: FakeE2E) -> None:
@@ -341,7 +490,7 @@ def test_every_rendered_command_is_one_the_helper_accepts() -> None:
     commands = [
         step["local-exec"]["command"]
         for resource in e2e["resource"]["terraform_data"].values()
-        for step in resource["provisioner"]
+        for step in resource.get("provisioner", [])
     ]
     assert len(commands) == 4 + 2 * 3  # 4 templates; create + delete for 3 region pairs
     for command in commands:
@@ -353,7 +502,7 @@ def test_every_rendered_command_is_one_the_helper_accepts() -> None:
     destroys = [
         step["local-exec"]
         for resource in e2e["resource"]["terraform_data"].values()
-        for step in resource["provisioner"]
+        for step in resource.get("provisioner", [])
         if step["local-exec"].get("when") == "destroy"
     ]
     # A destroy-time provisioner may only refer to its own resource.

@@ -274,22 +274,49 @@ def test_address_maps_name_only_the_peers_a_vm_needs() -> None:
     assert address_map(plan, vms["delhi-api"])[-1] == "name delhi-api-1 delhi-api"
 
 
-def test_templates_power_off_once_built_and_fixed_nodes_start_their_services() -> None:
+def test_templates_say_built_only_after_their_last_step_and_fixed_nodes_start_services() -> None:
     plan = reference()
     for vm in cloud_vms(plan):
         body = parsed(render_vm(plan, vm))
         starts = [c for c in body["runcmd"] if c[:2] == ["systemctl", "start"]]
         # cloud-init runs runcmd as one sh script: the first failed step ends it.
         assert body["runcmd"][0] == "set -e"
+        # Nothing powers a VM off by itself: the module's helper does, once the template
+        # said `built` (the power state is no signal of a finished build).
+        assert "power_state" not in body
         if vm.template:
-            # ... and a template powers off (to be imaged) only after its last step ran.
-            assert body["power_state"]["mode"] == "poweroff"
-            assert body["runcmd"][-1] == ["touch", "/run/geoha-template-built"]
-            assert body["power_state"]["condition"] == ["test", "-f", "/run/geoha-template-built"]
+            assert "trap 'echo failed > /run/geoha-build/status' EXIT" in body["runcmd"][:5]
+            server = next(c for c in body["runcmd"] if c[0] == "systemd-run")
+            assert server[-3:] == ["8479", "--directory", "/run/geoha-build"]
+            assert body["runcmd"][-2:] == [
+                "trap - EXIT",
+                ["sh", "-c", "echo built > /run/geoha-build/status"],
+            ]
             assert starts == []
         else:
-            assert "power_state" not in body
+            assert not any("geoha-build" in str(c) for c in body["runcmd"])
             assert "geoha-addresses.service" in starts[0]
+
+
+def test_a_template_build_says_failed_when_a_step_fails(tmp_path: Path) -> None:
+    """The rendered runcmd of a template, run by sh as cloud-init runs it: its install steps
+    stand in as `true`, or one `false`, and its status folder is a temporary one."""
+    plan = reference()
+    vm = next(vm for vm in cloud_vms(plan) if vm.template)
+    runcmd = parsed(render_vm(plan, vm))["runcmd"]
+    status = tmp_path / "status"
+
+    def line(step: str | list[str], failing: bool) -> str:
+        if isinstance(step, str):
+            return step.replace("/run/geoha-build", str(tmp_path))
+        if "geoha-build/status" in step[-1]:
+            return step[-1].replace("/run/geoha-build", str(tmp_path))
+        return "false" if failing else "true"
+
+    for failing_step, expected in ((None, "built"), (len(runcmd) // 2, "failed")):
+        script = "\n".join(line(step, i == failing_step) for i, step in enumerate(runcmd))
+        subprocess.run(["sh", "-c", script], check=False)
+        assert status.read_text().strip() == expected
 
 
 def test_boot_addresses_substitutes_whole_addresses_only() -> None:

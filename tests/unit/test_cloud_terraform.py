@@ -400,3 +400,49 @@ def test_an_external_witness_gets_its_cloud_init_and_an_address_variable_only() 
     }
     assert "cloud-init/mumbai-etcd.yaml" in files
     assert 'witness_address_mumbai = "" # inside 10.30.0.0/16' in files["terraform.tfvars.example"]
+
+
+def test_a_second_apply_changes_nothing_the_provider_or_autoscaler_owns() -> None:
+    """What the provider refuses to update (start_script), sets by itself (a template's
+    power state) or the autoscaler moves (desired) is ignored after creation; a myNetwork
+    rule carries the size the provider reads back."""
+    found = resources()
+    for name, node in found["e2e_node"].items():
+        ignored = node["lifecycle"]["ignore_changes"]
+        assert "start_script" in ignored, name
+        assert ("power_status" in ignored) == name.endswith("_template"), name
+        assert "power_status" not in node, name
+    for group in found["e2e_scaler_group"].values():
+        assert group["lifecycle"] == {"ignore_changes": ["desired"], "create_before_destroy": True}
+    rules = [r for sg in found["e2e_security_group"].values() for r in sg["rules"]]
+    assert all(r["size"] == 512 for r in rules if r["network"] == "myNetwork")
+    # A rule's size is an address count: a /16 admits 65536 addresses, not 16.
+    replication = next(r for r in rules if r["description"] == "replication")
+    assert (replication["network_cidr"], replication["size"]) == ("10.20.0.0", 65536)
+
+
+def test_a_changed_template_rolls_out_as_a_new_image_and_scaler_group() -> None:
+    """A template's version is its filled start script's hash; the template, its image and
+    its scaler group carry it in their names, and each is replaced when it changes."""
+    found = resources()
+    build = found["terraform_data"]["delhi_web_build"]["input"]["version"]
+    template = found["e2e_node"]["delhi_web_template"]
+    script = template["start_script"].removeprefix("${").removesuffix("}")
+    assert build == f"${{nonsensitive(substr(sha256({script}), 0, 8))}}"
+    version = "${terraform_data.delhi_web_build.output.version}"
+    assert template["name"] == f"geoha-delhi-web-template-{version}"
+    assert template["lifecycle"]["replace_triggered_by"] == ["terraform_data.delhi_web_build"]
+    built = found["terraform_data"]["delhi_web_built"]
+    assert built["triggers_replace"] == ["${e2e_node.delhi_web_template.id}"]
+    assert "wait-built" in built["provisioner"][0]["local-exec"]["command"]
+    image = found["e2e_image"]["delhi_web"]
+    assert image["name"] == f"geoha-delhi-web-{version}"
+    assert image["lifecycle"] == {
+        "replace_triggered_by": ["terraform_data.delhi_web_built"],
+        "create_before_destroy": True,
+    }
+    group = found["e2e_scaler_group"]["delhi_web"]
+    assert group["name"] == f"geoha-delhi-web-{version}"
+    assert group["vm_image_name"] == "${e2e_image.delhi_web.name}"
+    # The provider compares image names only up to their first "_": none may have one.
+    assert "_" not in image["name"].replace(version, "")
