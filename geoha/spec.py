@@ -290,10 +290,11 @@ class Dns(Strict):
     health_check_timeout_s: float = Field(default=0.8, gt=0, le=29)
     """How long one health check may take before it counts as failed (seconds,
     default 0.8; shorter than the interval)."""
-    health_check_path: str = Field(default="/health/deep", pattern=r"^/[A-Za-z0-9._~/-]*$")
-    """Path checked on each region's frontend LB (default `/health/deep`: frontend
-    LB -> backend LB -> API -> the region's own database, so a region whose
-    database is gone is unhealthy)."""
+    health_check_path: str = Field(default="/health/full", pattern=r"^/[A-Za-z0-9._~/-]*$")
+    """Path checked on each region's frontend LB (default `/health/full`: frontend
+    LB -> a web instance -> backend LB -> API -> the region's own database, so a
+    region whose web tier, API tier or database is gone is unhealthy; `/health/deep`
+    skips the web tier with the direct API route)."""
     failure_threshold: int = Field(default=3, ge=1, le=10)
     """Consecutive failed checks before a region is unhealthy, and consecutive
     passed checks before it is healthy again (count, default 3)."""
@@ -356,6 +357,15 @@ class Traffic(Strict):
     """Consecutive failed checks before a server is taken out (count, default 3)."""
     cors_origins: list[str] = Field(default_factory=list)
     """Origins allowed to call the API from a browser (default: none; same origin needs none)."""
+    redirect_to_https: bool | None = None
+    """Whether each frontend LB answers plain HTTP with a redirect to HTTPS (default: on
+    in the cloud render, off locally, so the `http://` URLs `geoha up` prints keep
+    working; `true` or `false` sets both). Locally the DNS health path is exempt (the
+    local checks are plain HTTP); Route 53 checks over HTTPS."""
+
+    def redirects(self, cloud: bool) -> bool:
+        """Whether the frontend LB redirects HTTP to HTTPS in the local or the cloud plan."""
+        return cloud if self.redirect_to_https is None else self.redirect_to_https
 
     @field_validator("cors_origins")
     @classmethod

@@ -14,7 +14,14 @@ replaced by a real address:
                          Terraform keeps pointed at that node or load balancer)
     name TOKEN PREFIX    TOKEN becomes PREFIX-<own address, dots as dashes>
                          (gives each scaler-group API instance its own name)
-    net CIDR             the region network, to pick the own address
+    net LAYOUT [REAL]    the region network: the own address is picked in
+                         REAL (the network E2E gave the region's VPC), or in
+                         LAYOUT when the two are the same
+    cidr LAYOUT REAL     a region's layout network, where a config names it
+                         (pg_hba rules), becomes the network E2E gave it
+    dns SERVER...        peers' names are asked of these name servers (the
+                         module's internal hosted zone, which is delegated
+                         from nowhere), not of the VM's resolver
 
 Names that do not resolve yet are retried until they do.
 """
@@ -23,8 +30,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import random
 import re
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -34,11 +43,13 @@ from pathlib import Path
 MAP_FILE = Path("/etc/geoha/addresses.map")
 RENDERED = Path("/etc/geoha/rendered")
 RETRY_S = 5.0
+DNS_TIMEOUT_S = 3.0
+KINDS = ("self", "peer", "name", "net", "cidr", "dns")
 
 
 def parse_map(text: str) -> dict[str, list[list[str]]]:
     """Map lines by kind: {'self': [[slot]], 'peer': [[slot, name]], ...}."""
-    entries: dict[str, list[list[str]]] = {"self": [], "peer": [], "name": [], "net": []}
+    entries: dict[str, list[list[str]]] = {kind: [] for kind in KINDS}
     for line in text.splitlines():
         fields = line.split()
         if not fields or fields[0].startswith("#"):
@@ -68,17 +79,80 @@ def local_addresses() -> list[str]:
     return [line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3]
 
 
-def resolve(name: str) -> str:
+def dns_query(name: str) -> bytes:
+    """A DNS query for the A record of `name` (RFC 1035), recursion not desired."""
+    header = struct.pack(">HHHHHH", random.randrange(65536), 0, 1, 0, 0, 0)
+    labels = b"".join(bytes([len(p)]) + p.encode("ascii") for p in name.rstrip(".").split("."))
+    return header + labels + b"\0" + struct.pack(">HH", 1, 1)
+
+
+def skip_name(message: bytes, offset: int) -> int:
+    """The offset just past a (possibly compressed) name."""
+    while True:
+        length = message[offset]
+        if length == 0:
+            return offset + 1
+        if length & 0xC0 == 0xC0:
+            return offset + 2
+        offset += 1 + length
+
+
+def a_records(query: bytes, message: bytes) -> list[str]:
+    """The A records of an answer to `query` (an empty list for any other answer)."""
+    if len(message) < 12 or message[:2] != query[:2]:
+        return []
+    _, flags, questions, answers = struct.unpack(">HHHH", message[:8])
+    if flags & 0x000F:  # an error (NXDOMAIN, REFUSED, ...)
+        return []
+    offset = 12
+    for _ in range(questions):
+        offset = skip_name(message, offset) + 4
+    found = []
+    for _ in range(answers):
+        offset = skip_name(message, offset)
+        kind, klass, _ttl, length = struct.unpack(">HHIH", message[offset : offset + 10])
+        offset += 10
+        if kind == 1 and klass == 1 and length == 4:
+            found.append(str(ipaddress.IPv4Address(message[offset : offset + 4])))
+        offset += length
+    return found
+
+
+def ask(server: str, name: str, port: int = 53) -> str | None:
+    """The first A record of `name` from one name server, or None."""
+    query = dns_query(name)
+    try:
+        address = socket.getaddrinfo(server, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(DNS_TIMEOUT_S)
+            sock.sendto(query, (address, port))
+            records = a_records(query, sock.recv(4096))
+    except (OSError, IndexError, struct.error):
+        return None
+    return records[0] if records else None
+
+
+def lookup(name: str, servers: list[str]) -> str | None:
+    """From the given name servers (the first that answers), else the VM's resolver."""
+    if servers:
+        return next((a for a in (ask(s, name) for s in servers) if a), None)
+    try:
+        return str(socket.getaddrinfo(name, None, socket.AF_INET)[0][4][0])
+    except OSError:
+        return None
+
+
+def resolve(name: str, servers: list[str]) -> str:
     """IPv4 address of `name`, waiting until it resolves."""
     waited = 0.0
     while True:
-        try:
-            return str(socket.getaddrinfo(name, None, socket.AF_INET)[0][4][0])
-        except OSError:
-            if waited % 60 == 0:
-                print(f"geoha-addresses: waiting for {name} to resolve", file=sys.stderr)
-            time.sleep(RETRY_S)
-            waited += RETRY_S
+        address = lookup(name, servers)
+        if address is not None:
+            return address
+        if waited % 60 == 0:
+            print(f"geoha-addresses: waiting for {name} to resolve", file=sys.stderr)
+        time.sleep(RETRY_S)
+        waited += RETRY_S
 
 
 def substitute(text: str, replacements: dict[str, str]) -> str:
@@ -91,8 +165,10 @@ def substitute(text: str, replacements: dict[str, str]) -> str:
 
 
 def replacements(entries: dict[str, list[list[str]]], own: str) -> dict[str, str]:
+    servers = [server for line in entries["dns"] for server in line]
     result = {slot: own for (slot,) in entries["self"]}
-    result.update({slot: resolve(name) for slot, name in entries["peer"]})
+    result.update({layout: real for layout, real in entries["cidr"] if layout != real})
+    result.update({slot: resolve(name, servers) for slot, name in entries["peer"]})
     result.update({token: f"{prefix}-{own.replace('.', '-')}" for token, prefix in entries["name"]})
     return result
 
@@ -126,7 +202,7 @@ def apply(entries: dict[str, list[list[str]]], own: str, rendered: Path, root: P
 
 def main() -> int:
     entries = parse_map(MAP_FILE.read_text(encoding="utf-8"))
-    own = own_address(entries["net"][0][0], local_addresses())
+    own = own_address(entries["net"][0][-1], local_addresses())
     for target in apply(entries, own, RENDERED, Path("/")):
         print(f"geoha-addresses: wrote {target} for {own}", file=sys.stderr)
     return 0

@@ -32,11 +32,14 @@ import yaml
 
 from geoha.cloud import boot_addresses
 from geoha.cloud.vms import (
+    NAME_SERVERS_VARIABLE,
     Vm,
     VmKind,
     addressed_nodes,
     cloud_vms,
+    e2e_regions,
     internal_name,
+    network_variable,
     region_location,
     slot_in,
     vpc_network,
@@ -101,7 +104,33 @@ def template_variables(plan: Plan, vm: Vm) -> tuple[str, ...]:
     names = TEMPLATE_VARIABLES[vm.kind]
     if runs_watcher(plan, vm):
         names += WATCHER_VARIABLES + tuple(node_id_variable(n) for n in plan.database_nodes)
+    names += tuple(network_variable(r) for r in real_networks(plan, vm, vm_configs(plan, vm)))
+    if peers(plan, vm, vm_configs(plan, vm)):
+        names += (NAME_SERVERS_VARIABLE,)
     return names
+
+
+def real_networks(plan: Plan, vm: Vm, configs: list[File]) -> list[str]:
+    """E2E regions whose real network this VM needs: its own (to find its address) and
+    each one whose layout network its configs name (pg_hba rules). E2E, not the spec,
+    picks a VPC's network; a region run outside E2E keeps the spec's."""
+    text = "".join(f.text for f in configs)
+    return [
+        region
+        for region in e2e_regions(plan.spec)
+        if region == vm.region or slot_in(text, vpc_network(plan, region))
+    ]
+
+
+def peers(plan: Plan, vm: Vm, configs: list[File]) -> list[Node]:
+    """The nodes of other VMs whose slots this VM's configs name."""
+    own = {n.name for n in vm.nodes}
+    text = "".join(f.text for f in configs)
+    return [
+        node
+        for node in addressed_nodes(plan)
+        if node.name not in own and slot_in(text, node.address)
+    ]
 
 
 PACKAGES: dict[VmKind, list[str]] = {
@@ -145,17 +174,21 @@ def vm_configs(plan: Plan, vm: Vm) -> list[File]:
 
 
 def address_map(plan: Plan, vm: Vm, configs: list[File]) -> str:
-    """/etc/geoha/addresses.map: the slots this VM's configs mention and what they become."""
-    own = {n.name for n in vm.nodes}
+    """/etc/geoha/addresses.map: the slots and networks this VM's configs mention and what
+    they become (geoha.cloud.boot_addresses)."""
+    networks = real_networks(plan, vm, configs)
+    own_net = vpc_network(plan, vm.region)
+    real_net = f" {tf_var(network_variable(vm.region))}" if vm.region in networks else ""
     lines = [
         "# geoha-addresses: slot -> real address, applied at every boot",
-        f"net {vpc_network(plan, vm.region)}",
+        f"net {own_net}{real_net}",
     ]
     lines += [f"self {n.address}" for n in vm.nodes]
-    text = "".join(f.text for f in configs)
-    for node in addressed_nodes(plan):
-        if node.name not in own and slot_in(text, node.address):
-            lines.append(f"peer {node.address} {internal_name(plan.spec, node.name)}")
+    lines += [f"cidr {vpc_network(plan, r)} {tf_var(network_variable(r))}" for r in networks]
+    found = peers(plan, vm, configs)
+    if found:
+        lines.append(f"dns {tf_var(NAME_SERVERS_VARIABLE)}")
+    lines += [f"peer {n.address} {internal_name(plan.spec, n.name)}" for n in found]
     if vm.kind is VmKind.API:
         lines.append(f"name {vm.nodes[0].name} {vm.region}-api")
     return "\n".join(lines) + "\n"

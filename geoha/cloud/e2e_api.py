@@ -10,8 +10,13 @@ python3 on the machine that runs Terraform) and called by it:
                   image only from a powered-off node. A template that says
                   `failed` stops the apply at once.
     wait-node     wait until a node reaches a status.
-    node-address  (data "external") a node's private and public address, once
-                  it is Running: the provider does not record them on create.
+    node-address | lb-address | vpc-network
+                  (data "external") a node's or load balancer's private
+                  address, or the network E2E gave a VPC: the provider sets
+                  them only when it reads the resource back, not when it
+                  creates it. Terraform passes what its state already holds
+                  (`known`): once that is set, the answer is given at once,
+                  without a request, so a plan never waits on E2E.
     peer create | peer delete
                   (terraform_data, local-exec) the VPC peering tunnel between
                   two regions' networks: the provider has no resource for it.
@@ -28,6 +33,7 @@ again after 1, 2, 4, 8 and 16 s; a create (POST) is not repeated blindly.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
@@ -36,6 +42,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 API_URL = "https://api.e2enetworks.com/myaccount/api/v1/"
@@ -282,10 +289,58 @@ def command_wait_built(args: argparse.Namespace, environ: dict[str, str]) -> Non
     )
 
 
-NODE_ADDRESS_QUERY = ("node_id", "project_id", "location", "name", "timeout_s")
+LOOKUP_QUERY = ("id", "project_id", "location", "name", "timeout_s")
 
 
-def seconds(query: dict[str, Any], key: str, default: float | None) -> float:
+@dataclass(frozen=True)
+class Lookup:
+    """One value E2E assigns when it creates a resource, and where its API shows it."""
+
+    path: str
+    key: str
+    what: str
+    read: Callable[[dict[str, Any]], Any]
+    valid: Callable[[str], bool]
+
+
+def is_address(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_network(text: str) -> bool:
+    try:
+        ipaddress.IPv4Network(text)
+    except ValueError:
+        return False
+    return "/" in text
+
+
+LOOKUPS = {
+    "node-address": Lookup(
+        "nodes/{id}/",
+        "private_ip",
+        "a private address",
+        lambda d: d.get("private_ip_address"),
+        is_address,
+    ),
+    "lb-address": Lookup(
+        "appliances/{id}/",
+        "private_ip",
+        "a private address",
+        lambda d: (d.get("node_detail") or {}).get("private_ip"),
+        is_address,
+    ),
+    "vpc-network": Lookup(
+        "vpc/{id}/", "cidr", "its network", lambda d: d.get("ipv4_cidr"), is_network
+    ),
+}
+
+
+def seconds(query: dict[str, Any], key: str, default: float | None, command: str) -> float:
     """A positive number of seconds from the query (its default when absent)."""
     text = query.get(key)
     if text is None and default is not None:
@@ -295,38 +350,48 @@ def seconds(query: dict[str, Any], key: str, default: float | None) -> float:
     except ValueError:
         value = 0.0
     if not 0 < value <= MAX_WAIT_S:  # also refuses nan and inf: every wait is bounded
-        raise ApiError(f"node-address: {key} {text!r} is not a positive number of seconds")
+        raise ApiError(f"{command}: {key} {text!r} is not a positive number of seconds")
     return value
 
 
-def command_node_address(stdin: str, environ: dict[str, str], stdout: Any) -> None:
+def command_lookup(command: str, stdin: str, environ: dict[str, str], stdout: Any) -> None:
     """Terraform's external data source protocol: a JSON object of strings in, one out."""
+    lookup = LOOKUPS[command]
     try:
         query = json.loads(stdin)
     except ValueError:
-        raise ApiError("node-address: standard input is not a JSON object") from None
+        raise ApiError(f"{command}: standard input is not a JSON object") from None
     if not isinstance(query, dict):
-        raise ApiError("node-address: standard input is not a JSON object")
-    missing = [key for key in NODE_ADDRESS_QUERY if not query.get(key)]
+        raise ApiError(f"{command}: standard input is not a JSON object")
+    missing = [key for key in LOOKUP_QUERY if not query.get(key)]
     if missing:
-        raise ApiError(f"node-address: query lacks {', '.join(missing)}")
-    timeout_s = seconds(query, "timeout_s", None)
-    interval_s = seconds(query, "interval_s", 10.0)
+        raise ApiError(f"{command}: query lacks {', '.join(missing)}")
+    timeout_s = seconds(query, "timeout_s", None, command)
+    interval_s = seconds(query, "interval_s", 10.0, command)
+    known = str(query.get("known") or "")
+    if lookup.valid(known):
+        json.dump({lookup.key: known}, stdout)
+        return
     api = Api(environ, query["project_id"], query["location"])
-    node = wait_for_node(
-        api,
-        query["node_id"],
-        name=query["name"],
-        ready=lambda n: n.get("status") == RUNNING and bool(n.get("private_ip_address")),
-        wanted="Running with a private address",
-        timeout_s=timeout_s,
-        interval_s=interval_s,
-    )
-    result = {
-        "private_ip": str(node.get("private_ip_address") or ""),
-        "public_ip": str(node.get("public_ip_address") or ""),
-    }
-    json.dump(result, stdout)
+    path = lookup.path.format(id=query["id"])
+    start = time.monotonic()
+    last = None
+    while True:
+        data = api.call("GET", path)
+        found = str(lookup.read(data) or "") if isinstance(data, dict) else ""
+        if lookup.valid(found):
+            json.dump({lookup.key: found}, stdout)
+            return
+        status = str(data.get("status", "?")) if isinstance(data, dict) else "?"
+        if status in FAILED_STATUSES:
+            raise ApiError(f"{query['name']}: E2E reports it {status}")
+        elapsed = time.monotonic() - start
+        if elapsed >= timeout_s:
+            raise ApiError(f"{query['name']}: no {lookup.key} after {timeout_s:.0f} s ({status})")
+        if status != last:
+            log(f"{query['name']}: {status}, waiting for {lookup.what} (at most {timeout_s:.0f} s)")
+            last = status
+        time.sleep(min(interval_s, max(0.0, timeout_s - elapsed)))
 
 
 def find_tunnel(api: Api, vpc_id: str, name: str) -> dict[str, Any] | None:
@@ -403,7 +468,8 @@ def parser() -> argparse.ArgumentParser:
     wait.add_argument("--timeout-s", type=positive, default=2700.0)
     wait.add_argument("--interval-s", type=positive, default=15.0)
 
-    commands.add_parser("node-address", help="external data source: a node's addresses")
+    for name, lookup in LOOKUPS.items():
+        commands.add_parser(name, help=f"external data source: {lookup.key} of {lookup.path}")
 
     peer = scoped("peer", "create or delete a VPC peering tunnel")
     peer.add_argument("action", choices=("create", "delete"))
@@ -426,8 +492,8 @@ def main(
             command_wait_built(args, env)
         elif args.command == "wait-node":
             command_wait_node(args, env)
-        elif args.command == "node-address":
-            command_node_address((stdin or sys.stdin).read(), env, stdout or sys.stdout)
+        elif args.command in LOOKUPS:
+            command_lookup(args.command, (stdin or sys.stdin).read(), env, stdout or sys.stdout)
         else:
             if args.action == "create" and not args.peer_vpc:
                 raise ApiError("peer create: --peer-vpc is required")

@@ -23,14 +23,14 @@ from typing import Any
 
 from geoha.cloud import e2e_api
 from geoha.cloud.cloudinit import render_cloud_init
-from geoha.cloud.terraform_e2e import HELPER, address_sources, e2e_resources, tf_name
+from geoha.cloud.terraform_e2e import HELPER, e2e_resources, lookups, start_script, tf_name
 from geoha.cloud.terraform_route53 import route53_resources
-from geoha.cloud.vms import witness_address_variable
+from geoha.cloud.vms import cloud_vms, on_e2e, witness_address_variable
 from geoha.plan import Plan
 from geoha.render.files import File
 from geoha.spec import Spec
 
-E2E_PROVIDER = {"source": "e2eterraformprovider/e2e", "version": "~> 2.2"}
+E2E_PROVIDER = {"source": "e2eterraformprovider/e2e", "version": "2.2.7"}
 AWS_PROVIDER = {"source": "hashicorp/aws", "version": "~> 5.0"}
 EXTERNAL_PROVIDER = {"source": "hashicorp/external", "version": "~> 2.3"}
 REQUIRED_TERRAFORM = ">= 1.4"
@@ -143,6 +143,13 @@ def outputs(plan: Plan) -> dict[str, Any]:
         "description": "The application, behind Route 53 weighted DNS",
         "value": f"http://{plan.spec.dns.fqdn}/",
     }
+    for vm in cloud_vms(plan):
+        if not on_e2e(plan.spec, vm):
+            result[f"cloud_init_{tf_name(vm.name)}"] = {
+                "description": f"User data of {vm.name}, the VM you run outside E2E "
+                "(terraform output -raw ...)",
+                "value": f"${{{start_script(plan, vm)}}}",
+            }
     return result
 
 
@@ -195,7 +202,7 @@ def terraform_documents(plan: Plan) -> dict[str, dict[str, Any]]:
         "main.tf.json": main_document(plan),
         "e2e.tf.json": {
             "resource": e2e_resources(plan),
-            "data": {"external": address_sources(plan)},
+            "data": {"external": lookups(plan)},
         },
         "route53.tf.json": {"resource": route53_resources(plan)},
     }

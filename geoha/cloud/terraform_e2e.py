@@ -31,10 +31,12 @@ from geoha.cloud.cloudinit import (
     template_variables,
 )
 from geoha.cloud.vms import (
+    NAME_SERVERS_VARIABLE,
     Vm,
     VmKind,
     cloud_vms,
     e2e_regions,
+    network_variable,
     on_e2e,
     region_location,
     watcher_region,
@@ -53,7 +55,9 @@ TEMPLATE_TIMEOUT_S = 2700
 VERSION_DIGITS = 8
 """Hex digits of a template's start-script hash in the names of what is built from it."""
 ADDRESS_TIMEOUT_S = 1200
-"""How long a fixed VM may take to be Running with a private address (20 min)."""
+"""How long E2E may take to give a new VM or LB its address, or a VPC its network (20 min)."""
+INTERNAL_ZONE = "internal"
+"""The module's own Route 53 hosted zone of internal names (geoha.cloud.terraform_route53)."""
 E2E_POLICY_PERIOD_S = 10
 """Length of one E2E scaling-policy period (the E2E docs' examples use 10)."""
 SCALE_UP_PERIODS = 3
@@ -97,12 +101,10 @@ def ssh_keys(spec: Spec) -> Resources:
 
 
 def vpc(spec: Spec, region: str) -> dict[str, Any]:
-    return {
-        "vpc_name": f"{spec.name}-{region}",
-        **common(spec, region),
-        "is_e2e_vpc": False,
-        "ipv4": spec.regions[region].cidr,
-    }
+    """E2E picks the network (the 2.x provider takes no CIDR; `network_size` 512 by
+    default): the region's `cidr` is the layout its slots are drawn from, and each VM
+    maps it to the real one at boot (geoha.cloud.boot_addresses)."""
+    return {"vpc_name": f"{spec.name}-{region}", **common(spec, region)}
 
 
 MY_NETWORK_SIZE = 512
@@ -110,19 +112,35 @@ MY_NETWORK_SIZE = 512
 config says: rendering it keeps the next plan from showing a change."""
 
 
-def source(spec: Spec, region: str, cidr: str) -> dict[str, Any]:
-    """Rule source: the region's own VPC, or another region's network by CIDR. A rule's
-    `size` is the number of addresses it admits (the provider's `network_size`), not a
-    prefix length."""
-    if cidr == spec.regions[region].cidr:
+def network_of(spec: Spec, region: str) -> str:
+    """The expression of an E2E region's real network: what E2E gave its VPC, read back
+    once by the `R_network` lookup."""
+    return f"data.external.{tf_name(region, 'network')}.result.cidr"
+
+
+def source(spec: Spec, region: str, origin: str) -> dict[str, Any]:
+    """Rule source: the region's own VPC, or another region's network. A rule's `size` is
+    the number of addresses it admits (the provider's `network_size`), not a prefix length.
+    A witness run outside E2E is on the spec's `cidr`; an E2E region on what E2E gave it."""
+    if origin == region:
         return {
             "network": "myNetwork",
             "network_cidr": f"vpc_${{e2e_vpc.{tf_name(region)}.id}}",
             "size": MY_NETWORK_SIZE,
         }
-    net = ipaddress.IPv4Network(cidr)
-    count = net.num_addresses
-    return {"network": "manual", "network_cidr": str(net.network_address), "size": count}
+    if spec.regions[origin].cloud.external:
+        net = ipaddress.IPv4Network(spec.regions[origin].cidr)
+        return {
+            "network": "manual",
+            "network_cidr": str(net.network_address),
+            "size": net.num_addresses,
+        }
+    network = network_of(spec, origin)
+    return {
+        "network": "manual",
+        "network_cidr": f"${{cidrhost({network}, 0)}}",
+        "size": f'${{pow(2, 32 - tonumber(split("/", {network})[1]))}}',
+    }
 
 
 def inbound(port: int, origin: dict[str, Any], why: str) -> dict[str, Any]:
@@ -159,28 +177,26 @@ def database_rules(spec: Spec, region: str) -> list[dict[str, Any]]:
     """PostgreSQL and the etcd member's health listener from the API instances (own VPC:
     the health is the API's DCS fence), PostgreSQL and Patroni REST from the other
     regions' database nodes; etcd only among the cluster's regions."""
-    own = spec.regions[region].cidr
-    others = [r.cidr for name, r in spec.regions.items() if name != region]
-    data_others = [spec.regions[n].cidr for n in spec.data_regions if n != region]
+    others = [name for name in spec.regions if name != region]
     rules = [
-        inbound(spec.database.port, source(spec, region, own), "PostgreSQL from the API"),
-        inbound(spec.etcd.health_port, source(spec, region, own), "etcd health from the API"),
+        inbound(spec.database.port, source(spec, region, region), "PostgreSQL from the API"),
+        inbound(spec.etcd.health_port, source(spec, region, region), "etcd health from the API"),
     ]
-    for cidr in data_others:
-        rules.append(inbound(spec.database.port, source(spec, region, cidr), "replication"))
-        rules.append(inbound(spec.database.patroni_port, source(spec, region, cidr), "Patroni"))
+    for other in (n for n in spec.data_regions if n != region):
+        rules.append(inbound(spec.database.port, source(spec, region, other), "replication"))
+        rules.append(inbound(spec.database.patroni_port, source(spec, region, other), "Patroni"))
     watcher = watcher_region(spec)
     if watcher is not None:  # the watcher's own probe: Patroni's /liveness, or the postmaster
-        origin = source(spec, region, spec.regions[watcher].cidr)
+        origin = source(spec, region, watcher)
         rules.append(inbound(spec.database.patroni_port, origin, "Patroni from the watcher"))
         rules.append(inbound(spec.database.port, origin, "PostgreSQL from the watcher"))
     return rules + etcd_rules(spec, region, others)
 
 
-def etcd_rules(spec: Spec, region: str, cidrs: list[str]) -> list[dict[str, Any]]:
+def etcd_rules(spec: Spec, region: str, origins: list[str]) -> list[dict[str, Any]]:
     rules = []
-    for cidr in cidrs:
-        origin = source(spec, region, cidr)
+    for other in origins:
+        origin = source(spec, region, other)
         rules.append(inbound(spec.etcd.client_port, origin, "etcd clients (Patroni)"))
         rules.append(inbound(spec.etcd.peer_port, origin, "etcd peers"))
     return rules
@@ -199,10 +215,10 @@ def security_group(spec: Spec, region: str, role: str, rules: list[dict[str, Any
 def security_groups(spec: Spec, region: str) -> dict[str, Any]:
     """Per role. E2E rules are CIDR based, and LB and scaler-group addresses are only known
     after creation, so 'only from its LB' is enforced as 'only from inside the region VPC'."""
-    own = source(spec, region, spec.regions[region].cidr)
+    own = source(spec, region, region)
     port = spec.traffic.http_port
     if not spec.regions[region].is_data:
-        others = [r.cidr for n, r in spec.regions.items() if n != region]
+        others = [n for n in spec.regions if n != region]
         return {
             tf_name(region, "etcd_sg"): security_group(
                 spec, region, "etcd", etcd_rules(spec, region, others)
@@ -225,6 +241,11 @@ def template_source(plan: Plan, name: str) -> str:
     for db in plan.database_nodes:
         if name == node_id_variable(db):
             return f"e2e_node.{tf_name(db.name)}.id"
+    for region in e2e_regions(plan.spec):
+        if name == network_variable(region):
+            return network_of(plan.spec, region)
+    if name == NAME_SERVERS_VARIABLE:
+        return f'join(" ", aws_route53_zone.{INTERNAL_ZONE}.name_servers)'
     return TEMPLATE_VARIABLE_SOURCES[name]
 
 
@@ -439,27 +460,59 @@ def peering(spec: Spec, local: str, peer: str) -> dict[str, Any]:
     }
 
 
-def address_source(spec: Spec, vm: Vm) -> dict[str, Any]:
-    """`data "external"`: the VM's private and public address, once it is Running."""
+def lookup(spec: Spec, region: str, *, command: str, name: str, of: str, known: str) -> Any:
+    """`data "external"`: a value E2E assigns at creation and the provider records only on
+    its next read. Terraform passes that record (`known`): once it is there, the helper
+    answers at once, without asking E2E, so a plan never waits; before, it waits for E2E
+    (at creation only)."""
     return {
-        "program": ["python3", f"${{path.module}}/{HELPER}", "node-address"],
+        "program": ["python3", f"${{path.module}}/{HELPER}", command],
         "query": {
-            "node_id": f"${{e2e_node.{vm_resource_name(vm)}.id}}",
+            "id": f"${{{of}.id}}",
+            "known": f"${{{of}.{known}}}",
             "project_id": "${var.e2e_project_id}",
-            "location": region_location(spec, vm.region),
-            "name": f"{spec.name}-{vm.name}",
+            "location": region_location(spec, region),
+            "name": name,
             "timeout_s": str(ADDRESS_TIMEOUT_S),
         },
     }
 
 
-def address_sources(plan: Plan) -> dict[str, dict[str, Any]]:
-    """One per fixed VM (database and witness VMs), named `VM_address`."""
-    return {
-        tf_name(vm.name, "address"): address_source(plan.spec, vm)
-        for vm in cloud_vms(plan)
-        if not vm.template and on_e2e(plan.spec, vm)
+def lookups(plan: Plan) -> dict[str, dict[str, Any]]:
+    """Each E2E region's network (`R_network`), each fixed VM's private address
+    (`VM_address`) and each backend LB's (`R_be_address`)."""
+    spec = plan.spec
+    found = {
+        tf_name(region, "network"): lookup(
+            spec,
+            region,
+            command="vpc-network",
+            name=f"{spec.name}-{region}",
+            of=f"e2e_vpc.{tf_name(region)}",
+            known="ipv4_cidr",
+        )
+        for region in e2e_regions(spec)
     }
+    for vm in cloud_vms(plan):
+        if not vm.template and on_e2e(spec, vm):
+            found[tf_name(vm.name, "address")] = lookup(
+                spec,
+                vm.region,
+                command="node-address",
+                name=f"{spec.name}-{vm.name}",
+                of=f"e2e_node.{vm_resource_name(vm)}",
+                known="private_ip_address",
+            )
+    for region in spec.data_regions:
+        found[tf_name(region, "be_address")] = lookup(
+            spec,
+            region,
+            command="lb-address",
+            name=f"{spec.name}-{region}-be",
+            of=f"e2e_loadbalancer.{tf_name(region, 'be')}",
+            known="private_ip",
+        )
+    return found
 
 
 def terraform_data(plan: Plan) -> dict[str, dict[str, Any]]:
@@ -500,6 +553,7 @@ def frontend_lb(plan: Plan, region: str) -> dict[str, Any]:
         "lb_mode": "Both",
         "node_list_type": "D",
         "ssl_certificate_id": "${var.frontend_ssl_certificate_id}",
+        "ssl_context": [{"redirect_to_https": spec.traffic.redirects(cloud=True)}],
         "backends": [lb_backend("web", region, "web", web.ports["http"], "/health/")],
         "vpc_list": [f"${{e2e_vpc.{tf_name(region)}.id}}"],
     }

@@ -1,23 +1,27 @@
 """Route 53 resources (provider `hashicorp/aws`): global DNS and the nodes' internal names.
 
-- Per data region, a health check of the frontend LB's deep health path
-  (web -> API -> local database read) and a weighted A record of the zone's
+- Per data region, an HTTPS health check of the frontend LB's health path
+  (`dns.health_check_path`, by default `/health/full`: HTTPS listener -> a web
+  instance -> backend LB -> API -> local database read) and a weighted A record of the zone's
   name with the spec's weight, TTL and that health check; plus `REGION.ZONE`
   pointing at the region's entry.
-- An A record `NODE.internal.ZONE` for every node other VMs reach by slot
-  (database, etcd, backend LB), kept at its private address: this is how each
-  VM learns its peers' real addresses at boot (geoha.cloud.boot_addresses).
+- A hosted zone of its own, `internal.ZONE`, delegated from nowhere, with an
+  A record `NODE.internal.ZONE` for every node other VMs reach by slot
+  (database, etcd, backend LB) at its private address. Each VM asks that
+  zone's name servers directly at boot (geoha.cloud.boot_addresses): private
+  addresses stay out of the public zone, and the zone needs no delegation (so
+  a zone such as `geoha.test`, which nobody can delegate, works too).
 
-A fixed VM's private address comes from its `data "external"` source
-(geoha.cloud.e2e_api, `node-address`): the E2E provider does not record a
-node's addresses when it creates it.
+A fixed VM's or backend LB's private address comes from its `data "external"`
+lookup (geoha.cloud.e2e_api): the E2E provider records it only on its next
+read of the resource, not when it creates it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from geoha.cloud.terraform_e2e import Resources, tf_name
+from geoha.cloud.terraform_e2e import INTERNAL_ZONE, Resources, tf_name
 from geoha.cloud.vms import VmKind, cloud_vms, internal_name, on_e2e, witness_address_variable
 from geoha.plan import NodeRole, Plan
 from geoha.spec import Spec
@@ -25,7 +29,9 @@ from geoha.spec import Spec
 ROUTE53_INTERVALS_S = (10, 30)
 """The only request intervals Route 53 health checks accept."""
 INTERNAL_TTL_S = 60
-HEALTH_CHECK_PORT = 80
+HEALTH_CHECK_PORT = 443
+"""Route 53 checks each entry over HTTPS (it does not verify the certificate, but a
+broken HTTPS listener fails the check), as users arrive once HTTP redirects."""
 
 
 def route53_interval(interval_s: int) -> int:
@@ -40,9 +46,10 @@ def entry_ip(region: str) -> str:
 
 def health_check(spec: Spec, region: str) -> dict[str, Any]:
     return {
-        "type": "HTTP",
+        "type": "HTTPS",
         "ip_address": entry_ip(region),
         "fqdn": f"{region}.{spec.dns.zone}",
+        "enable_sni": True,
         "port": HEALTH_CHECK_PORT,
         "resource_path": spec.dns.health_check_path,
         "request_interval": route53_interval(spec.dns.health_check_interval_s),
@@ -74,9 +81,18 @@ def region_record(spec: Spec, region: str) -> dict[str, Any]:
     }
 
 
+def internal_zone(spec: Spec) -> dict[str, Any]:
+    return {
+        "name": f"internal.{spec.dns.zone}",
+        "comment": f"geoha {spec.name}: private addresses of the nodes VMs reach by name; "
+        "asked directly by the VMs, delegated from nowhere",
+        "force_destroy": True,
+    }
+
+
 def internal_record(spec: Spec, node_name: str, address: str) -> dict[str, Any]:
     return {
-        "zone_id": "${var.route53_zone_id}",
+        "zone_id": f"${{aws_route53_zone.{INTERNAL_ZONE}.zone_id}}",
         "name": internal_name(spec, node_name),
         "type": "A",
         "ttl": INTERNAL_TTL_S,
@@ -100,7 +116,7 @@ def internal_records(plan: Plan) -> dict[str, dict[str, Any]]:
         for node in vm.nodes:
             records[tf_name(node.name, "internal")] = internal_record(spec, node.name, address)
     for lb in plan.by_role(NodeRole.BACKEND_LB):
-        address = f"${{e2e_loadbalancer.{tf_name(lb.region, 'be')}.private_ip}}"
+        address = f"${{data.external.{tf_name(lb.region, 'be_address')}.result.private_ip}}"
         records[tf_name(lb.name, "internal")] = internal_record(spec, lb.name, address)
     return records
 
@@ -112,4 +128,8 @@ def route53_resources(plan: Plan) -> Resources:
         records[tf_name(region, "weighted")] = weighted_record(spec, region)
         records[tf_name(region, "entry")] = region_record(spec, region)
     checks = {tf_name(region): health_check(spec, region) for region in spec.data_regions}
-    return {"aws_route53_health_check": checks, "aws_route53_record": records}
+    return {
+        "aws_route53_zone": {INTERNAL_ZONE: internal_zone(spec)},
+        "aws_route53_health_check": checks,
+        "aws_route53_record": records,
+    }

@@ -101,6 +101,15 @@ def witness_address_variable(region: str) -> str:
     return f"witness_address_{region.replace('-', '_')}"
 
 
+def network_variable(region: str) -> str:
+    """Template variable holding the network E2E gave a region's VPC (`network_delhi`)."""
+    return f"network_{region.replace('-', '_')}"
+
+
+NAME_SERVERS_VARIABLE = "internal_name_servers"
+"""Template variable holding the internal hosted zone's name servers, space-separated."""
+
+
 def cloud_vms(plan: Plan) -> list[Vm]:
     """Every VM of the deployment, data regions first, in spec order."""
     vms: list[Vm] = []

@@ -1,5 +1,8 @@
 """Caddyfile of a web instance: the React build, /health/, and /api/* to the region's backend LB.
 
+`/health/full` is the API's `/health/deep` asked through this instance, so the
+DNS health check (`dns.health_check_path`) crosses the web tier too.
+
 The same renderer serves the local runtime and the cloud's cloud-init; only
 addresses differ. Each instance binds only its own address and keeps its own
 admin endpoint and storage folder.
@@ -39,6 +42,10 @@ def caddyfile(plan: Plan, node: Node, web_root: str) -> str:
         "\t}",
         "\thandle /health/ {",
         '\t\trespond "ok" 200',
+        "\t}",
+        "\thandle /health/full {",
+        "\t\trewrite * /health/deep",
+        f"\t\treverse_proxy {upstream}",
         "\t}",
         "\t@api path /api/* /health/deep",
         "\thandle @api {",

@@ -126,6 +126,21 @@ def backend_lb_config(plan: Plan, node: Node) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _https_redirect(plan: Plan, node: Node) -> list[str]:
+    """Plain HTTP answered with a redirect to the same URL over HTTPS (the host without its
+    port, then this LB's HTTPS port), except the DNS health path: the local checks are
+    plain HTTP, and a redirect would pass them whatever the region's state."""
+    if not plan.spec.traffic.redirects(plan.cloud):
+        return []
+    https = node.ports["https"]
+    port = "" if https == 443 else f":{https}"
+    return [
+        f"    acl is_dns_health path {plan.spec.dns.health_check_path}",
+        f"    http-request redirect location https://%[req.hdr(host),field(1,:)]{port}%[url] "
+        "code 308 if !{ ssl_fc } !is_dns_health",
+    ]
+
+
 def frontend_lb_config(plan: Plan, node: Node) -> str:
     webs = plan.in_region(node.region, NodeRole.WEB)
     backend = plan.only(node.region, NodeRole.BACKEND_LB)
@@ -139,6 +154,7 @@ def frontend_lb_config(plan: Plan, node: Node) -> str:
         "    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }",
         "    acl is_api path_beg /api/",
         "    acl is_deep_health path /health/deep",
+        *_https_redirect(plan, node),
         *_body_limit(node, "is_api"),
     ]
     # http-after-response: on the LB's own answers (413, 503) as on the servers'.

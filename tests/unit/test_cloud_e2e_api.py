@@ -43,6 +43,8 @@ class FakeE2E:
     """Node statuses are served in order (the last one repeats); tunnels per VPC network."""
 
     nodes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    others: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Other GETs by path below the API's root (`vpc/5/`), served in order like nodes."""
     tunnels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, list[str]], Any]] = field(default_factory=list)
     status_code: int = 200
@@ -61,6 +63,11 @@ class FakeE2E:
         node = re.fullmatch(r"/api/v1/nodes/(\d+)/", path)
         if node and method == "GET":
             states = self.nodes[node.group(1)]
+            state = states.pop(0) if len(states) > 1 else states[0]
+            return 200, {"code": 200, "data": state, "message": "Success"}
+        other = path.removeprefix("/api/v1/")
+        if other in self.others and method == "GET":
+            states = self.others[other]
             state = states.pop(0) if len(states) > 1 else states[0]
             return 200, {"code": 200, "data": state, "message": "Success"}
         action = re.fullmatch(r"/api/v1/nodes/(\d+)/actions/", path)
@@ -371,25 +378,57 @@ def test_bad_arguments_exit_2_naming_the_argument(
     assert complaint in capsys.readouterr().err
 
 
-NODE_QUERY = {"node_id": "42", "project_id": "7", "location": "Chennai", "name": "chennai-db"}
+NODE_QUERY = {"id": "42", "project_id": "7", "location": "Chennai", "name": "chennai-db"}
 
 
 def test_node_address_answers_terraforms_external_protocol(fake: FakeE2E) -> None:
     fake.nodes["42"] = [
         {"status": "Creating", "private_ip_address": ""},
-        {"status": "Running", "private_ip_address": ""},
-        {
-            "status": "Running",
-            "private_ip_address": "10.20.0.9",
-            "public_ip_address": "203.0.113.4",
-        },
+        {"status": "Creating", "private_ip_address": ""},
+        {"status": "Creating", "private_ip_address": "10.20.0.9"},
     ]
-    query = {**NODE_QUERY, "timeout_s": "5", "interval_s": "0.01"}
+    query = {**NODE_QUERY, "timeout_s": "5", "interval_s": "0.01", "known": ""}
     code, out, err = run(["node-address"], env(fake), json.dumps(query))
     assert code == 0, err
-    assert json.loads(out) == {"private_ip": "10.20.0.9", "public_ip": "203.0.113.4"}
+    # The address is all it waits for: a node powered off later keeps it.
+    assert json.loads(out) == {"private_ip": "10.20.0.9"}
     assert len(fake.requests) == 3
     assert fake.requests[0][2]["location"] == ["Chennai"]
+    assert "chennai-db: Creating, waiting for a private address" in err
+
+
+def test_what_terraform_already_knows_is_answered_without_a_request(fake: FakeE2E) -> None:
+    """Once the provider has read the value back into the state, every later plan gets it at
+    once: no request, no wait, no credentials needed (a VM down in an incident blocks no plan)."""
+    query = {**NODE_QUERY, "timeout_s": "5", "known": "10.20.0.9"}
+    code, out, err = run(["node-address"], {"E2E_API_URL": fake.url}, json.dumps(query))
+    assert (code, json.loads(out)) == (0, {"private_ip": "10.20.0.9"}), err
+    network = {**NODE_QUERY, "timeout_s": "5", "known": "172.16.4.0/23"}
+    code, out, err = run(["vpc-network"], {"E2E_API_URL": fake.url}, json.dumps(network))
+    assert (code, json.loads(out)) == (0, {"cidr": "172.16.4.0/23"}), err
+    assert fake.requests == []
+
+
+def test_lb_address_and_vpc_network_read_where_e2e_shows_them(fake: FakeE2E) -> None:
+    fake.others["appliances/42/"] = [
+        {"status": "Creating", "node_detail": {"private_ip": ""}},
+        {"status": "Running", "node_detail": {"private_ip": "10.20.0.3"}},
+    ]
+    fake.others["vpc/42/"] = [{"state": "Creating"}, {"ipv4_cidr": "172.16.8.0/23"}]
+    query = json.dumps({**NODE_QUERY, "timeout_s": "5", "interval_s": "0.01", "known": "bad"})
+    code, out, err = run(["lb-address"], env(fake), query)
+    assert (code, json.loads(out)) == (0, {"private_ip": "10.20.0.3"}), err
+    code, out, err = run(["vpc-network"], env(fake), query)
+    assert (code, json.loads(out)) == (0, {"cidr": "172.16.8.0/23"}), err
+    assert [r[1] for r in fake.requests] == ["/api/v1/appliances/42/"] * 2 + ["/api/v1/vpc/42/"] * 2
+
+
+def test_a_lookup_gives_up_after_its_timeout(fake: FakeE2E) -> None:
+    fake.nodes["42"] = [{"status": "Creating", "private_ip_address": ""}]
+    query = json.dumps({**NODE_QUERY, "timeout_s": "0.2", "interval_s": "0.01"})
+    code, out, err = run(["node-address"], env(fake), query)
+    assert (code, out) == (1, "")
+    assert "chennai-db: no private_ip after 0 s (Creating)" in err
 
 
 @pytest.mark.parametrize(
@@ -397,7 +436,7 @@ def test_node_address_answers_terraforms_external_protocol(fake: FakeE2E) -> Non
     [
         ("not json", "standard input is not a JSON object"),
         ('["a"]', "standard input is not a JSON object"),
-        (json.dumps({"node_id": "42"}), "query lacks project_id, location, name, timeout_s"),
+        (json.dumps({"id": "42"}), "query lacks project_id, location, name, timeout_s"),
         (
             json.dumps({**NODE_QUERY, "timeout_s": "soon"}),
             "timeout_s 'soon' is not a positive number of seconds",

@@ -10,12 +10,16 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from dnslib import QTYPE, RCODE, RR, A, DNSRecord  # type: ignore[import-untyped]
 
 from geoha.cloud import boot_addresses
 from geoha.cloud.cloudinit import (
@@ -258,17 +262,24 @@ def address_map(plan: Plan, vm: Vm) -> list[str]:
 def test_address_maps_name_only_the_peers_a_vm_needs() -> None:
     plan = reference()
     vms = {vm.name: vm for vm in cloud_vms(plan)}
+    # The database's pg_hba names both data regions' layout networks: each becomes the
+    # network E2E gave that region's VPC. Peers are asked of the internal zone's servers.
     assert address_map(plan, vms["delhi-db"]) == [
-        "net 10.10.0.0/16",
+        "net 10.10.0.0/16 ${network_delhi}",
         "self 10.10.5.1",
         "self 10.10.6.1",
+        "cidr 10.10.0.0/16 ${network_delhi}",
+        "cidr 10.20.0.0/16 ${network_chennai}",
+        "dns ${internal_name_servers}",
         "peer 10.20.6.1 chennai-etcd.internal.geoha.test",
         "peer 10.30.6.1 mumbai-etcd.internal.geoha.test",
         "peer 10.20.5.1 chennai-db.internal.geoha.test",
     ]
     assert address_map(plan, vms["chennai-web"]) == [
-        "net 10.20.0.0/16",
+        "net 10.20.0.0/16 ${network_chennai}",
         "self 10.20.2.1",
+        "cidr 10.20.0.0/16 ${network_chennai}",
+        "dns ${internal_name_servers}",
         "peer 10.20.3.1 chennai-be.internal.geoha.test",
     ]
     assert address_map(plan, vms["delhi-api"])[-1] == "name delhi-api-1 delhi-api"
@@ -342,20 +353,78 @@ def test_boot_addresses_writes_live_copies(tmp_path: Path, monkeypatch: pytest.M
     source.parent.mkdir(parents=True)
     source.write_text("GEOHA_INSTANCE=delhi-api-1\nLISTEN=10.10.4.1:8080\nDB=10.10.5.1:5432\n")
     source.chmod(0o640)
+    source.write_text(source.read_text() + "HBA=10.10.0.0/16 10.20.0.0/16 10.10.0.0/160\n")
     entries = boot_addresses.parse_map(
-        "# map\nnet 10.10.0.0/16\nself 10.10.4.1\npeer 10.10.5.1 delhi-db.internal.x\n"
-        "name delhi-api-1 delhi-api\n"
+        "# map\nnet 10.10.0.0/16 172.16.4.0/23\nself 10.10.4.1\n"
+        "peer 10.10.5.1 delhi-db.internal.x\nname delhi-api-1 delhi-api\n"
+        "cidr 10.10.0.0/16 172.16.4.0/23\n"
+        "cidr 10.20.0.0/16 172.16.8.0/23\ndns ns-1.example ns-2.example\n"
     )
-    monkeypatch.setattr(
-        boot_addresses, "resolve", lambda name: {"delhi-db.internal.x": "10.10.0.5"}[name]
-    )
-    written = boot_addresses.apply(entries, "10.10.0.9", rendered, root)
+    asked = []
+
+    def resolve(name: str, servers: list[str]) -> str:
+        asked.append(servers)
+        return {"delhi-db.internal.x": "172.16.4.5"}[name]
+
+    monkeypatch.setattr(boot_addresses, "resolve", resolve)
+    written = boot_addresses.apply(entries, "172.16.4.9", rendered, root)
     assert written == [root / "etc" / "x" / "api.env"]
     assert written[0].read_text() == (
-        "GEOHA_INSTANCE=delhi-api-10-10-0-9\nLISTEN=10.10.0.9:8080\nDB=10.10.0.5:5432\n"
+        "GEOHA_INSTANCE=delhi-api-172-16-4-9\nLISTEN=172.16.4.9:8080\nDB=172.16.4.5:5432\n"
+        "HBA=172.16.4.0/23 172.16.8.0/23 10.10.0.0/160\n"
     )
+    assert asked == [["ns-1.example", "ns-2.example"]]
     assert written[0].stat().st_mode & 0o777 == 0o640
     assert source.read_text().startswith("GEOHA_INSTANCE=delhi-api-1")  # pristine copy kept
+
+
+@pytest.fixture
+def name_server() -> Iterator[int]:
+    """A name server on loopback (dnslib) answering A for *.internal.x, NXDOMAIN otherwise;
+    its answers use name compression, as Route 53's do."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = DNSRecord.parse(data)
+            reply = query.reply()
+            name = str(query.q.qname)
+            if name.endswith(".internal.x."):
+                reply.add_answer(RR(name, QTYPE.A, rdata=A("172.16.4.5"), ttl=60))
+            else:
+                reply.header.rcode = RCODE.NXDOMAIN
+            sock.sendto(reply.pack(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        sock.close()
+
+
+def test_boot_addresses_asks_the_named_servers_directly(
+    name_server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert boot_addresses.ask("127.0.0.1", "delhi-db.internal.x", name_server) == "172.16.4.5"
+    assert boot_addresses.ask("127.0.0.1", "nothing.example", name_server) is None
+    monkeypatch.setattr(boot_addresses, "DNS_TIMEOUT_S", 0.2)
+    assert boot_addresses.ask("127.0.0.1", "delhi-db.internal.x", closed_udp_port()) is None
+
+
+def closed_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def test_dbinit_reads_the_live_patroni_config() -> None:

@@ -27,7 +27,9 @@ from geoha.cloud.terraform import render_terraform, terraform_documents
 from geoha.cloud.terraform_e2e import policies
 from geoha.cloud.terraform_route53 import route53_interval
 from geoha.cloud.vms import cloud_plan
+from geoha.plan import Tools, expand
 from geoha.render.files import File
+from geoha.render.haproxy import frontend_lb_config
 from geoha.spec import Autoscale, load_spec, parse_spec
 from tests.geoha_cli import geoha
 
@@ -218,7 +220,10 @@ def test_weighted_records_and_health_checks_follow_the_spec() -> None:
     res = resources(data)
     check = res["aws_route53_health_check"]["delhi"]
     assert (check["request_interval"], check["failure_threshold"]) == (30, 2)
-    assert (check["resource_path"], check["type"]) == ("/health/deep", "HTTP")
+    # Over HTTPS, through the web tier: a dead web tier or HTTPS listener takes the region
+    # out of DNS, not only a dead API or database.
+    assert (check["resource_path"], check["type"], check["port"]) == ("/health/full", "HTTPS", 443)
+    assert (check["fqdn"], check["enable_sni"]) == ("delhi.geoha.test", True)
     assert check["ip_address"] == "${e2e_loadbalancer.delhi_fe.public_ip}"
     record = res["aws_route53_record"]["delhi_weighted"]
     assert record["weighted_routing_policy"] == [{"weight": 80}]
@@ -381,9 +386,17 @@ def test_an_external_witness_gets_its_cloud_init_and_an_address_variable_only() 
         "peering_delhi_chennai"
     ]
     assert list(docs["e2e.tf.json"]["data"]["external"]) == [
+        "delhi_network",
+        "chennai_network",
         "delhi_db_address",
         "chennai_db_address",
+        "delhi_be_address",
+        "chennai_be_address",
     ]
+    # Its cloud-init asks for the internal zone's name servers: Terraform fills it.
+    user_data = docs["main.tf.json"]["output"]["cloud_init_mumbai_etcd"]["value"]
+    assert user_data.startswith('${templatefile("${path.module}/cloud-init/mumbai-etcd.yaml"')
+    assert "internal_name_servers = join" in user_data
     record = res["aws_route53_record"]["mumbai_etcd_internal"]
     assert record["records"] == ["${var.witness_address_mumbai}"]
     variable = docs["main.tf.json"]["variable"]["witness_address_mumbai"]
@@ -402,6 +415,26 @@ def test_an_external_witness_gets_its_cloud_init_and_an_address_variable_only() 
     assert 'witness_address_mumbai = "" # inside 10.30.0.0/16' in files["terraform.tfvars.example"]
 
 
+@pytest.mark.parametrize(
+    ("switch", "cloud", "local"), [(None, True, False), (True, True, True), (False, False, False)]
+)
+def test_the_https_redirect_is_one_switch_for_both_runtimes(
+    switch: bool | None, cloud: bool, local: bool
+) -> None:
+    """On in the cloud and off locally by default; `traffic.redirect_to_https` sets both."""
+    data: dict[str, Any] = {} if switch is None else {"traffic": {"redirect_to_https": switch}}
+    lb = resources(data)["e2e_loadbalancer"]["delhi_fe"]
+    assert lb["ssl_context"] == [{"redirect_to_https": cloud}]
+    plan = expand(parse_spec(data), Path("/srv/run"), Tools("/p", "/e", "/pg"))
+    config = frontend_lb_config(plan, plan.node("delhi-fe"))
+    redirect = (
+        "http-request redirect location https://%[req.hdr(host),field(1,:)]:8443%[url] "
+        "code 308 if !{ ssl_fc } !is_dns_health"
+    )
+    assert (redirect in config) is local
+    assert ("acl is_dns_health path /health/full" in config) is local
+
+
 def test_a_second_apply_changes_nothing_the_provider_or_autoscaler_owns() -> None:
     """What the provider refuses to update (start_script), sets by itself (a template's
     power state) or the autoscaler moves (desired) is ignored after creation; a myNetwork
@@ -416,9 +449,12 @@ def test_a_second_apply_changes_nothing_the_provider_or_autoscaler_owns() -> Non
         assert group["lifecycle"] == {"ignore_changes": ["desired"], "create_before_destroy": True}
     rules = [r for sg in found["e2e_security_group"].values() for r in sg["rules"]]
     assert all(r["size"] == 512 for r in rules if r["network"] == "myNetwork")
-    # A rule's size is an address count: a /16 admits 65536 addresses, not 16.
+    # A rule's size is an address count (a /23 admits 512 addresses, not 23), of the
+    # network E2E gave the other region's VPC.
     replication = next(r for r in rules if r["description"] == "replication")
-    assert (replication["network_cidr"], replication["size"]) == ("10.20.0.0", 65536)
+    network = "data.external.chennai_network.result.cidr"
+    assert replication["network_cidr"] == f"${{cidrhost({network}, 0)}}"
+    assert replication["size"] == f'${{pow(2, 32 - tonumber(split("/", {network})[1]))}}'
 
 
 def test_a_changed_template_rolls_out_as_a_new_image_and_scaler_group() -> None:
