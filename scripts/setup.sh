@@ -17,6 +17,9 @@ PACKAGES=(
     haproxy caddy iptables wrk curl ca-certificates python3-venv dnsutils
     chromium chromium-driver
     cloud-init
+    # For `systemd-analyze verify` of the cloud VMs' units only. Where systemd is not
+    # PID 1 (a container), its package scripts start nothing.
+    systemd
 )
 # A Node.js from another source (e.g. NodeSource, which ships its own npm)
 # may already be on PATH; Debian's nodejs/npm would conflict with it.
