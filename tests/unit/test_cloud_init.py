@@ -114,7 +114,7 @@ def test_every_file_is_cloud_config_yaml() -> None:
 
 def filled(text: str) -> str:
     """What Terraform's templatefile makes of a file: placeholders filled, escapes undone."""
-    text = re.sub(r"(?<!\$)\$\{([a-z_]+)\}", lambda m: f"sample-{m.group(1)}", text)
+    text = re.sub(r"(?<!\$)\$\{([a-z0-9_]+)\}", lambda m: f"sample-{m.group(1)}", text)
     return text.replace("$${", "${").replace("%%{", "%{")
 
 
