@@ -33,6 +33,8 @@ golden:
 	GEOHA_UPDATE_GOLDEN=1 $(VENV)/python -m pytest -q tests/unit/test_render_golden.py \
 		tests/unit/test_cloud_terraform.py tests/unit/test_cloud_init.py
 
-# Regenerate docs/TOPOLOGY.md from the spec models' docstrings.
+# Regenerate docs/TOPOLOGY.md from the spec models' docstrings, and docs/PROVIDER.md
+# from the provider schema table (geoha/cloud/provider_schema.json).
 docs:
 	$(VENV)/python -m geoha.spec_doc > docs/TOPOLOGY.md
+	$(VENV)/python -m geoha.cloud.provider_doc > docs/PROVIDER.md

@@ -82,9 +82,6 @@ def write_tree(files: list[File], out: Path) -> None:
         raise
 
 
-UNCONFIRMED = "unconfirmed argument"
-
-
 def schema_problems(files: list[File]) -> list[Problem]:
     """The provider schema table's verdict on every rendered Terraform JSON file."""
     documents = {str(f.path): json.loads(f.text) for f in files if f.path.name.endswith(".tf.json")}
@@ -93,17 +90,23 @@ def schema_problems(files: list[File]) -> list[Problem]:
 
 
 def report(problems: list[Problem]) -> None:
-    """Print the problems to stderr; raise BadInput when the provider would refuse the files."""
+    """Print the problems to stderr; raise BadInput when the provider would refuse the files.
+
+    Errors and warnings are printed one a line; notes (arguments in the provider's
+    source that are not shown to be in the pinned release) are counted in one line.
+    """
     errors = [p for p in problems if p.severity is Severity.ERROR]
-    unconfirmed = [p for p in problems if p.message.startswith(UNCONFIRMED)]
-    for problem in errors or [p for p in problems if p not in unconfirmed]:
+    warnings = [p for p in problems if p.severity is Severity.WARNING]
+    notes = [p for p in problems if p.severity is Severity.NOTE]
+    for problem in errors or warnings:
         print(f"geoha: {problem}", file=sys.stderr)
     if errors:
         raise BadInput("nothing written: the provider would refuse these")
-    if unconfirmed:
+    if notes:
         print(
-            f"geoha: note: {len(unconfirmed)} arguments rely on provider behaviour the sources "
-            "do not confirm (docs/CLOUD.md, 'The provider schema table')",
+            f"geoha: note: {len(notes)} uses of arguments that are in the provider's 2.x source "
+            "but not shown to be in the pinned release (2.2.7's source is not reachable); "
+            "see docs/PROVIDER.md",
             file=sys.stderr,
         )
 

@@ -1,12 +1,16 @@
 """The provider schema table (`provider_schema.json`) and a checker for rendered Terraform JSON.
 
 The table records, for every resource type geoha renders, each argument:
-required or optional, type, allowed values or range, and whether the sources
-could confirm it. `check_document` walks a Terraform JSON document and
-reports every resource that does not conform: an unknown argument, a missing
-required one, a value of the wrong type or out of range (errors), and the
-use of an argument or value the sources could not confirm (warnings).
-Values that are Terraform expressions (`${...}`) are only checked for presence.
+required or optional, type, allowed values or range, and for the E2E provider
+the source line that declares it and a status (the rule is in the table's
+`about`; docs/PROVIDER.md prints it all). `check_document` walks a Terraform
+JSON document and reports every resource (and provider block) that does not
+conform: an unknown argument, a missing required one, a value of the wrong type
+or out of range (errors); the use of an argument whose meaning no source settles,
+or of a value outside the documented ones (warnings); and the use of an argument
+declared in the provider's source but not shown to be in the pinned release
+(notes). Values that are Terraform expressions (`${...}`) are only checked for
+presence.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -25,7 +30,18 @@ SCHEMA_FILE = "provider_schema.json"
 
 class Severity(StrEnum):
     ERROR = "error"  # the provider would refuse it, or the table says it is wrong
-    WARNING = "warning"  # relies on something the sources could not confirm
+    WARNING = "warning"  # relies on a meaning or value no source settles
+    NOTE = "note"  # in the provider's source, but not shown to be in the pinned release
+
+
+class Doubt(StrEnum):
+    """Why an argument the table marks `"status": "unconfirmed"` is so."""
+
+    VERSION = "version"  # declared in a 2.x source, but not on both sides of the pin
+    MEANING = "meaning"  # in no 2.x source, or the source leaves open what geoha relies on
+
+
+DOUBT_SEVERITY = {Doubt.VERSION: Severity.NOTE, Doubt.MEANING: Severity.WARNING}
 
 
 @dataclass(frozen=True)
@@ -88,19 +104,26 @@ def _value_problems(spec: dict[str, Any], value: Any, path: str) -> list[Problem
         except ValueError:
             problems.append(Problem(Severity.ERROR, path, f"expected a CIDR (got {value!r})"))
     if "allowed" in spec and value not in spec["allowed"]:
-        severity = Severity.ERROR if spec.get("allowed_confirmed", True) else Severity.WARNING
         message = f"expected one of {spec['allowed']} (got {value!r})"
-        if severity is Severity.WARNING and "note" in spec:
-            message += f"; {spec['note']}"
-        problems.append(Problem(severity, path, message))
+        problems.append(Problem(Severity.ERROR, path, message))
+    if "disallowed" in spec and value in spec["disallowed"]:
+        message = f"expected none of {spec['disallowed']} (got {value!r})"
+        problems.append(Problem(Severity.ERROR, path, message))
+    if "values_documented" in spec and value not in spec["values_documented"]:
+        message = (
+            f"expected one of {spec['values_documented']} (got {value!r}), which the provider "
+            f"does not check: {spec['documented_by']}"
+        )
+        problems.append(Problem(Severity.WARNING, path, message))
     return problems
 
 
 def _argument_problems(spec: dict[str, Any], value: Any, path: str) -> list[Problem]:
     problems: list[Problem] = []
-    if not spec.get("confirmed", True):
-        note = spec.get("note", "not confirmed by the sources")
-        problems.append(Problem(Severity.WARNING, path, f"unconfirmed argument: {note}"))
+    if spec.get("status") == "unconfirmed":
+        doubt = Doubt(spec["doubt"])
+        message = f"unconfirmed ({doubt.value}): {spec['why']}"
+        problems.append(Problem(DOUBT_SEVERITY[doubt], path, message))
     if spec["type"] == "block":
         blocks = value if isinstance(value, list) else [value]
         for i, block in enumerate(blocks):
@@ -140,11 +163,16 @@ SECTIONS = {"resource": "resources", "data": "data_sources"}
 def check_document(document: dict[str, Any]) -> list[Problem]:
     """Every problem of every resource and data source of a Terraform JSON document.
 
-    Data sources are located as `data.TYPE.NAME`, resources as `TYPE.NAME`.
+    Data sources are located as `data.TYPE.NAME`, resources as `TYPE.NAME`, provider
+    blocks as `provider.NAME` (checked when the table lists the provider's `arguments`).
     """
     table = schema_table()
     meta = frozenset(table["meta_arguments"])
     problems: list[Problem] = []
+    for name, body in document.get("provider", {}).items():
+        arguments = table["providers"].get(name, {}).get("arguments")
+        if arguments is not None:
+            problems += check_arguments(arguments, body, f"provider.{name}")
     for section, table_section in SECTIONS.items():
         prefix = "data." if section == "data" else ""
         for rtype, instances in document.get(section, {}).items():
@@ -160,22 +188,44 @@ def check_document(document: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def walk_attributes(attributes: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every argument of an attribute table, nested blocks' arguments included, with its
+    dotted name (`rules`, `rules.size`)."""
+    for name, spec in attributes.items():
+        yield f"{prefix}{name}", spec
+        if spec["type"] == "block":
+            yield from walk_attributes(spec["attributes"], f"{prefix}{name}.")
+
+
+def cited_tables() -> dict[str, dict[str, Any]]:
+    """The attribute tables whose arguments cite the E2E provider's source, by owner:
+    `provider.e2e` (the provider block) and every `e2e_*` resource type."""
+    table = schema_table()
+    tables = {"provider.e2e": table["providers"]["e2e"]["arguments"]}
+    for rtype, entry in table["resources"].items():
+        if rtype.startswith("e2e_"):
+            tables[rtype] = entry["attributes"]
+    return tables
+
+
 def unconfirmed_entries() -> list[str]:
-    """`type.argument` of every entry the table marks unconfirmed (argument or its values)."""
-    found: list[str] = []
-
-    def walk(attributes: dict[str, Any], prefix: str) -> None:
-        for name, spec in attributes.items():
-            if not spec.get("confirmed", True):
-                found.append(f"{prefix}.{name}")
-            elif not spec.get("allowed_confirmed", True):
-                found.append(f"{prefix}.{name} (allowed values)")
-            if spec["type"] == "block":
-                walk(spec["attributes"], f"{prefix}.{name}")
-
+    """`owner.argument` of every entry the table marks unconfirmed, or whose values are
+    only documented (`provider.e2e.api_key`, `e2e_node.location (documented values)`)."""
+    table = schema_table()
+    owners = {
+        f"provider.{name}": provider["arguments"]
+        for name, provider in table["providers"].items()
+        if "arguments" in provider
+    }
     for section in SECTIONS.values():
-        for rtype, entry in schema_table()[section].items():
-            walk(entry["attributes"], rtype)
+        owners |= {rtype: entry["attributes"] for rtype, entry in table[section].items()}
+    found: list[str] = []
+    for owner, attributes in owners.items():
+        for name, spec in walk_attributes(attributes):
+            if spec.get("status") == "unconfirmed":
+                found.append(f"{owner}.{name}")
+            elif "values_documented" in spec:
+                found.append(f"{owner}.{name} (documented values)")
     return found
 
 
