@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -89,17 +90,38 @@ def schema_problems(files: list[File]) -> list[Problem]:
     return problems + check_references(documents)
 
 
+def grouped(problems: list[Problem]) -> list[str]:
+    """One line per kind of problem: the same message at the same argument of several
+    resources (`e2e_node.*.start_script`) is printed once, with the resources it is in."""
+    groups: dict[tuple[Severity, str, str], list[str]] = {}
+    for problem in problems:
+        kind, _, rest = problem.path.partition(".")
+        name, _, argument = rest.partition(".")
+        pattern = re.sub(r"\[\d+\]", "[*]", f"{kind}.*.{argument}")
+        names = groups.setdefault((problem.severity, pattern, problem.message), [])
+        names.append(name)
+    lines = []
+    for (severity, pattern, message), names in groups.items():
+        where = sorted(set(names), key=names.index)
+        if len(names) == 1:
+            lines.append(f"{severity.value}: {pattern.replace('*', where[0], 1)}: {message}")
+        else:
+            uses = f"{len(names)} uses, in {', '.join(where)}"
+            lines.append(f"{severity.value}: {pattern}: {message} ({uses})")
+    return lines
+
+
 def report(problems: list[Problem]) -> None:
     """Print the problems to stderr; raise BadInput when the provider would refuse the files.
 
-    Errors and warnings are printed one a line; notes (arguments in the provider's
-    source that are not shown to be in the pinned release) are counted in one line.
+    Errors and warnings are printed one line per kind (`grouped`); notes (arguments in the
+    provider's source that are not shown to be in the pinned release) are counted in one.
     """
     errors = [p for p in problems if p.severity is Severity.ERROR]
     warnings = [p for p in problems if p.severity is Severity.WARNING]
     notes = [p for p in problems if p.severity is Severity.NOTE]
-    for problem in errors or warnings:
-        print(f"geoha: {problem}", file=sys.stderr)
+    for line in grouped(errors or warnings):
+        print(f"geoha: {line}", file=sys.stderr)
     if errors:
         raise BadInput("nothing written: the provider would refuse these")
     if notes:
