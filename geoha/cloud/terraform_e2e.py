@@ -469,7 +469,8 @@ def lookup(spec: Spec, region: str, *, command: str, name: str, of: str, known: 
         "program": ["python3", f"${{path.module}}/{HELPER}", command],
         "query": {
             "id": f"${{{of}.id}}",
-            "known": f"${{{of}.{known}}}",
+            # Empty (or null) until the provider has read the resource back.
+            "known": f'${{coalesce({of}.{known}, "none")}}',
             "project_id": "${var.e2e_project_id}",
             "location": region_location(spec, region),
             "name": name,
