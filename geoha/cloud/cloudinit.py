@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from geoha.cloud import boot_addresses
+from geoha.cloud import boot_addresses, e2e_api
 from geoha.cloud.vms import (
     NAME_SERVERS_VARIABLE,
     Vm,
@@ -104,8 +104,9 @@ def template_variables(plan: Plan, vm: Vm) -> tuple[str, ...]:
     names = TEMPLATE_VARIABLES[vm.kind]
     if runs_watcher(plan, vm):
         names += WATCHER_VARIABLES + tuple(node_id_variable(n) for n in plan.database_nodes)
-    names += tuple(network_variable(r) for r in real_networks(plan, vm, vm_configs(plan, vm)))
-    if peers(plan, vm, vm_configs(plan, vm)):
+    configs = vm_configs(plan, vm)
+    names += tuple(network_variable(r) for r in real_networks(plan, vm, configs))
+    if peers(plan, vm, configs):
         names += (NAME_SERVERS_VARIABLE,)
     return names
 
@@ -418,7 +419,7 @@ STOP_AT_FIRST_FAILURE = "set -e"
 past a failed step (and a template would say `built`, to be saved half installed)."""
 BUILD_STATUS_DIR = "/run/geoha-build"
 """A template's build status (tmpfs: not imaged): `building`, then `built` or `failed`."""
-BUILD_STATUS_PORT = 8479
+BUILD_STATUS_PORT = e2e_api.BUILD_STATUS_PORT
 """Where a template serves its build status while it builds (security group: admin_cidr only);
 the module's helper reads it (`e2e_api.py wait-built`) before it powers the template off."""
 BUILD_STATUS_UNIT = "geoha-build-status"

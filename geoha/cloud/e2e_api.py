@@ -57,7 +57,8 @@ RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 IDEMPOTENT = ("GET", "PUT", "DELETE")
 TRANSIENT_HTTP = (429, 500, 502, 503, 504)
 BUILD_STATUS_PORT = 8479
-"""A template's build-status port (geoha.cloud.cloudinit.BUILD_STATUS_PORT)."""
+"""Where a template serves its build status while it builds (its cloud-init,
+geoha.cloud.cloudinit, starts the server; its security group admits admin_cidr)."""
 POWER_OFF_TIMEOUT_S = 600.0
 MAX_WAIT_S = 86400.0
 """No wait or poll interval may exceed a day."""
