@@ -22,7 +22,7 @@ from geoha.cloud.choices import RenderKind
 from geoha.cloud.cloudinit import render_cloud_init
 from geoha.cloud.schema import Problem, Severity, check_document, check_references
 from geoha.cloud.terraform import render_terraform
-from geoha.cloud.vms import cloud_plan
+from geoha.cloud.vms import cloud_plan, location_errors
 from geoha.commands.common import read_topology
 from geoha.errors import EXIT_OK, BadInput
 from geoha.plan import Plan
@@ -134,7 +134,11 @@ def report(problems: list[Problem]) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    plan = cloud_plan(read_topology(args))
+    spec = read_topology(args)
+    errors = location_errors(spec)
+    if errors:
+        raise BadInput("\n".join(errors))
+    plan = cloud_plan(spec)
     files = RENDERERS[RenderKind(args.kind)](plan)
     report(schema_problems(files))
     out = Path(args.out)

@@ -78,6 +78,28 @@ def region_location(spec: Spec, region: str) -> str:
     return spec.regions[region].cloud.location or region.capitalize()
 
 
+E2E_LOCATIONS = ("Delhi", "Chennai", "Mumbai", "Delhi-NCR-2")
+"""Every location E2E's sources name: its API reference (Delhi, Chennai; Mumbai
+discontinued) and the provider's node source (Delhi, Mumbai, Delhi-NCR-2 in one 2.x
+version). docs/PROVIDER.md says which the pinned provider passes through unchecked."""
+
+
+def location_errors(spec: Spec) -> list[str]:
+    """One line per region on E2E whose location no E2E source names (a typo, or a default
+    taken from a region name that is no E2E location): the apply would fail at E2E."""
+    errors = []
+    for region in e2e_regions(spec):
+        location = region_location(spec, region)
+        if location not in E2E_LOCATIONS:
+            given = "set" if spec.regions[region].cloud.location else "the region's name"
+            errors.append(
+                f"regions.{region}.cloud.location: {location!r} ({given}) is no E2E location: "
+                f"expected one of {', '.join(E2E_LOCATIONS[:2])} (E2E's API reference), or run "
+                "the region outside E2E (cloud.external, witness regions only)"
+            )
+    return errors
+
+
 def e2e_regions(spec: Spec) -> list[str]:
     """Regions whose VMs run on E2E (all but witnesses marked `cloud.external`)."""
     return [name for name, region in spec.regions.items() if not region.cloud.external]

@@ -303,6 +303,36 @@ def test_bad_file_exits_2_with_the_dotted_path_and_writes_nothing(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "complaint"),
+    [
+        (
+            '[regions.hyderabad]\nrole = "replica"\ncidr = "10.40.0.0/16"\n',
+            "regions.hyderabad.cloud.location: 'Hyderabad' (the region's name) is no E2E location",
+        ),
+        (
+            '[regions.chennai.cloud]\nlocation = "Chenai"\n',
+            "regions.chennai.cloud.location: 'Chenai' (set) is no E2E location: expected one of "
+            "Delhi, Chennai",
+        ),
+    ],
+)
+def test_a_location_e2e_does_not_have_stops_the_render(
+    tmp_path: Path, extra: str, complaint: str
+) -> None:
+    regions = (
+        '[regions.delhi]\nrole = "primary"\n[regions.chennai]\nrole = "replica"\n'
+        'cidr = "10.20.0.0/16"\n[regions.mumbai]\nrole = "witness"\ncidr = "10.30.0.0/16"\n'
+    )
+    topology = tmp_path / "geoha.toml"
+    topology.write_text(regions + extra, encoding="utf-8")
+    for kind in ("terraform", "cloud-init"):
+        result = geoha(tmp_path, "render", kind, str(tmp_path / "out"), "-f", str(topology))
+        assert result.returncode == 2, result.stderr
+        assert complaint in result.stderr
+        assert not (tmp_path / "out").exists()
+
+
 def test_cloud_init_command_writes_one_file_per_vm(tmp_path: Path) -> None:
     result = geoha(tmp_path, "render", "cloud-init", "out")
     assert result.returncode == 0, result.stderr
