@@ -1,9 +1,10 @@
-"""docs/PROVIDER.md: the E2E provider's arguments as the provider schema table cites them.
+"""docs/PROVIDER.md: every provider's arguments as the provider schema table cites them.
 
 `python -m geoha.cloud.provider_doc > docs/PROVIDER.md` (`make docs`) prints, from
-`provider_schema.json`, the pin and what could be read, the status rule (the table's
-`about`), and per resource a table: argument, required, type, status, source line,
-why. tests/unit/test_provider_doc.py keeps the file in step with the table.
+`provider_schema.json`, each provider's pin, status rule and what could be read, the
+general status rule (the table's `about`), and per provider block, resource and data
+source a table: argument, required, type, status, source line, why.
+tests/unit/test_provider_doc.py keeps the file in step with the table.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import sys
 from collections import Counter
 from typing import Any
 
-from geoha.cloud.schema import cited_tables, schema_table, walk_attributes
+from geoha.cloud.schema import cited_tables, provider_of, schema_table, walk_attributes
 
 HEADER = """\
-# The E2E Terraform provider, argument by argument
+# The Terraform providers, argument by argument
 
 Generated from `geoha/cloud/provider_schema.json` by `make docs`; do not edit by hand.
 `geoha render terraform` checks what it renders against that table (docs/CLOUD.md,
@@ -85,7 +86,7 @@ def argument_table(attributes: dict[str, Any]) -> list[str]:
 
 def _summary(tables: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
-        "| resource | confirmed | unconfirmed (version) | unconfirmed (meaning) |",
+        "| owner | confirmed | unconfirmed (version) | unconfirmed (meaning) |",
         "|---|---|---|---|",
     ]
     for owner, attributes in tables.items():
@@ -95,11 +96,13 @@ def _summary(tables: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _pin(provider: dict[str, Any]) -> list[str]:
+def _pin(name: str, provider: dict[str, Any], meta: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "## The pin",
+        f"### {name}: `{provider['source']}` `{provider['version']}`",
         "",
-        f"`{provider['source']}` version `{provider['version']}`: {provider['describes']}.",
+        f"{provider['describes']}.",
+        "",
+        f"Status rule: {provider['status_rule']}",
         "",
     ]
     for title, key in (
@@ -107,24 +110,47 @@ def _pin(provider: dict[str, Any]) -> list[str]:
         ("What was read", "readable"),
         ("What could not be read", "not_readable"),
     ):
-        lines += [f"{title}:", ""] + [f"- {item}" for item in provider[key]] + [""]
-    return [*lines, f"To confirm the rest: {provider['to_confirm']}", ""]
+        if provider[key]:
+            lines += [f"{title}:", ""] + [f"- {item}" for item in provider[key]] + [""]
+    if "to_confirm" in provider:
+        lines += [f"To confirm the rest: {provider['to_confirm']}", ""]
+    if name == "terraform":
+        links = ", ".join(_link(cite) for cite in meta)
+        lines += [f"The meta-arguments geoha uses are Terraform's own: {links}.", ""]
+    return lines
+
+
+def owner_title(owner: str) -> str:
+    """The heading of an owner of `cited_tables` (`provider "e2e"`, `data "external"`)."""
+    for kind in ("provider", "data"):
+        if owner.startswith(f"{kind}."):
+            return f'{kind} "{owner.removeprefix(kind + ".")}"'
+    return owner
+
+
+def _owner_section(table: dict[str, Any], owner: str, attributes: dict[str, Any]) -> list[str]:
+    """One provider block, resource or data source: its provider's pin and its arguments."""
+    provider = table["providers"][provider_of(owner)]
+    pin = f"Provider `{provider['source']}` `{provider['version']}`."
+    lines = [f"## {owner_title(owner)}", "", pin, "", *argument_table(attributes), ""]
+    section = "data_sources" if owner.startswith("data.") else "resources"
+    left_out = table[section].get(owner.removeprefix("data."), {}).get("left_out", {})
+    if left_out:
+        lines += ["Left out on purpose (rendering one is an error):", ""]
+        lines += [f"- `{name}`: {why}" for name, why in left_out.items()] + [""]
+    return lines
 
 
 def provider_reference() -> str:
     """The text of docs/PROVIDER.md."""
     table = schema_table()
     tables = cited_tables()
-    lines = [HEADER]
-    lines += _pin(table["providers"]["e2e"])
+    lines = [HEADER, "## The pins", ""]
+    for name, provider in table["providers"].items():
+        lines += _pin(name, provider, table["meta_arguments_sources"])
     lines += ["## Status", "", table["about"], "", *_summary(tables), ""]
     for owner, attributes in tables.items():
-        title = 'provider "e2e"' if owner == "provider.e2e" else owner
-        lines += [f"## {title}", "", *argument_table(attributes), ""]
-        left_out = table["resources"].get(owner, {}).get("left_out", {})
-        if left_out:
-            lines += ["Left out on purpose (rendering one is an error):", ""]
-            lines += [f"- `{name}`: {why}" for name, why in left_out.items()] + [""]
+        lines += _owner_section(table, owner, attributes)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from geoha.cloud.choices import RenderKind
 from geoha.cloud.cloudinit import render_cloud_init
-from geoha.cloud.schema import Problem, Severity, check_document, check_references
+from geoha.cloud.schema import (
+    Problem,
+    Severity,
+    check_document,
+    check_references,
+    provider_of,
+    schema_table,
+)
 from geoha.cloud.terraform import render_terraform
 from geoha.cloud.vms import cloud_plan, location_errors
 from geoha.commands.common import read_topology
@@ -111,6 +118,19 @@ def grouped(problems: list[Problem]) -> list[str]:
     return lines
 
 
+def pinned_releases(problems: list[Problem]) -> str:
+    """The pins (`hashicorp/aws 5.100.0`) of the providers the problems' arguments are of."""
+    providers = schema_table()["providers"]
+    names: list[str] = []
+    for problem in problems:
+        parts = problem.path.split(".")
+        owner = ".".join(parts[:2]) if parts[0] in ("provider", "data") else parts[0]
+        if provider_of(owner) not in names:
+            names.append(provider_of(owner))
+    pins = [f"{providers[name]['source']} {providers[name]['version']}" for name in names]
+    return " and ".join(pins)
+
+
 def report(problems: list[Problem]) -> None:
     """Print the problems to stderr; raise BadInput when the provider would refuse the files.
 
@@ -126,9 +146,9 @@ def report(problems: list[Problem]) -> None:
         raise BadInput("nothing written: the provider would refuse these")
     if notes:
         print(
-            f"geoha: note: {len(notes)} uses of arguments that are in the provider's 2.x source "
-            "but not shown to be in the pinned release (2.2.7's source is not reachable); "
-            "see docs/PROVIDER.md",
+            f"geoha: note: {len(notes)} uses of arguments that are in a provider's source but "
+            f"not shown to be in the pinned release ({pinned_releases(notes)}: no source of "
+            "the release is reachable); see docs/PROVIDER.md",
             file=sys.stderr,
         )
 

@@ -1,9 +1,9 @@
 """The provider schema table (`provider_schema.json`) and a checker for rendered Terraform JSON.
 
-The table records, for every resource type geoha renders, each argument:
-required or optional, type, allowed values or range, and for the E2E provider
-the source line that declares it and a status (the rule is in the table's
-`about`; docs/PROVIDER.md prints it all). `check_document` walks a Terraform
+The table records, for every resource type, data source and provider block geoha
+renders, each argument: required or optional, type, allowed values or range, the
+source line that declares it and a status (the rule is in the table's `about` and
+each provider's `status_rule`; docs/PROVIDER.md prints it all). `check_document` walks a Terraform
 JSON document and reports every resource (and provider block) that does not
 conform: an unknown argument, a missing required one, a value of the wrong type
 or out of range (errors); the use of an argument whose meaning no source settles,
@@ -37,8 +37,8 @@ class Severity(StrEnum):
 class Doubt(StrEnum):
     """Why an argument the table marks `"status": "unconfirmed"` is so."""
 
-    VERSION = "version"  # declared in a 2.x source, but not on both sides of the pin
-    MEANING = "meaning"  # in no 2.x source, or the source leaves open what geoha relies on
+    VERSION = "version"  # declared in a source that nothing ties to the pinned version
+    MEANING = "meaning"  # in no source, or the source leaves open what geoha relies on
 
 
 DOUBT_SEVERITY = {Doubt.VERSION: Severity.NOTE, Doubt.MEANING: Severity.WARNING}
@@ -198,14 +198,28 @@ def walk_attributes(attributes: dict[str, Any], prefix: str = "") -> Iterator[tu
 
 
 def cited_tables() -> dict[str, dict[str, Any]]:
-    """The attribute tables whose arguments cite the E2E provider's source, by owner:
-    `provider.e2e` (the provider block) and every `e2e_*` resource type."""
+    """Every attribute table of the table, by owner: `provider.NAME` (a provider block
+    with `arguments`), `TYPE` (a resource type) and `data.TYPE` (a data source)."""
     table = schema_table()
-    tables = {"provider.e2e": table["providers"]["e2e"]["arguments"]}
-    for rtype, entry in table["resources"].items():
-        if rtype.startswith("e2e_"):
-            tables[rtype] = entry["attributes"]
+    tables = {
+        f"provider.{name}": provider["arguments"]
+        for name, provider in table["providers"].items()
+        if "arguments" in provider
+    }
+    tables |= {rtype: entry["attributes"] for rtype, entry in table["resources"].items()}
+    tables |= {
+        f"data.{dtype}": entry["attributes"] for dtype, entry in table["data_sources"].items()
+    }
     return tables
+
+
+def provider_of(owner: str) -> str:
+    """The provider (a key of the table's `providers`) an owner of `cited_tables` belongs
+    to: Terraform's rule, the type name up to its first underscore (`terraform_data` is
+    the built-in `terraform` provider's)."""
+    if owner.startswith("provider."):
+        return owner.removeprefix("provider.")
+    return owner.removeprefix("data.").split("_")[0]
 
 
 def unconfirmed_entries() -> list[str]:

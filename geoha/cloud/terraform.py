@@ -23,6 +23,7 @@ from typing import Any
 
 from geoha.cloud import e2e_api
 from geoha.cloud.cloudinit import render_cloud_init
+from geoha.cloud.schema import schema_table
 from geoha.cloud.terraform_e2e import HELPER, e2e_resources, lookups, start_script, tf_name
 from geoha.cloud.terraform_route53 import route53_resources
 from geoha.cloud.vms import cloud_vms, on_e2e, witness_address_variable
@@ -30,10 +31,18 @@ from geoha.plan import Plan
 from geoha.render.files import File
 from geoha.spec import Spec
 
-E2E_PROVIDER = {"source": "e2eterraformprovider/e2e", "version": "2.2.7"}
-AWS_PROVIDER = {"source": "hashicorp/aws", "version": "~> 5.0"}
-EXTERNAL_PROVIDER = {"source": "hashicorp/external", "version": "~> 2.3"}
-REQUIRED_TERRAFORM = ">= 1.4"
+
+def _pinned(provider: str) -> dict[str, str]:
+    """A provider's `source` and `version` as the provider schema table pins them (the
+    table says why each version is what it is, and what of it was read)."""
+    entry = schema_table()["providers"][provider]
+    return {"source": entry["source"], "version": entry["version"]}
+
+
+E2E_PROVIDER = _pinned("e2e")
+AWS_PROVIDER = _pinned("aws")
+EXTERNAL_PROVIDER = _pinned("external")
+REQUIRED_TERRAFORM = _pinned("terraform")["version"]
 """terraform_data, which waits for templates and peers the networks, came with 1.4."""
 PASSWORD_PATTERN = "^[A-Za-z0-9._~+/=-]{16,}$"
 """Passwords land in a systemd EnvironmentFile and a pgpass file: no quotes, colons, spaces."""

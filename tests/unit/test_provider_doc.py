@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geoha.cloud.provider_doc import provider_reference
+from geoha.cloud.provider_doc import owner_title, provider_reference
 from geoha.cloud.schema import cited_tables, walk_attributes
 
 DOC = Path(__file__).parent.parent.parent / "docs" / "PROVIDER.md"
@@ -15,8 +15,8 @@ def test_provider_reference_is_up_to_date() -> None:
 def test_reference_lists_every_cited_argument_with_its_status() -> None:
     text = provider_reference()
     for owner, attributes in cited_tables().items():
-        title = 'provider "e2e"' if owner == "provider.e2e" else owner
-        assert f"## {title}\n" in text
+        assert f"## {owner_title(owner)}\n" in text
         for name, spec in walk_attributes(attributes):
             assert f"| `{name}` | {'yes' if spec.get('required') else 'no'} |" in text, name
-    assert "version `2.2.7`" in text
+    for pin in ("`2.2.7`", "`5.100.0`", "`2.4.0`", "`>= 1.4`"):
+        assert pin in text
