@@ -77,7 +77,7 @@ def api_switchover(dep: Deployment, held: bool) -> dict[str, Any]:
         started = time.monotonic()
         hold = WriteHold(dep.plan) if held else None
         secrets = load_or_create_secrets(dep.plan.spec, dep.plan.secrets_path)
-        message = cluster.switchover(dep.plan, target, hold=hold, secrets=secrets)
+        message = cluster.switchover(dep.plan, target, secrets, hold=hold)
         ended = time.monotonic()
         time.sleep(3)
     finally:

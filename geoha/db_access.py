@@ -20,13 +20,19 @@ APP_USER = "geoha_app"
 APP_SCHEMA = "app"
 
 
+REST_USER = "geoha"
+"""User of Patroni's REST API basic auth (its unsafe endpoints: POST, PATCH, ...)."""
+
+
 @dataclass(frozen=True)
 class Secrets:
-    """The deployment's passwords, one per database user."""
+    """The deployment's passwords: one per database user, and Patroni's REST API's."""
 
     superuser: str
     replication: str
     app: str
+    rest: str
+    """Basic auth of Patroni's unsafe REST endpoints (POST /switchover, /restart, ...)."""
 
 
 def dsn(plan: Plan, region: str, write: bool) -> str:

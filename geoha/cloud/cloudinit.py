@@ -10,7 +10,8 @@ addresses, by geoha-addresses.service at every boot.
 The files are Terraform templates (`templatefile`): `${name}` placeholders are
 filled at apply time from Terraform variables, so no secret is ever rendered.
 Patroni reads its passwords from the environment (PATRONI_SUPERUSER_PASSWORD,
-PATRONI_REPLICATION_PASSWORD override the config's placeholders); the API's
+PATRONI_REPLICATION_PASSWORD and PATRONI_RESTAPI_PASSWORD override the config's
+placeholders); the API's
 password reaches it through a pgpass file. Literal `${` and `%{` are escaped.
 
 Web and API VMs are *templates*: they are built, say so on a transient status
@@ -69,6 +70,7 @@ SECRET_PLACEHOLDERS = Secrets(
     superuser="from-environment:PATRONI_SUPERUSER_PASSWORD",
     replication="from-environment:PATRONI_REPLICATION_PASSWORD",
     app="from-environment:GEOHA_APP_PASSWORD",
+    rest="from-environment:PATRONI_RESTAPI_PASSWORD",
 )
 """What the Patroni config holds instead of passwords; Patroni's environment overrides them."""
 
@@ -77,6 +79,7 @@ TEMPLATE_VARIABLES: dict[VmKind, tuple[str, ...]] = {
         "superuser_password",
         "replication_password",
         "app_password",
+        "rest_password",
         "app_source_url",
     ),
     VmKind.API: ("app_password", "app_source_url"),
@@ -298,6 +301,7 @@ def secret_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
                 f"PATRONI_SUPERUSER_PASSWORD={tf_var('superuser_password')}",
                 f"PATRONI_REPLICATION_PASSWORD={tf_var('replication_password')}",
                 f"GEOHA_APP_PASSWORD={tf_var('app_password')}",
+                f"PATRONI_RESTAPI_PASSWORD={tf_var('rest_password')}",
             ]
         )
         return [write_file(SECRETS_ENV, env + "\n", 0o600)]

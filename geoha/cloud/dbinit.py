@@ -37,6 +37,7 @@ def secrets_from_environment(env: dict[str, str]) -> Secrets:
         superuser=env["PATRONI_SUPERUSER_PASSWORD"],
         replication=env["PATRONI_REPLICATION_PASSWORD"],
         app=env["GEOHA_APP_PASSWORD"],
+        rest=env["PATRONI_RESTAPI_PASSWORD"],
     )
 
 

@@ -117,6 +117,9 @@ def variables(spec: Spec) -> dict[str, Any]:
         "db_superuser_password": password("db_superuser_password", "PostgreSQL superuser"),
         "db_replication_password": password("db_replication_password", "replication user"),
         "db_app_password": password("db_app_password", "application user"),
+        "patroni_rest_password": password(
+            "patroni_rest_password", "Patroni REST API (basic auth of its unsafe endpoints)"
+        ),
         "app_source_url": {
             "type": "string",
             "description": "URL of a .tar.gz of the geoha source with app/web/dist built",
@@ -187,6 +190,7 @@ def tfvars_example(plan: Plan) -> str:
         "# Secrets come from the environment, never from a file in this folder:",
         "#   TF_VAR_e2e_api_key  TF_VAR_e2e_auth_token  TF_VAR_ssh_public_key",
         "#   TF_VAR_db_superuser_password  TF_VAR_db_replication_password  TF_VAR_db_app_password",
+        "#   TF_VAR_patroni_rest_password",
         "# and AWS credentials as the AWS provider reads them (AWS_ACCESS_KEY_ID, ...).",
         'e2e_project_id              = ""',
         'admin_cidr                  = ""',

@@ -66,6 +66,7 @@ TEMPLATE_VARIABLE_SOURCES = {
     "superuser_password": "var.db_superuser_password",
     "replication_password": "var.db_replication_password",
     "app_password": "var.db_app_password",
+    "rest_password": "var.patroni_rest_password",
     "app_source_url": "var.app_source_url",
     "e2e_api_key": "var.e2e_api_key",
     "e2e_auth_token": "var.e2e_auth_token",

@@ -253,10 +253,10 @@ def cmd_switchover(args: argparse.Namespace) -> int:
     _, plan = load(args)
     say(f"switching over to {args.to}...")
     started = time.monotonic()
-    secrets = (
-        load_or_create_secrets(plan.spec, plan.secrets_path) if plan.secrets_path.exists() else None
-    )
-    message = cluster.switchover(plan, args.to, hold=WriteHold(plan), secrets=secrets)
+    if not plan.secrets_path.exists():
+        raise cluster.ClusterError(f"no deployment in {plan.run_dir}: run `geoha up` first")
+    secrets = load_or_create_secrets(plan.spec, plan.secrets_path)
+    message = cluster.switchover(plan, args.to, secrets, hold=WriteHold(plan))
     say(f"{message} ({time.monotonic() - started:.1f} s)")
     return EXIT_OK
 

@@ -171,14 +171,15 @@ def etcd_status(plan: Plan) -> list[EtcdMember]:
 def switchover(
     plan: Plan,
     to_region: str,
+    secrets: Secrets,
     timeout_s: float = 60.0,
     hold: WriteHold | None = None,
-    secrets: Secrets | None = None,
 ) -> str:
     """Planned switchover to `to_region`'s database.
 
-    With `secrets`, a CHECKPOINT runs on the primary first, so the demote's own
-    shutdown checkpoint has little left to write. With `hold`, the API's writes
+    A CHECKPOINT runs on the primary first (the superuser's password), so the demote's
+    own shutdown checkpoint has little left to write; Patroni is asked with its REST
+    API's credentials. With `hold`, the API's writes
     are paused before Patroni is asked and resumed as soon as the target is
     primary (write_hold.py). Returns once the target is primary and the old
     primary streams from it.
@@ -196,15 +197,14 @@ def switchover(
     if plan.spec.replication is ReplicationMode.SYNC:
         wait_for_sync_standby(current, target, SYNC_WAIT_S)
     deadline = time.monotonic() + timeout_s
-    if secrets is not None:
-        checkpoint(current, secrets)
+    checkpoint(current, secrets)
     if hold is not None:
         hold.pause()
     # Patroni answers the switchover request only at its next whole-second poll of the
     # DCS, so the target's own state says sooner when writes may go on.
     promoted = f"{target.name} to be primary"
     with ThreadPoolExecutor(max_workers=1) as pool:
-        asked = pool.submit(ask_patroni_to_switch_over, current, target)
+        asked = pool.submit(ask_patroni_to_switch_over, current, target, secrets)
         try:
             wait_until(deadline, lambda: asked.done() or _runs_as_primary(target), promoted)
             if asked.done():
@@ -229,11 +229,17 @@ def checkpoint(primary: Node, secrets: Secrets) -> None:
         pass  # the demote's checkpoint does it all then, only slower
 
 
-def ask_patroni_to_switch_over(current: Node, target: Node) -> None:
+def rest_auth(secrets: Secrets) -> httpx.BasicAuth:
+    """Credentials for Patroni's unsafe REST endpoints (restapi.authentication)."""
+    return httpx.BasicAuth(db_access.REST_USER, secrets.rest)
+
+
+def ask_patroni_to_switch_over(current: Node, target: Node, secrets: Secrets) -> None:
     try:
         resp = httpx.post(
             f"http://{current.endpoint('patroni')}/switchover",
             json={"leader": current.name, "candidate": target.name},
+            auth=rest_auth(secrets),
             timeout=30.0,
         )
     except httpx.HTTPError as exc:

@@ -1,5 +1,5 @@
-"""Database passwords and the API's admin token: generated once per run directory,
-stored with mode 0600.
+"""Database passwords, Patroni's REST API password and the API's admin token: generated
+once per run directory, stored with mode 0600.
 
 Passwords never reach a log: they live in the secrets file, in each database
 node's Patroni config (mode 0600, owned by the database user) and in the
@@ -37,11 +37,9 @@ def load_or_create_secrets(spec: Spec, path: Path) -> Secrets:
         "superuser": spec.database.superuser_password,
         "replication": spec.database.replication_password,
         "app": spec.database.app_password,
+        "rest": None,
     }
-    values = {
-        key: given[key] or stored.get(key) or generate_password()
-        for key in ("superuser", "replication", "app")
-    }
+    values = {key: given[key] or stored.get(key) or generate_password() for key in given}
     result = Secrets(**values)
     if values != stored:
         write_files([File(path, json.dumps(asdict(result), indent=2) + "\n", 0o600)])

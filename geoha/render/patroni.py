@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from geoha.db_access import APP_USER, REPLICATION_USER, SUPERUSER, Secrets
+from geoha.db_access import APP_USER, REPLICATION_USER, REST_USER, SUPERUSER, Secrets
 from geoha.plan import Node, Plan
 from geoha.render.etcd import client_url
 from geoha.render.files import File
@@ -79,6 +79,9 @@ def patroni_config(
         "restapi": {
             "listen": node.endpoint("patroni"),
             "connect_address": node.endpoint("patroni"),
+            # Unsafe endpoints (POST /switchover, /restart, /reinitialize, PATCH /config)
+            # need it; reads (the health and state GETs) stay open.
+            "authentication": {"username": REST_USER, "password": secrets.rest},
         },
         "etcd3": {"hosts": [client_url(e).removeprefix("http://") for e in plan.etcd_nodes]},
         "bootstrap": {

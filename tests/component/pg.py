@@ -279,6 +279,7 @@ class PgCluster:
             superuser=self.superuser_password,
             replication="",  # no replication user here: the replica streams as the superuser
             app=self.app_password,
+            rest="",  # no Patroni here
         )
         with self.connect(self.primary, dbname="postgres") as conn:
             migrate.ensure_app_role(conn, credentials)

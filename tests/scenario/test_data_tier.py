@@ -8,6 +8,7 @@ import signal
 import stat
 import time
 
+import httpx
 import psutil
 import psycopg
 import pytest
@@ -70,7 +71,8 @@ def test_security_defaults(shared_deployment: Deployment) -> None:
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
     assert stat.S_IMODE(plan.pgpass_path.stat().st_mode) == 0o600
     passwords = json.loads(secrets.read_text())
-    assert len(set(passwords.values())) == 3
+    assert set(passwords) == {"superuser", "replication", "app", "rest"}
+    assert len(set(passwords.values())) == 4
     assert all(len(p) >= 24 for p in passwords.values())
     for node in plan.database_nodes:
         assert stat.S_IMODE(node.config_path.stat().st_mode) == 0o600
@@ -104,6 +106,14 @@ def test_security_defaults(shared_deployment: Deployment) -> None:
     other = dep.node_dsn("delhi-db").replace("/geoha?", "/postgres?")
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(other).close()
+    # Patroni's unsafe REST endpoints want its credentials; its reads stay open (LB checks).
+    for node in plan.database_nodes:
+        base = f"http://{node.endpoint('patroni')}"
+        assert httpx.get(f"{base}/patroni", timeout=5).status_code == 200
+        for auth in (None, httpx.BasicAuth("geoha", "not-the-password")):
+            assert httpx.post(f"{base}/restart", json={}, auth=auth, timeout=5).status_code == 401
+            assert httpx.patch(f"{base}/config", json={}, auth=auth, timeout=5).status_code == 401
+            assert httpx.post(f"{base}/reinitialize", auth=auth, timeout=5).status_code == 401
 
 
 def test_kill_primary_under_writes_loses_no_acknowledged_write(data_deployment: Deployment) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from geoha.data.cluster import rest_auth
+from geoha.data.secrets import load_or_create_secrets
 from geoha.ops.writer import WriterLoop, count_present
 from geoha.runtime import control
 from tests.deployment import Deployment
@@ -103,7 +105,10 @@ def test_no_fence_without_a_standby_in_sync_and_patroni_fails_over_by_its_ttl(
     dep.wait_for("chennai-db a sync replica", lambda: dep.can_take_over("chennai-db"))
     delhi = dep.plan.database_node("delhi")
     answer = httpx.patch(
-        f"http://{delhi.endpoint('patroni')}/config", json={"synchronous_mode": False}, timeout=10
+        f"http://{delhi.endpoint('patroni')}/config",
+        json={"synchronous_mode": False},
+        auth=rest_auth(load_or_create_secrets(dep.plan.spec, dep.plan.secrets_path)),
+        timeout=10,
     )
     assert answer.status_code == 200, answer.text
     dep.wait_for("chennai-db no longer sync", lambda: not dep.database("chennai-db")["sync"])

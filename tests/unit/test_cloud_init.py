@@ -55,7 +55,7 @@ from geoha.spec import Spec, load_spec, parse_spec
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "cloud" / "cloud-init"
 UPDATE = os.environ.get("GEOHA_UPDATE_GOLDEN") == "1"
-FAKE = Secrets(superuser="S" * 32, replication="R" * 32, app="A" * 32)
+FAKE = Secrets(superuser="S" * 32, replication="R" * 32, app="A" * 32, rest="P" * 32)
 SPEC_SECRETS = {
     "superuser_password": "fake-superuser-7c1d0a93b5e2",
     "replication_password": "fake-replicator-0e9f4b27c6a1",
@@ -189,6 +189,7 @@ def secrets_normaliser() -> dict[str, str]:
     return {
         SECRET_PLACEHOLDERS.superuser: FAKE.superuser,
         SECRET_PLACEHOLDERS.replication: FAKE.replication,
+        SECRET_PLACEHOLDERS.rest: FAKE.rest,
     }
 
 
@@ -441,8 +442,9 @@ def test_dbinit_reads_the_live_patroni_config() -> None:
         "PATRONI_SUPERUSER_PASSWORD": "s" * 16,
         "PATRONI_REPLICATION_PASSWORD": "r" * 16,
         "GEOHA_APP_PASSWORD": "a" * 16,
+        "PATRONI_RESTAPI_PASSWORD": "p" * 16,
     }
-    assert secrets_from_environment(env) == Secrets("s" * 16, "r" * 16, "a" * 16)
+    assert secrets_from_environment(env) == Secrets("s" * 16, "r" * 16, "a" * 16, "p" * 16)
 
 
 def test_systemd_units_restart_their_services() -> None:

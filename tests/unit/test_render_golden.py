@@ -22,7 +22,7 @@ from geoha.spec import load_spec, parse_spec
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 UPDATE = os.environ.get("GEOHA_UPDATE_GOLDEN") == "1"
-FAKE = Secrets(superuser="S" * 32, replication="R" * 32, app="A" * 32)
+FAKE = Secrets(superuser="S" * 32, replication="R" * 32, app="A" * 32, rest="P" * 32)
 
 
 def reference_plan() -> Plan:
