@@ -25,7 +25,6 @@ from geoha.spec import Autoscale, Spec
 
 # NodeRole is defined with the role table (geoha.roles); it is part of the plan's vocabulary.
 __all__ = [
-    "CADDY_ADMIN_PORT",
     "CLOUD_HTTPS_PORT",
     "CLOUD_HTTP_PORT",
     "LB_STATS_PORT",
@@ -56,7 +55,6 @@ REPO = Path(__file__).resolve().parent.parent
 LB_STATS_PORT = 8404
 CLOUD_HTTP_PORT = 80
 CLOUD_HTTPS_PORT = 443
-CADDY_ADMIN_PORT = 2019
 
 
 @dataclass(frozen=True)
@@ -277,7 +275,7 @@ def app_tier_nodes(
         "stats": LB_STATS_PORT,
     }
     api_ports = {"http": traffic.http_port}
-    web_ports = {"http": traffic.http_port, "admin": CADDY_ADMIN_PORT}
+    web_ports = {"http": traffic.http_port}
 
     def scaled(role: NodeRole, scale: Autoscale, ports: dict[str, int]) -> list[Node]:
         """Every autoscaler slot of a tier; those beyond `desired` start as standby."""

@@ -15,6 +15,7 @@ die() { echo "[setup] error: $*" >&2; exit 1; }
 PACKAGES=(
     postgresql-15 postgresql-client-15 etcd-server etcd-client
     haproxy caddy iptables wrk curl ca-certificates python3-venv dnsutils
+    iproute2  # ss: the listener inventory test
     chromium chromium-driver
     cloud-init
     # For `systemd-analyze verify` of the cloud VMs' units only. Where systemd is not

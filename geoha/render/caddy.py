@@ -5,7 +5,7 @@ DNS health check (`dns.health_check_path`) crosses the web tier too.
 
 The same renderer serves the local runtime and the cloud's cloud-init; only
 addresses differ. Each instance binds only its own address and keeps its own
-admin endpoint and storage folder.
+storage folder and admin socket (`NODE_DIR/admin.sock`: no TCP admin port).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 from geoha.plan import Node, NodeRole, Plan
 from geoha.render.files import File
 from geoha.render.headers import PAGE_CSP, SECURITY_HEADERS
+
+CADDY_ADMIN_SOCKET = "admin.sock"
 
 
 def caddyfile(plan: Plan, node: Node, web_root: str) -> str:
@@ -22,7 +24,9 @@ def caddyfile(plan: Plan, node: Node, web_root: str) -> str:
     lines = [
         "# rendered by geoha; changes are overwritten",
         "{",
-        f"\tadmin {node.address}:{node.ports['admin']}",
+        # No TCP admin port: its API (which can rewrite the config) is on a Unix socket in
+        # the node's folder, which only the node's user can enter (mode 0700).
+        f"\tadmin unix/{node.dir / CADDY_ADMIN_SOCKET}",
         "\tauto_https off",
         f"\tstorage file_system {node.dir / 'storage'}",
         "\tlog {",
