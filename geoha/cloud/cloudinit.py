@@ -441,7 +441,8 @@ def build_status_commands() -> tuple[list[str | list[str]], list[str | list[str]
         [
             "systemd-run",
             f"--unit={BUILD_STATUS_UNIT}",
-            "python3",
+            "--property=DynamicUser=yes",  # a throwaway user: it only reads the status
+            "/usr/bin/python3",
             "-m",
             "http.server",
             str(BUILD_STATUS_PORT),
