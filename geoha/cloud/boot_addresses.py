@@ -87,7 +87,7 @@ def dns_query(name: str) -> bytes:
 
 
 def skip_name(message: bytes, offset: int) -> int:
-    """The offset just past a (possibly compressed) name."""
+    """The offset just past a (possibly compressed) name; IndexError past the end."""
     while True:
         length = message[offset]
         if length == 0:
@@ -98,23 +98,30 @@ def skip_name(message: bytes, offset: int) -> int:
 
 
 def a_records(query: bytes, message: bytes) -> list[str]:
-    """The A records of an answer to `query` (an empty list for any other answer)."""
-    if len(message) < 12 or message[:2] != query[:2]:
+    """The A records of a complete answer to `query`; an empty list for anything else (an
+    error, a truncated or malformed answer, an answer to another question)."""
+    message, question = bytes(message), query[12:]
+    if len(message) < 12 + len(question) or message[:2] != query[:2]:
         return []
     _, flags, questions, answers = struct.unpack(">HHHH", message[:8])
-    if flags & 0x000F:  # an error (NXDOMAIN, REFUSED, ...)
+    if not flags & 0x8000 or flags & 0x0200 or flags & 0x000F:  # not QR, TC set, an rcode
         return []
-    offset = 12
-    for _ in range(questions):
-        offset = skip_name(message, offset) + 4
+    if questions != 1 or message[12 : 12 + len(question)].lower() != question.lower():
+        return []
+    offset = 12 + len(question)
     found = []
-    for _ in range(answers):
-        offset = skip_name(message, offset)
-        kind, klass, _ttl, length = struct.unpack(">HHIH", message[offset : offset + 10])
-        offset += 10
-        if kind == 1 and klass == 1 and length == 4:
-            found.append(str(ipaddress.IPv4Address(message[offset : offset + 4])))
-        offset += length
+    try:
+        for _ in range(answers):
+            offset = skip_name(message, offset)
+            kind, klass, _ttl, length = struct.unpack(">HHIH", message[offset : offset + 10])
+            offset += 10
+            if offset + length > len(message):
+                return []
+            if kind == 1 and klass == 1 and length == 4:
+                found.append(str(ipaddress.IPv4Address(message[offset : offset + 4])))
+            offset += length
+    except (IndexError, struct.error, ValueError):
+        return []
     return found
 
 
@@ -125,9 +132,10 @@ def ask(server: str, name: str, port: int = 53) -> str | None:
         address = socket.getaddrinfo(server, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.settimeout(DNS_TIMEOUT_S)
-            sock.sendto(query, (address, port))
+            sock.connect((address, port))  # only the server's answers come back
+            sock.send(query)
             records = a_records(query, sock.recv(4096))
-    except (OSError, IndexError, struct.error):
+    except (OSError, IndexError, ValueError):
         return None
     return records[0] if records else None
 

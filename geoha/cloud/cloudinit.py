@@ -450,8 +450,24 @@ def build_status_commands() -> tuple[list[str | list[str]], list[str | list[str]
             BUILD_STATUS_DIR,
         ],
     ]
-    last: list[str | list[str]] = ["trap - EXIT", ["sh", "-c", f"echo built > {status}"]]
+    last: list[str | list[str]] = [
+        ["sync"],
+        "trap - EXIT",
+        ["sh", "-c", f"echo built > {status}"],
+    ]
     return first, last
+
+
+def self_power_off() -> dict[str, Any]:
+    """A built template shuts itself down cleanly (cloud-init's power_state), a while
+    after it said `built`: the helper reads that first, then waits for it to be off (and
+    asks E2E to power it off only if it is not). Never after a failed build."""
+    return {
+        "mode": "poweroff",
+        "delay": f"+{e2e_api.SELF_POWER_OFF_DELAY_MIN}",
+        "condition": ["grep", "-qx", "built", f"{BUILD_STATUS_DIR}/status"],
+        "message": "geoha: template built; Terraform saves it as the scaler group's image",
+    }
 
 
 def cloud_config(plan: Plan, vm: Vm) -> dict[str, Any]:
@@ -462,13 +478,16 @@ def cloud_config(plan: Plan, vm: Vm) -> dict[str, Any]:
     runcmd += install_commands(plan, vm)
     runcmd += start_commands(vm, (WATCHER_SERVICE,) if watcher else ())
     runcmd += last
-    return {
+    config: dict[str, Any] = {
         "users": ["default", {"name": SERVICE_USER, "system": True, "shell": "/usr/sbin/nologin"}],
         "package_update": True,
         "packages": PACKAGES[vm.kind] + (WATCHER_PACKAGES if watcher else []),
         "write_files": vm_files(plan, vm),
         "runcmd": runcmd,
     }
+    if vm.template:
+        config["power_state"] = self_power_off()
+    return config
 
 
 class _LiteralDumper(yaml.SafeDumper):

@@ -54,12 +54,20 @@ RUNNING = "Running"
 POWERED_OFF = "Powered off"
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 """Pauses before each new try of an idempotent request that failed transiently."""
-IDEMPOTENT = ("GET", "PUT", "DELETE")
+IDEMPOTENT = ("GET",)
+"""Only reads are tried again as they are: an action or a delete that failed with no answer
+may have been done, so the caller looks at the state before it asks again."""
 TRANSIENT_HTTP = (429, 500, 502, 503, 504)
 BUILD_STATUS_PORT = 8479
 """Where a template serves its build status while it builds (its cloud-init,
 geoha.cloud.cloudinit, starts the server; its security group admits admin_cidr)."""
 POWER_OFF_TIMEOUT_S = 600.0
+"""How long E2E may take to power a node off once asked."""
+SELF_POWER_OFF_DELAY_MIN = 2
+"""Minutes a built template waits before it shuts itself down (cloud-init power_state):
+time for the helper, polling every 15 s, to read `built` first."""
+SELF_POWER_OFF_S = SELF_POWER_OFF_DELAY_MIN * 60 + 180.0
+"""How long the helper waits for that shutdown before it asks E2E to power the VM off."""
 MAX_WAIT_S = 86400.0
 """No wait or poll interval may exceed a day."""
 DESCRIPTION = "E2E MyAccount API steps of a geoha deployment (see docs/CLOUD.md)."
@@ -89,6 +97,8 @@ class Api:
     def __init__(self, environ: dict[str, str], project_id: str, location: str) -> None:
         self.key, self.token = credentials(environ)
         self.base = environ.get("E2E_API_URL") or API_URL
+        if urllib.parse.urlsplit(self.base).scheme not in ("http", "https"):
+            raise ApiError("E2E_API_URL: an http:// or https:// URL")
         if not self.base.endswith("/"):
             self.base += "/"
         self.project_id = project_id
@@ -137,15 +147,15 @@ class Api:
                 ) from None
             kind = TransientError if error.code in TRANSIENT_HTTP else ApiError
             raise kind(f"{where}: HTTP {error.code}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError, OSError) as error:
-            reason = getattr(error, "reason", error)
+        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as error:
+            reason = self.scrub(str(getattr(error, "reason", error)))
             raise TransientError(f"{where}: E2E's API did not answer ({reason})") from None
         try:
             answer = json.loads(text)
         except ValueError:
-            raise ApiError(f"{where}: not JSON: {text[:200]!r}") from None
+            raise ApiError(f"{where}: not JSON: {self.scrub(text[:200])!r}") from None
         if not isinstance(answer, dict) or "data" not in answer:
-            raise ApiError(f"{where}: unexpected answer: {text[:200]!r}")
+            raise ApiError(f"{where}: unexpected answer: {self.scrub(text[:200])!r}")
         return answer["data"]
 
     def scrub(self, text: str) -> str:
@@ -157,6 +167,15 @@ class Api:
         if not isinstance(data, dict):
             raise ApiError(f"GET nodes/{node_id}/: no node in the answer")
         return data
+
+    def node_or_none(self, node_id: str) -> dict[str, Any] | None:
+        """The node, or None when E2E gives no answer this time: a poll asks again at its
+        next round, until its own deadline."""
+        try:
+            return self.node(node_id)
+        except TransientError as error:
+            log(f"{error}; asking again at the next poll")
+            return None
 
     def node_action(self, node_id: str, action: str) -> Any:
         """`power_off`, `power_on`, ... (E2E's node actions, `PUT nodes/ID/actions/`)."""
@@ -181,9 +200,9 @@ def wait_for_node(
     start = time.monotonic()
     last = None
     while True:
-        node = api.node(node_id)
+        node = api.node_or_none(node_id) or {}
         status = str(node.get("status", "?"))
-        if ready(node):
+        if node and ready(node):
             log(f"{name}: {status} after {time.monotonic() - start:.0f} s")
             return node
         if status in FAILED_STATUSES:
@@ -219,27 +238,41 @@ def command_wait_node(args: argparse.Namespace, environ: dict[str, str]) -> None
 
 def build_status(address: str, port: int) -> str | None:
     """What a template's build-status port says (`building`, `built`, `failed`), or None
-    while nothing answers there (the VM is booting, or admin_cidr leaves this machine out)."""
-    url = f"http://{address}:{port}/status"
+    while nothing answers there (the VM is booting, or admin_cidr leaves this machine out).
+    Asked directly, never through an HTTP proxy the environment names."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(url, timeout=5.0) as response:
+        with opener.open(f"http://{address}:{port}/status", timeout=5.0) as response:
             return str(response.read(64).decode("ascii", "replace").strip())
     except (urllib.error.URLError, TimeoutError, OSError, ValueError):
         return None
 
 
 def wait_built(
-    api: Api, node_id: str, *, name: str, port: int, timeout_s: float, interval_s: float
+    api: Api,
+    node_id: str,
+    *,
+    name: str,
+    replace: str,
+    port: int,
+    timeout_s: float,
+    interval_s: float,
 ) -> None:
-    """Until the template says `built`; ApiError when it says `failed`, E2E reports the
-    node failed, or time runs out (naming what was last seen)."""
+    """Until the template says `built`; ApiError when it says `failed`, is off without
+    having said it, E2E reports it failed, or time runs out (naming what was last seen)."""
     start = time.monotonic()
     last: tuple[str, str | None] | None = None
     while True:
-        node = api.node(node_id)
+        node = api.node_or_none(node_id) or {}
         status = str(node.get("status", "?"))
         if status in FAILED_STATUSES:
             raise ApiError(f"{name}: E2E reports the node {status}")
+        if status == POWERED_OFF:
+            raise ApiError(
+                f"{name}: powered off before it said it was built (by hand, or after an earlier "
+                "apply stopped half way): its build status went with the power; build it "
+                f"again with terraform apply -replace={replace}"
+            )
         address = str(node.get("public_ip_address") or "")
         said = build_status(address, port) if status == RUNNING and address else None
         if said == "built":
@@ -248,8 +281,9 @@ def wait_built(
         if said == "failed":
             raise ApiError(
                 f"{name}: its build failed: look at /var/log/cloud-init-output.log on the VM "
-                f"(ssh root@{address}); fix the cause and apply again (the template is "
-                "replaced when its cloud-init changes, or use -replace)"
+                f"(ssh root@{address}); once the cause is fixed (in geoha.toml, the source "
+                f"tarball, or the VM's world), build it again with terraform apply "
+                f"-replace={replace}"
             )
         elapsed = time.monotonic() - start
         if elapsed >= timeout_s:
@@ -266,24 +300,44 @@ def wait_built(
 
 
 def command_wait_built(args: argparse.Namespace, environ: dict[str, str]) -> None:
-    """The template is built: power it off, and wait until E2E reports it off."""
+    """The template is built: it powers itself off (cloud-init, SELF_POWER_OFF_S after its
+    last step, a clean shutdown); if it has not by then, E2E is asked to power it off.
+    Returns once E2E reports it off: only then may its image be saved."""
     api = Api(environ, args.project_id, args.location)
     name = args.name or f"node {args.node_id}"
     wait_built(
         api,
         args.node_id,
         name=name,
+        replace=args.replace,
         port=args.port,
         timeout_s=args.timeout_s,
         interval_s=args.interval_s,
     )
-    if api.node(args.node_id).get("status") != POWERED_OFF:
+
+    def off(node: dict[str, Any]) -> bool:
+        return node.get("status") == POWERED_OFF
+
+    try:
+        wait_for_node(
+            api,
+            args.node_id,
+            name=name,
+            ready=off,
+            wanted=POWERED_OFF,
+            timeout_s=SELF_POWER_OFF_S,
+            interval_s=args.interval_s,
+        )
+        return
+    except ApiError as error:
+        log(f"{error}; asking E2E to power it off")
+    if not off(api.node(args.node_id)):
         api.node_action(args.node_id, "power_off")
     wait_for_node(
         api,
         args.node_id,
         name=name,
-        ready=lambda node: node.get("status") == POWERED_OFF,
+        ready=off,
         wanted=POWERED_OFF,
         timeout_s=POWER_OFF_TIMEOUT_S,
         interval_s=args.interval_s,
@@ -378,7 +432,11 @@ def command_lookup(command: str, stdin: str, environ: dict[str, str], stdout: An
     start = time.monotonic()
     last = None
     while True:
-        data = api.call("GET", path)
+        try:
+            data = api.call("GET", path)
+        except TransientError as error:
+            log(f"{error}; asking again at the next poll")
+            data = None
         found = str(lookup.read(data) or "") if isinstance(data, dict) else ""
         if lookup.valid(found):
             json.dump({lookup.key: found}, stdout)
@@ -458,6 +516,9 @@ def parser() -> argparse.ArgumentParser:
     built = scoped("wait-built", "wait until a template is built, then power it off")
     built.add_argument("--node-id", required=True, type=numeric_id)
     built.add_argument("--name", default="")
+    built.add_argument(
+        "--replace", default="e2e_node.REGION_TIER_template", help="its Terraform address"
+    )
     built.add_argument("--port", type=port_number, default=BUILD_STATUS_PORT)
     built.add_argument("--timeout-s", type=positive, default=2700.0)
     built.add_argument("--interval-s", type=positive, default=15.0)

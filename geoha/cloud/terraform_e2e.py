@@ -1,6 +1,6 @@
-"""E2E Networks resources (provider `e2eterraformprovider/e2e`, 2.2.x schema).
+"""E2E Networks resources (provider `e2eterraformprovider/e2e`, pinned to 2.2.7).
 
-Per data region: a VPC with the region's CIDR, security groups per role, the
+Per data region: a VPC (E2E picks its network), security groups per role, the
 database VM (PostgreSQL + Patroni + the region's etcd member), one template VM
 per scaled tier, the images saved from them, a scaler group per tier, and two
 managed load balancers (external frontend, internal backend). A witness region
@@ -10,10 +10,11 @@ regions gets a VPC peering tunnel.
 
 What the provider cannot do is done by the module's `e2e_api.py`
 (geoha.cloud.e2e_api) within the same apply: `terraform_data` resources wait
-for each template to say it is built and power it off before its image is
-saved, and create
-(and on destroy delete) the peering tunnels; `data "external"` sources read
-each fixed VM's private address once it is running.
+for each template to say it is built and to be off before its image is saved,
+and create (and on destroy delete) the peering tunnels; `data "external"`
+lookups read what E2E assigns at creation and the provider records only on its
+next read (each VPC's network, each fixed VM's and backend LB's private
+address), answering from the state once it has it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ TEMPLATE_TIMEOUT_S = 2700
 """How long a template may take to install its tier and say it is built (45 min)."""
 VERSION_DIGITS = 8
 """Hex digits of a template's start-script hash in the names of what is built from it."""
+BUILD_DIGITS = 6
+"""Characters of a build's ID (a UUID's first hex digits) in an image's and a group's name."""
 ADDRESS_TIMEOUT_S = 1200
 """How long E2E may take to give a new VM or LB its address, or a VPC its network (20 min)."""
 INTERNAL_ZONE = "internal"
@@ -266,11 +269,28 @@ def version(region: str, tier: str) -> str:
     return f"${{terraform_data.{build_name(region, tier)}.output.version}}"
 
 
+def built_name(region: str, tier: str) -> str:
+    """`terraform_data` that waits for a template's build and its power-off."""
+    return tf_name(region, tier, "built")
+
+
+def image_tag(region: str, tier: str) -> str:
+    """What names an image and the scaler group started from it: the template's version
+    and its build (the `built` step's ID), so a template built again at the same version
+    (`-replace`) still gives an image and a group of new names, as create_before_destroy
+    needs."""
+    build = f"${{substr(terraform_data.{built_name(region, tier)}.id, 0, {BUILD_DIGITS})}}"
+    return f"{version(region, tier)}-{build}"
+
+
 def build(plan: Plan, vm: Vm) -> dict[str, Any]:
     """A template's version: any change to its filled cloud-init (the source URL, a password,
     the tier's configs) makes a new one, and with it a new template, image and scaler group.
-    The hash reveals nothing of the passwords in the script (hence `nonsensitive`)."""
-    digest = f"nonsensitive(substr(sha256({start_script(plan, vm)}), 0, {VERSION_DIGITS}))"
+    The hash reveals nothing of the passwords in the script (hence `nonsensitive`, of a
+    value made sensitive first: Terraform before 1.7 refuses `nonsensitive` of a value
+    that is not, as a web template's script is not)."""
+    script = f"sensitive({start_script(plan, vm)})"
+    digest = f"nonsensitive(substr(sha256({script}), 0, {VERSION_DIGITS}))"
     return {"input": {"version": f"${{{digest}}}"}}
 
 
@@ -361,7 +381,7 @@ def scaler_group(spec: Spec, region: str, tier: str) -> dict[str, Any]:
     scale: Autoscale = getattr(spec.regions[region], tier).autoscale
     cloud = spec.regions[region].cloud
     return {
-        "name": f"{spec.name}-{region}-{tier}-{version(region, tier)}",
+        "name": f"{spec.name}-{region}-{tier}-{image_tag(region, tier)}",
         **common(spec, region),
         "plan_name": cloud.web_plan if tier == "web" else cloud.api_plan,
         "vm_image_name": f"${{e2e_image.{tf_name(region, tier)}.name}}",
@@ -385,9 +405,9 @@ def image(spec: Spec, region: str, tier: str) -> dict[str, Any]:
     neither replaces an image when its name or node changes nor waits for the save, so a
     new build replaces it (`replace_triggered_by`), and the new one exists before the old
     one, which the old scaler group still uses, is deleted."""
-    built = f"terraform_data.{tf_name(region, tier, 'built')}"
+    built = f"terraform_data.{built_name(region, tier)}"
     return {
-        "name": f"{spec.name}-{region}-{tier}-{version(region, tier)}",
+        "name": f"{spec.name}-{region}-{tier}-{image_tag(region, tier)}",
         "node_id": f"${{e2e_node.{tf_name(region, tier, 'template')}.id}}",
         **common(spec, region),
         "depends_on": [built],
@@ -408,6 +428,8 @@ def built(spec: Spec, vm: Vm) -> dict[str, Any]:
         "wait-built",
         "--name",
         f"{spec.name}-{vm.name}-template",
+        "--replace",
+        f"e2e_node.{vm_resource_name(vm)}",
         "--node-id",
         "${self.input.node_id}",
         "--project-id",
@@ -523,7 +545,7 @@ def terraform_data(plan: Plan) -> dict[str, dict[str, Any]]:
     for vm in cloud_vms(plan):
         if vm.template:
             steps[build_name(vm.region, vm.kind.value)] = build(plan, vm)
-            steps[tf_name(vm.region, vm.kind.value, "built")] = built(spec, vm)
+            steps[built_name(vm.region, vm.kind.value)] = built(spec, vm)
     for local, peer in itertools.combinations(e2e_regions(spec), 2):
         steps[tf_name("peering", local, peer)] = peering(spec, local, peer)
     return steps

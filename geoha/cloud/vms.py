@@ -94,8 +94,9 @@ def location_errors(spec: Spec) -> list[str]:
             given = "set" if spec.regions[region].cloud.location else "the region's name"
             errors.append(
                 f"regions.{region}.cloud.location: {location!r} ({given}) is no E2E location: "
-                f"expected one of {', '.join(E2E_LOCATIONS[:2])} (E2E's API reference), or run "
-                "the region outside E2E (cloud.external, witness regions only)"
+                f"expected one of {', '.join(E2E_LOCATIONS)} (Delhi and Chennai are those "
+                "E2E's API reference lists), or run the region outside E2E (cloud.external, "
+                "witness regions only)"
             )
     return errors
 

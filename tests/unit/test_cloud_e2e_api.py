@@ -189,6 +189,8 @@ def built_argv(status: BuildStatus, *extra: str) -> list[str]:
         "Delhi",
         "--name",
         "delhi-web-template",
+        "--replace",
+        "e2e_node.delhi_web_template",
         "--port",
         str(status.port),
         *FAST,
@@ -199,7 +201,7 @@ def built_argv(status: BuildStatus, *extra: str) -> list[str]:
 RUNNING_AT = {"status": "Running", "public_ip_address": "127.0.0.1"}
 
 
-def test_wait_built_waits_for_built_then_powers_the_template_off(
+def test_wait_built_waits_for_built_then_for_the_template_to_shut_itself_down(
     fake: FakeE2E, build_status: BuildStatus
 ) -> None:
     build_status.said = ["building", "building", "built"]
@@ -208,28 +210,42 @@ def test_wait_built_waits_for_built_then_powers_the_template_off(
         RUNNING_AT,
         RUNNING_AT,
         RUNNING_AT,
-        RUNNING_AT,  # still Running when asked after `built`: the helper powers it off
+        RUNNING_AT,  # cloud-init's clean shutdown comes a while after `built`
         {"status": "Powering off"},
         {"status": "Powered off"},
     ]
     code, _, err = run(built_argv(build_status), env(fake))
     assert code == 0, err
-    actions = [(r[1], r[3]) for r in fake.requests if r[0] == "PUT"]
-    assert actions == [("/api/v1/nodes/42/actions/", {"type": "power_off"})]
+    assert not [r for r in fake.requests if r[0] == "PUT"]
     assert "delhi-web-template: Running, build building" in err
     assert "delhi-web-template: built after" in err
     assert "delhi-web-template: Powered off after" in err
 
 
+def test_a_built_template_that_does_not_shut_down_is_powered_off(
+    fake: FakeE2E, build_status: BuildStatus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(e2e_api, "SELF_POWER_OFF_S", 0.2)
+    build_status.said = ["built"]
+    running = [RUNNING_AT] * 40  # more polls than 0.2 s holds
+    fake.nodes["42"] = [*running, {"status": "Powering off"}, {"status": "Powered off"}]
+    code, _, err = run(built_argv(build_status), env(fake))
+    assert code == 0, err
+    actions = [(r[1], r[3]) for r in fake.requests if r[0] == "PUT"]
+    assert actions == [("/api/v1/nodes/42/actions/", {"type": "power_off"})]
+    assert "asking E2E to power it off" in err
+
+
 def test_a_template_powered_off_without_saying_built_is_not_taken_as_built(
     fake: FakeE2E, build_status: BuildStatus
 ) -> None:
-    """The power state is no signal: a VM off (by hand, or by a failed build's reboot) that
-    never said `built` times out, and no image would be saved from it."""
+    """The power state is no signal: a VM off (by hand, or after an apply stopped half way)
+    that never said `built` stops the step at once, with how to build it again."""
     fake.nodes["42"] = [{"status": "Powered off", "public_ip_address": "127.0.0.1"}]
-    code, _, err = run(built_argv(build_status, "--timeout-s", "0.2"), env(fake))
+    code, _, err = run(built_argv(build_status), env(fake))
     assert code == 1
-    assert "delhi-web-template: not built after 0 s (Powered off, no build status on" in err
+    assert "delhi-web-template: powered off before it said it was built" in err
+    assert "terraform apply -replace=e2e_node.delhi_web_template" in err
     assert not [r for r in fake.requests if r[0] == "PUT"]
 
 
@@ -296,7 +312,7 @@ def test_refused_credentials_are_named_and_never_printed(fake: FakeE2E) -> None:
 
 def test_an_answer_echoing_the_credentials_is_scrubbed(fake: FakeE2E) -> None:
     fake.status_code = 500
-    code, _, err = run([*WAIT, "--until", "Powered off"], env(fake))
+    code, _, err = run([*WAIT, "--until", "Powered off", "--timeout-s", "0.2", *FAST], env(fake))
     assert code == 1
     assert "GET nodes/42/: HTTP 500" in err and "apikey=***" in err
     assert KEY not in err and TOKEN not in err
@@ -311,12 +327,23 @@ def test_a_transient_failure_of_a_read_is_tried_again(fake: FakeE2E) -> None:
     assert "GET nodes/42/: HTTP 503: " in err and "trying again in 0 s" in err
 
 
-def test_a_read_failing_every_try_is_an_error(fake: FakeE2E) -> None:
+def test_a_poll_outlasts_e2e_failing_every_try_until_its_own_deadline(fake: FakeE2E) -> None:
+    """Three tries of a read fail: the poll asks again at its next round, and the node
+    reaching its status then is enough (a bad minute at E2E does not end a 45-minute wait)."""
     fake.transient_failures = 3
+    fake.nodes["42"] = [{"status": "Powered off"}]
     code, _, err = run([*WAIT, "--until", "Powered off", *FAST], env(fake))
+    assert code == 0, err
+    assert len(fake.requests) == 4
+    assert "GET nodes/42/: HTTP 503: " in err and "asking again at the next poll" in err
+
+
+def test_a_poll_with_no_answer_at_all_ends_at_its_deadline(fake: FakeE2E) -> None:
+    fake.transient_failures = 10_000
+    argv = [*WAIT, "--until", "Powered off", "--timeout-s", "0.3", *FAST]
+    code, _, err = run(argv, env(fake))
     assert code == 1
-    assert len(fake.requests) == 3
-    assert "error: GET nodes/42/: HTTP 503" in err
+    assert "error: node 42: still ? after 0 s, expected Powered off" in err
 
 
 def test_a_create_is_not_repeated_blindly(fake: FakeE2E) -> None:
@@ -339,7 +366,7 @@ def test_missing_credentials_are_named_before_any_request(fake: FakeE2E) -> None
 def test_an_unreachable_api_is_a_clear_error() -> None:
     environ = {"TF_VAR_e2e_api_key": KEY, "TF_VAR_e2e_auth_token": TOKEN}
     environ["E2E_API_URL"] = "http://127.0.0.1:9/api/v1/"  # discard port: nothing listens
-    code, _, err = run([*WAIT, "--until", "Powered off"], environ)
+    code, _, err = run([*WAIT, "--until", "Powered off", "--timeout-s", "0.2", *FAST], environ)
     assert code == 1
     assert "GET nodes/42/: E2E's API did not answer" in err
     assert KEY not in err

@@ -293,19 +293,26 @@ def test_templates_say_built_only_after_their_last_step_and_fixed_nodes_start_se
         starts = [c for c in body["runcmd"] if c[:2] == ["systemctl", "start"]]
         # cloud-init runs runcmd as one sh script: the first failed step ends it.
         assert body["runcmd"][0] == "set -e"
-        # Nothing powers a VM off by itself: the module's helper does, once the template
-        # said `built` (the power state is no signal of a finished build).
-        assert "power_state" not in body
         if vm.template:
             assert "trap 'echo failed > /run/geoha-build/status' EXIT" in body["runcmd"][:5]
             server = next(c for c in body["runcmd"] if c[0] == "systemd-run")
             assert server[-3:] == ["8479", "--directory", "/run/geoha-build"]
-            assert body["runcmd"][-2:] == [
+            assert body["runcmd"][-3:] == [
+                ["sync"],
                 "trap - EXIT",
                 ["sh", "-c", "echo built > /run/geoha-build/status"],
             ]
+            # A clean shutdown, two minutes after `built` (the helper reads it first), and
+            # never after a failed build.
+            assert body["power_state"] == {
+                "mode": "poweroff",
+                "delay": "+2",
+                "condition": ["grep", "-qx", "built", "/run/geoha-build/status"],
+                "message": "geoha: template built; Terraform saves it as the scaler group's image",
+            }
             assert starts == []
         else:
+            assert "power_state" not in body
             assert not any("geoha-build" in str(c) for c in body["runcmd"])
             assert "geoha-addresses.service" in starts[0]
 
@@ -420,6 +427,26 @@ def test_boot_addresses_asks_the_named_servers_directly(
     assert boot_addresses.ask("127.0.0.1", "nothing.example", name_server) is None
     monkeypatch.setattr(boot_addresses, "DNS_TIMEOUT_S", 0.2)
     assert boot_addresses.ask("127.0.0.1", "delhi-db.internal.x", closed_udp_port()) is None
+
+
+def test_boot_addresses_takes_only_a_whole_answer_to_its_own_question() -> None:
+    query = boot_addresses.dns_query("delhi-db.internal.x")
+    request = DNSRecord.parse(query)
+    reply = request.reply()
+    reply.add_answer(RR("delhi-db.internal.x", QTYPE.A, rdata=A("172.16.4.5"), ttl=60))
+    whole = reply.pack()
+    assert boot_addresses.a_records(query, whole) == ["172.16.4.5"]
+    assert boot_addresses.a_records(query, whole[:-2]) == []  # cut inside the address
+    truncated = bytearray(whole)
+    truncated[2] |= 0x02  # TC: the rest did not fit
+    assert boot_addresses.a_records(query, bytes(truncated)) == []
+    echoed = bytearray(whole)
+    echoed[2] &= 0x7F  # QR clear: a query, not an answer
+    assert boot_addresses.a_records(query, bytes(echoed)) == []
+    other = DNSRecord.question("chennai-db.internal.x").reply()
+    other.header.id = request.header.id
+    other.add_answer(RR("chennai-db.internal.x", QTYPE.A, rdata=A("10.0.0.1"), ttl=60))
+    assert boot_addresses.a_records(query, other.pack()) == []  # another question's answer
 
 
 def closed_udp_port() -> int:

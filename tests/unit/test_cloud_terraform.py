@@ -313,7 +313,7 @@ def test_bad_file_exits_2_with_the_dotted_path_and_writes_nothing(tmp_path: Path
         (
             '[regions.chennai.cloud]\nlocation = "Chenai"\n',
             "regions.chennai.cloud.location: 'Chenai' (set) is no E2E location: expected one of "
-            "Delhi, Chennai",
+            "Delhi, Chennai, Mumbai, Delhi-NCR-2",
         ),
     ],
 )
@@ -508,7 +508,7 @@ def test_a_changed_template_rolls_out_as_a_new_image_and_scaler_group() -> None:
     build = found["terraform_data"]["delhi_web_build"]["input"]["version"]
     template = found["e2e_node"]["delhi_web_template"]
     script = template["start_script"].removeprefix("${").removesuffix("}")
-    assert build == f"${{nonsensitive(substr(sha256({script}), 0, 8))}}"
+    assert build == f"${{nonsensitive(substr(sha256(sensitive({script})), 0, 8))}}"
     version = "${terraform_data.delhi_web_build.output.version}"
     assert template["name"] == f"geoha-delhi-web-template-{version}"
     assert template["lifecycle"]["replace_triggered_by"] == ["terraform_data.delhi_web_build"]
@@ -516,13 +516,16 @@ def test_a_changed_template_rolls_out_as_a_new_image_and_scaler_group() -> None:
     assert built["triggers_replace"] == ["${e2e_node.delhi_web_template.id}"]
     assert "wait-built" in built["provisioner"][0]["local-exec"]["command"]
     image = found["e2e_image"]["delhi_web"]
-    assert image["name"] == f"geoha-delhi-web-{version}"
+    # The build's ID too: a template built again at the same version (-replace) still
+    # makes an image and a group of new names.
+    tag = f"{version}-${{substr(terraform_data.delhi_web_built.id, 0, 6)}}"
+    assert image["name"] == f"geoha-delhi-web-{tag}"
     assert image["lifecycle"] == {
         "replace_triggered_by": ["terraform_data.delhi_web_built"],
         "create_before_destroy": True,
     }
     group = found["e2e_scaler_group"]["delhi_web"]
-    assert group["name"] == f"geoha-delhi-web-{version}"
+    assert group["name"] == f"geoha-delhi-web-{tag}"
     assert group["vm_image_name"] == "${e2e_image.delhi_web.name}"
     # The provider compares image names only up to their first "_": none may have one.
-    assert "_" not in image["name"].replace(version, "")
+    assert "_" not in image["name"].replace(tag, "")
