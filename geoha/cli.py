@@ -174,6 +174,21 @@ def add_local_commands(sub: Subcommands) -> None:
     p.add_argument("region", metavar="REGION")
     p.add_argument("tier", metavar="TIER", choices=["web", "api"])
     p.add_argument("count", metavar="N", type=int)
+    p = add_command(
+        sub,
+        "secrets",
+        f"{lifecycle}:cmd_secrets",
+        "rotate: new passwords on the running deployment, without stopping the API "
+        "(database users and Patroni's REST API; default: all)",
+    )
+    p.add_argument("action", choices=["rotate"])
+    p.add_argument(
+        "--user",
+        dest="users",
+        action="append",
+        choices=["app", "replication", "superuser", "rest"],
+        help="the secret to rotate (repeatable; default: all four)",
+    )
     add_drill_command(sub)
     add_load_command(sub)
 

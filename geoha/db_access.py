@@ -7,7 +7,7 @@ geoha.data.secrets' job; the pgpass file is rendered by geoha.render.pgpass.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from geoha.plan import Plan
@@ -26,12 +26,13 @@ REST_USER = "geoha"
 
 @dataclass(frozen=True)
 class Secrets:
-    """The deployment's passwords: one per database user, and Patroni's REST API's."""
+    """The deployment's passwords: one per database user, and Patroni's REST API's.
+    Never in a repr (a traceback or an assertion message would print them)."""
 
-    superuser: str
-    replication: str
-    app: str
-    rest: str
+    superuser: str = field(repr=False)
+    replication: str = field(repr=False)
+    app: str = field(repr=False)
+    rest: str = field(repr=False)
     """Basic auth of Patroni's unsafe REST endpoints (POST /switchover, /restart, ...)."""
 
 

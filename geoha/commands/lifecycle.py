@@ -15,7 +15,7 @@ import psutil
 
 from geoha.commands.common import load, region_urls, say, tail
 from geoha.data import cluster
-from geoha.data.secrets import load_or_create_secrets
+from geoha.data.secrets import ROTATABLE, load_or_create_secrets
 from geoha.data.write_hold import WriteHold
 from geoha.errors import EXIT_FAILED, EXIT_OK, BadInput, GeohaError
 from geoha.plan import Plan
@@ -315,6 +315,22 @@ def cmd_scale(args: argparse.Namespace) -> int:
         f"{result['tier']}/{result['region']}: {result['was']} -> {result['count']} instances "
         "asked for; new ones serve once healthy, removed ones are drained first "
         "(`geoha status` shows the group)"
+    )
+    return EXIT_OK
+
+
+def cmd_secrets(args: argparse.Namespace) -> int:
+    """`geoha secrets rotate [--user NAME]...`: the controller changes them (it holds them)."""
+    _, plan = load(args)
+    if not control.controller_running(plan.run_dir):
+        raise GeohaError("secrets: no controller runs for this deployment (`geoha up` first)")
+    users = args.users or list(ROTATABLE)
+    say(f"rotating {', '.join(users)}...")
+    result = control.call(plan.run_dir, "rotate_secrets", timeout_s=60.0, users=users)
+    say(
+        f"rotated {', '.join(result['rotated'])}; Patroni reloaded on "
+        f"{', '.join(result['reloaded']) or 'no node'}; new values are in "
+        f"{plan.secrets_path} (0600) and {plan.pgpass_path} (0600)"
     )
     return EXIT_OK
 

@@ -39,10 +39,21 @@ def superuser_conn(node: Node, secrets: Secrets, dbname: str = "postgres") -> ps
     )
 
 
+def scram_verifier(conn: psycopg.Connection, role: str, password: str) -> str:
+    """The role's SCRAM-SHA-256 verifier, computed here: no statement carries the password."""
+    return conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+
+
+def set_password(conn: psycopg.Connection, role: str, password: str) -> None:
+    """A new password for an existing role (as its SCRAM verifier)."""
+    verifier = scram_verifier(conn, role, password)
+    conn.execute(
+        sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier))
+    )
+
+
 def ensure_app_role(conn: psycopg.Connection, secrets: Secrets) -> None:
-    verifier = conn.pgconn.encrypt_password(
-        secrets.app.encode(), APP_USER.encode(), b"scram-sha-256"
-    ).decode()
+    verifier = scram_verifier(conn, APP_USER, secrets.app)
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_USER,)).fetchone()
     verb = sql.SQL("ALTER ROLE") if exists else sql.SQL("CREATE ROLE")
     conn.execute(

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from geoha.db_access import Secrets
+from geoha.errors import BadInput
 from geoha.render.files import File, write_files
 from geoha.spec import Spec
 
@@ -24,6 +25,41 @@ MIN_TOKEN_CHARS = 16
 
 def generate_password() -> str:
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+
+
+ROTATABLE = ("app", "replication", "superuser", "rest")
+"""The secrets `geoha secrets rotate` changes (the `Secrets` fields)."""
+
+
+def set_in_spec(spec: Spec) -> dict[str, str]:
+    """Secrets the topology file sets -> their dotted path (rotated by editing the file)."""
+    given = {
+        "superuser": (spec.database.superuser_password, "database.superuser_password"),
+        "replication": (spec.database.replication_password, "database.replication_password"),
+        "app": (spec.database.app_password, "database.app_password"),
+    }
+    return {key: path for key, (value, path) in given.items() if value}
+
+
+def rotation_users(users: object, spec: Spec) -> list[str]:
+    """The secrets a rotation may change, checked: BadInput naming `--user` otherwise."""
+    if (
+        not isinstance(users, list)
+        or not users
+        or any(u not in ROTATABLE for u in users)
+        or len(set(users)) != len(users)
+    ):
+        raise BadInput(f"--user: one or more of {', '.join(ROTATABLE)} (got {users!r})")
+    in_spec = set_in_spec(spec)
+    fixed = [f"{u} (set by {in_spec[u]})" for u in users if u in in_spec]
+    if fixed:
+        raise BadInput(f"--user: {', '.join(fixed)}: the topology file sets it; change it there")
+    return users
+
+
+def store_secrets(path: Path, secrets: Secrets) -> None:
+    """Write the secrets file (0600, atomically)."""
+    write_files([File(path, json.dumps(asdict(secrets), indent=2) + "\n", 0o600)])
 
 
 def load_or_create_secrets(spec: Spec, path: Path) -> Secrets:
@@ -42,7 +78,7 @@ def load_or_create_secrets(spec: Spec, path: Path) -> Secrets:
     values = {key: given[key] or stored.get(key) or generate_password() for key in given}
     result = Secrets(**values)
     if values != stored:
-        write_files([File(path, json.dumps(asdict(result), indent=2) + "\n", 0o600)])
+        store_secrets(path, result)
     return result
 
 

@@ -29,9 +29,15 @@ from typing import Any
 
 import httpx
 
-from geoha.data.migrate import bootstrap_application
-from geoha.data.secrets import load_or_create_secrets
-from geoha.db_access import Secrets
+from geoha.data import cluster
+from geoha.data.migrate import bootstrap_application, set_password, superuser_conn
+from geoha.data.secrets import (
+    generate_password,
+    load_or_create_secrets,
+    rotation_users,
+    store_secrets,
+)
+from geoha.db_access import APP_USER, REPLICATION_USER, SUPERUSER, Secrets
 from geoha.errors import BadInput, GeohaError
 from geoha.health import Health
 from geoha.ops.autoscale import Move, StepKind
@@ -794,6 +800,41 @@ class Controller:
         self._wake.set()
         return {"region": region, "tier": tier, "count": count, "was": group.desired}
 
+    async def op_rotate_secrets(self, args: dict[str, Any]) -> Any:
+        """`geoha secrets rotate [--user NAME]`: new passwords on the running deployment.
+
+        Each database user's new password is set on the primary (as its SCRAM verifier),
+        then the secrets file, the pgpass file the API instances read at each new
+        connection, and every node's config are rewritten, and every Patroni reloads its
+        config (SIGHUP): its connections, the replicas' primary_conninfo and its REST
+        API's credentials move to the new values. Open connections stay as they are."""
+        users = rotation_users(args.get("users"), self.plan.spec)
+        if self.phase is not Phase.READY or self.secrets is None:
+            raise GeohaError(f"secrets rotate: the deployment is {self.phase.value}, not ready")
+        old = self.secrets
+        new = replace(old, **{user: generate_password() for user in users})
+        await asyncio.to_thread(self.set_database_passwords, old, new, users)
+        await asyncio.to_thread(store_secrets, self.plan.secrets_path, new)
+        await asyncio.to_thread(self.render_all)
+        reloaded = []
+        for rt in self.nodes.values():
+            if rt.node.role is NodeRole.DATABASE and rt.proc is not None and rt.proc.record.alive():
+                os.kill(rt.proc.pid, signal.SIGHUP)  # Patroni reloads its config
+                reloaded.append(rt.node.name)
+        self.emit(EventKind.SECRETS_ROTATED, users=", ".join(users))
+        return {"rotated": users, "reloaded": reloaded}
+
+    def set_database_passwords(self, old: Secrets, new: Secrets, users: list[str]) -> None:
+        """ALTER ROLE on the primary for each rotated database user (blocking)."""
+        roles = {"app": APP_USER, "replication": REPLICATION_USER, "superuser": SUPERUSER}
+        primary = cluster.primary_node(self.plan)
+        if primary is None:
+            raise GeohaError("secrets rotate: no primary runs, so no password can change")
+        with superuser_conn(primary, old) as conn:
+            for user in users:
+                if user in roles:
+                    set_password(conn, roles[user], getattr(new, user))
+
     async def op_shutdown(self, args: dict[str, Any]) -> Any:
         fast = args.get("fast", False)
         if not isinstance(fast, bool):
@@ -906,6 +947,7 @@ HANDLERS: dict[str, Handler] = {
     "heal": Controller.op_heal,
     "start_node": Controller.op_start_node,
     "scale": Controller.op_scale,
+    "rotate_secrets": Controller.op_rotate_secrets,
     "shutdown": Controller.op_shutdown,
 }
 """Every control operation; each changes the desired state, the loop does the rest."""

@@ -57,6 +57,7 @@ class EventKind(StrEnum):
     FENCE_RELEASED = "fence_released"
     AUTOSCALED = "autoscaled"
     INSTANCE_STEP = "instance_step"
+    SECRETS_ROTATED = "secrets_rotated"
 
 
 SENTENCES: dict[EventKind, str] = {
@@ -106,6 +107,7 @@ SENTENCES: dict[EventKind, str] = {
     EventKind.FENCE_RELEASED: "fast failover: {node} released ({why})",
     EventKind.AUTOSCALED: "autoscaler: {sentence}",
     EventKind.INSTANCE_STEP: "autoscaler: {node} {what} ({why})",
+    EventKind.SECRETS_ROTATED: "secrets rotated: {users} (new values in secrets.json only)",
 }
 
 
