@@ -118,6 +118,12 @@ def add_local_commands(sub: Subcommands) -> None:
         sub, "ca", f"{access}:cmd_ca", "the deployment's CA certificate (PEM), for HTTPS clients"
     )
     p.add_argument("--path", action="store_true", help="print its path instead")
+    p.add_argument(
+        "--renew",
+        action="store_true",
+        help="issue every frontend LB a new certificate from the CA; a running LB takes it "
+        "without a restart",
+    )
     p = add_command(
         sub,
         "switchover",

@@ -197,9 +197,14 @@ def region_names(plan: Plan, region: str) -> list[str]:
 
 
 def ensure_server_certificate(plan: Plan, node: Node) -> None:
-    pem_path = node.dir / TLS_PEM
-    if pem_path.exists():
-        return
+    if not (node.dir / TLS_PEM).exists():
+        issue_server_certificate(plan, node)
+
+
+def issue_server_certificate(plan: Plan, node: Node) -> str:
+    """A new certificate (and key) for a frontend LB from the deployment's CA, written to
+    its node folder (0600); returns the PEM (certificate, CA, key)."""
     ca = ensure_ca(plan.run_dir / "tls", plan.spec.name)
     pem = server_pem(ca, region_names(plan, node.region), [node.address])
-    write_files([File(pem_path, pem, 0o600)])
+    write_files([File(node.dir / TLS_PEM, pem, 0o600)])
+    return pem

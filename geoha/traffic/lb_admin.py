@@ -72,6 +72,19 @@ def admin_command(socket_path: Path, command: str) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
+def replace_certificate(socket_path: Path, pem_path: Path, pem: str) -> None:
+    """Swap the certificate HAProxy loaded from `pem_path` for `pem`, in memory, without a
+    reload (its runtime API's `set ssl cert` and `commit ssl cert`); LbAdminError if
+    HAProxy refuses it (the transaction is then aborted: the old one stays in use)."""
+    staged = admin_command(socket_path, f"set ssl cert {pem_path} <<\n{pem.strip()}\n")
+    if "Transaction" not in staged:
+        raise LbAdminError(f"{socket_path}: set ssl cert {pem_path}: {staged.strip()}")
+    committed = admin_command(socket_path, f"commit ssl cert {pem_path}")
+    if "Success" not in committed:
+        admin_command(socket_path, f"abort ssl cert {pem_path}")
+        raise LbAdminError(f"{socket_path}: commit ssl cert {pem_path}: {committed.strip()}")
+
+
 def server_states(socket_path: Path) -> dict[str, dict[str, str]]:
     """`show stat` as {backend: {server: status}} (UP, DOWN, MAINT, NOLB, ...)."""
     states: dict[str, dict[str, str]] = {}
