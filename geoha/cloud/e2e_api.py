@@ -9,6 +9,10 @@ python3 on the machine that runs Terraform) and called by it:
                   power it off and wait for E2E to report it off: E2E saves an
                   image only from a powered-off node. A template that says
                   `failed` stops the apply at once.
+    wait-image    (terraform_data, local-exec) wait while a saved image's state
+                  says the save is still going on: the provider's e2e_image
+                  returns without waiting, and a scaler group started from an
+                  image still being saved fails.
     wait-node     wait until a node reaches a status.
     node-address | lb-address | vpc-network
                   (data "external") a node's or load balancer's private
@@ -344,6 +348,45 @@ def command_wait_built(args: argparse.Namespace, environ: dict[str, str]) -> Non
     )
 
 
+IMAGE_BUSY = ("sav", "creat", "progress", "pending", "queue", "copy")
+"""Words an `image_state` in the making contains (case-insensitive). E2E's list of image
+states is not published; `GET images/ID/` and its `image_state` are the provider's own
+(client/client.go GetImage, models/image.go at v2.1.6). A state with none of them, or
+none at all, counts as saved."""
+
+
+def image_busy(state: str) -> bool:
+    return any(word in state.lower() for word in IMAGE_BUSY)
+
+
+def command_wait_image(args: argparse.Namespace, environ: dict[str, str]) -> None:
+    """Until the image's state no longer says it is being saved (ApiError on a failed one,
+    or at the deadline)."""
+    api = Api(environ, args.project_id, args.location)
+    name = args.name or f"image {args.image_id}"
+    start = time.monotonic()
+    last = None
+    while True:
+        try:
+            data = api.call("GET", f"images/{args.image_id}/")
+        except TransientError as error:
+            log(f"{error}; asking again at the next poll")
+            data = None
+        state = str(data.get("image_state") or "") if isinstance(data, dict) else "?"
+        if "fail" in state.lower() or "error" in state.lower():
+            raise ApiError(f"{name}: E2E reports the image {state}")
+        if data is not None and not image_busy(state):
+            log(f"{name}: {state or 'saved'} after {time.monotonic() - start:.0f} s")
+            return
+        elapsed = time.monotonic() - start
+        if elapsed >= args.timeout_s:
+            raise ApiError(f"{name}: still {state} after {args.timeout_s:.0f} s")
+        if state != last:
+            log(f"{name}: {state}, waiting for the save (at most {args.timeout_s:.0f} s)")
+            last = state
+        time.sleep(min(args.interval_s, max(0.0, args.timeout_s - elapsed)))
+
+
 LOOKUP_QUERY = ("id", "project_id", "location", "name", "timeout_s")
 
 
@@ -523,6 +566,12 @@ def parser() -> argparse.ArgumentParser:
     built.add_argument("--timeout-s", type=positive, default=2700.0)
     built.add_argument("--interval-s", type=positive, default=15.0)
 
+    image = scoped("wait-image", "wait until a saved image is no longer being saved")
+    image.add_argument("--image-id", required=True, type=numeric_id)
+    image.add_argument("--name", default="")
+    image.add_argument("--timeout-s", type=positive, default=1800.0)
+    image.add_argument("--interval-s", type=positive, default=15.0)
+
     wait = scoped("wait-node", "wait until a node reaches a status")
     wait.add_argument("--node-id", required=True, type=numeric_id)
     wait.add_argument("--until", required=True, help="an E2E node status, e.g. 'Powered off'")
@@ -552,6 +601,8 @@ def main(
     try:
         if args.command == "wait-built":
             command_wait_built(args, env)
+        elif args.command == "wait-image":
+            command_wait_image(args, env)
         elif args.command == "wait-node":
             command_wait_node(args, env)
         elif args.command in LOOKUPS:

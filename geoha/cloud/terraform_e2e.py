@@ -394,6 +394,8 @@ def scaler_group(spec: Spec, region: str, tier: str) -> dict[str, Any]:
         "policy": policies(scale),
         "vpc": [{"name": f"${{e2e_vpc.{tf_name(region)}.vpc_name}}"}],
         "my_account_sg_id": f"${{e2e_security_group.{tf_name(region, tier, 'sg')}.id}}",
+        # Started only from a saved image (the provider does not wait for the save).
+        "depends_on": [f"terraform_data.{image_saved_name(region, tier)}"],
         # The autoscaler owns the count (the provider reads it back); a new version is a new
         # group (its name and image are ForceNew), up before the old one goes.
         "lifecycle": {"ignore_changes": ["desired"], "create_before_destroy": True},
@@ -444,6 +446,39 @@ def built(spec: Spec, vm: Vm) -> dict[str, Any]:
     return {
         "input": {"node_id": node_id, "project_id": "${var.e2e_project_id}"},
         "triggers_replace": [node_id],
+        "provisioner": [{"local-exec": {"command": f"{HELPER_COMMAND} {command}"}}],
+    }
+
+
+IMAGE_TIMEOUT_S = 1800
+"""How long E2E may take to save a template's image (30 min)."""
+
+
+def image_saved_name(region: str, tier: str) -> str:
+    """`terraform_data` that waits until an image is saved (the scaler group waits on it)."""
+    return tf_name(region, tier, "image_saved")
+
+
+def image_saved(spec: Spec, region: str, tier: str) -> dict[str, Any]:
+    """Waits, at each new image, until E2E has saved it: the provider's e2e_image returns
+    as soon as the save is asked for."""
+    image_id = f"${{e2e_image.{tf_name(region, tier)}.id}}"
+    command = shell_words(
+        "wait-image",
+        "--name",
+        f"{spec.name}-{region}-{tier} image",
+        "--image-id",
+        "${self.input.image_id}",
+        "--project-id",
+        "${self.input.project_id}",
+        "--location",
+        region_location(spec, region),
+        "--timeout-s",
+        str(IMAGE_TIMEOUT_S),
+    )
+    return {
+        "input": {"image_id": image_id, "project_id": "${var.e2e_project_id}"},
+        "triggers_replace": [image_id],
         "provisioner": [{"local-exec": {"command": f"{HELPER_COMMAND} {command}"}}],
     }
 
@@ -546,6 +581,9 @@ def terraform_data(plan: Plan) -> dict[str, dict[str, Any]]:
         if vm.template:
             steps[build_name(vm.region, vm.kind.value)] = build(plan, vm)
             steps[built_name(vm.region, vm.kind.value)] = built(spec, vm)
+            steps[image_saved_name(vm.region, vm.kind.value)] = image_saved(
+                spec, vm.region, vm.kind.value
+            )
     for local, peer in itertools.combinations(e2e_regions(spec), 2):
         steps[tf_name("peering", local, peer)] = peering(spec, local, peer)
     return steps

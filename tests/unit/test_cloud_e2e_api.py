@@ -268,6 +268,29 @@ def test_no_build_status_names_admin_cidr(fake: FakeE2E) -> None:
     assert "no build status on 127.0.0.1:9" in err and "admin_cidr" in err
 
 
+IMAGE = ["wait-image", "--image-id", "77", "--project-id", "7", "--location", "Delhi", *FAST]
+
+
+def test_wait_image_waits_while_the_image_is_being_saved(fake: FakeE2E) -> None:
+    fake.others["images/77/"] = [
+        {"image_state": "Saving"},
+        {"image_state": "Creating"},
+        {"image_state": "Ready"},
+    ]
+    code, _, err = run([*IMAGE, "--name", "delhi-web image"], env(fake))
+    assert code == 0, err
+    assert [r[1] for r in fake.requests] == ["/api/v1/images/77/"] * 3
+    assert "delhi-web image: Saving, waiting for the save" in err
+    assert "delhi-web image: Ready after" in err
+
+
+def test_wait_image_stops_on_a_failed_image(fake: FakeE2E) -> None:
+    fake.others["images/77/"] = [{"image_state": "Saving"}, {"image_state": "Failed"}]
+    code, _, err = run(IMAGE, env(fake))
+    assert code == 1
+    assert "image 77: E2E reports the image Failed" in err
+
+
 def test_wait_node_polls_until_the_status_and_reports_progress(fake: FakeE2E) -> None:
     fake.nodes["42"] = [{"status": s} for s in ("Creating", "Running", "Running", "Powered off")]
     argv = [*WAIT, "--name", "delhi-web-template", "--until", "Powered off", *FAST]
@@ -558,7 +581,8 @@ def test_every_rendered_command_is_one_the_helper_accepts() -> None:
         for resource in e2e["resource"]["terraform_data"].values()
         for step in resource.get("provisioner", [])
     ]
-    assert len(commands) == 4 + 2 * 3  # 4 templates; create + delete for 3 region pairs
+    # 4 templates (built, image saved); create + delete for 3 region pairs
+    assert len(commands) == 4 * 2 + 2 * 3
     for command in commands:
         filled = re.sub(r"\$\{[^}]*\}", "123", command)
         words = shlex.split(filled)

@@ -527,5 +527,10 @@ def test_a_changed_template_rolls_out_as_a_new_image_and_scaler_group() -> None:
     group = found["e2e_scaler_group"]["delhi_web"]
     assert group["name"] == f"geoha-delhi-web-{tag}"
     assert group["vm_image_name"] == "${e2e_image.delhi_web.name}"
+    # ... once E2E has saved it (the provider's e2e_image does not wait for that).
+    assert group["depends_on"] == ["terraform_data.delhi_web_image_saved"]
+    saved = found["terraform_data"]["delhi_web_image_saved"]
+    assert saved["triggers_replace"] == ["${e2e_image.delhi_web.id}"]
+    assert "wait-image" in saved["provisioner"][0]["local-exec"]["command"]
     # The provider compares image names only up to their first "_": none may have one.
     assert "_" not in image["name"].replace(tag, "")
