@@ -319,33 +319,27 @@ def command_wait_built(args: argparse.Namespace, environ: dict[str, str]) -> Non
         interval_s=args.interval_s,
     )
 
-    def off(node: dict[str, Any]) -> bool:
-        return node.get("status") == POWERED_OFF
-
-    try:
+    def wait_off(timeout_s: float) -> None:
         wait_for_node(
             api,
             args.node_id,
             name=name,
-            ready=off,
+            ready=lambda node: node.get("status") == POWERED_OFF,
             wanted=POWERED_OFF,
-            timeout_s=SELF_POWER_OFF_S,
+            timeout_s=timeout_s,
             interval_s=args.interval_s,
         )
+
+    try:
+        wait_off(SELF_POWER_OFF_S)
         return
     except ApiError as error:
         log(f"{error}; asking E2E to power it off")
-    if not off(api.node(args.node_id)):
+    try:
         api.node_action(args.node_id, "power_off")
-    wait_for_node(
-        api,
-        args.node_id,
-        name=name,
-        ready=off,
-        wanted=POWERED_OFF,
-        timeout_s=POWER_OFF_TIMEOUT_S,
-        interval_s=args.interval_s,
-    )
+    except TransientError as error:  # it may have been done: the wait below tells
+        log(f"{error}; waiting to see whether it powers off")
+    wait_off(POWER_OFF_TIMEOUT_S)
 
 
 IMAGE_BUSY = ("sav", "creat", "progress", "pending", "queue", "copy")
