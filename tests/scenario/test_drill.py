@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,13 @@ def test_kill_region_drill_loses_no_acknowledged_write(
     # every acknowledged write is on the primary, once; never two primaries
     assert report["acked_writes"] > 0
     assert (report["acked_lost"], report["duplicated"], report["split_brain_moments"]) == (0, 0, 0)
-    assert report["verdict"] == {"ok": True, "broken": [], "warnings": []}
+    assert (report["verdict"]["ok"], report["verdict"]["broken"]) == (True, [])
+    # The one warning a region kill may give: a write in flight when delhi died (its API
+    # killed after the commit, before the answer) has an unknown outcome and is found
+    # stored. That is the drill reporting a race the fault creates, not a defect; a write
+    # the client was told had failed and is stored all the same would be one.
+    for warning in report["verdict"]["warnings"]:
+        assert re.fullmatch(r"[1-3] write\(s\) of unknown outcome are stored", warning), warning
 
     # the DNS stopped naming delhi once it found it unhealthy, until the heal
     marks, dns = report["marks"], report["dns"]
