@@ -813,8 +813,16 @@ class Controller:
             raise GeohaError(f"secrets rotate: the deployment is {self.phase.value}, not ready")
         old = self.secrets
         new = replace(old, **{user: generate_password() for user in users})
-        await asyncio.to_thread(self.set_database_passwords, old, new, users)
-        await asyncio.to_thread(store_secrets, self.plan.secrets_path, new)
+        # The new values are on disk (0600) before any role has them, and replace the
+        # secrets file only once every role has them: a failure on the way loses nothing.
+        pending = self.plan.secrets_path.with_name("secrets.json.rotating")
+        await asyncio.to_thread(store_secrets, pending, new)
+        try:
+            await asyncio.to_thread(self.set_database_passwords, old, new, users)
+        except BaseException:
+            pending.unlink(missing_ok=True)
+            raise
+        os.replace(pending, self.plan.secrets_path)
         await asyncio.to_thread(self.render_all)
         reloaded = []
         for rt in self.nodes.values():
@@ -830,7 +838,7 @@ class Controller:
         primary = cluster.primary_node(self.plan)
         if primary is None:
             raise GeohaError("secrets rotate: no primary runs, so no password can change")
-        with superuser_conn(primary, old) as conn:
+        with superuser_conn(primary, old) as conn, conn.transaction():  # all or none
             for user in users:
                 if user in roles:
                     set_password(conn, roles[user], getattr(new, user))
