@@ -47,7 +47,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 API_URL = "https://api.e2enetworks.com/myaccount/api/v1/"
 KEY_VARIABLE = "TF_VAR_e2e_api_key"
@@ -172,14 +174,15 @@ class Api:
             raise ApiError(f"GET nodes/{node_id}/: no node in the answer")
         return data
 
-    def node_or_none(self, node_id: str) -> dict[str, Any] | None:
-        """The node, or None when E2E gives no answer this time: a poll asks again at its
-        next round, until its own deadline."""
+    def get_or_none(self, path: str) -> dict[str, Any] | None:
+        """`GET path`'s object, or None when E2E gives no answer this time (or no object):
+        a poll asks again at its next round, until its own deadline."""
         try:
-            return self.node(node_id)
+            data = self.call("GET", path)
         except TransientError as error:
             log(f"{error}; asking again at the next poll")
             return None
+        return data if isinstance(data, dict) else None
 
     def node_action(self, node_id: str, action: str) -> Any:
         """`power_off`, `power_on`, ... (E2E's node actions, `PUT nodes/ID/actions/`)."""
@@ -188,6 +191,39 @@ class Api:
     def tunnels(self, vpc_id: str) -> list[dict[str, Any]]:
         data = self.call("GET", f"vpc/tunnels/{vpc_id}/")
         return [t for t in data if isinstance(t, dict)] if isinstance(data, list) else []
+
+
+@dataclass(frozen=True)
+class Round(Generic[T]):
+    """What one round of a poll saw."""
+
+    progress: str
+    """Logged whenever it changes (`Running, build building`)."""
+    late: str
+    """The error, should the deadline have passed at this round."""
+    result: T | None = None
+    """Set when the wait is over: the poll returns it."""
+    done: str = ""
+    """Logged with the time it took, when the wait is over."""
+
+
+def poll(name: str, look: Callable[[], Round[T]], *, timeout_s: float, interval_s: float) -> T:
+    """Ask `look` every `interval_s` until a round has a result; ApiError with the round's
+    `late` once `timeout_s` has passed (`look` raises ApiError itself to stop sooner)."""
+    start = time.monotonic()
+    last = None
+    while True:
+        seen = look()
+        if seen.result is not None:
+            log(f"{name}: {seen.done} after {time.monotonic() - start:.0f} s")
+            return seen.result
+        elapsed = time.monotonic() - start
+        if elapsed >= timeout_s:
+            raise ApiError(f"{name}: {seen.late}")
+        if seen.progress != last:
+            log(f"{name}: {seen.progress} (at most {timeout_s:.0f} s)")
+            last = seen.progress
+        time.sleep(min(interval_s, max(0.0, timeout_s - elapsed)))
 
 
 def wait_for_node(
@@ -201,26 +237,20 @@ def wait_for_node(
     interval_s: float,
 ) -> dict[str, Any]:
     """Poll the node until `ready(node)`; ApiError if it fails or time runs out."""
-    start = time.monotonic()
-    last = None
-    while True:
-        node = api.node_or_none(node_id) or {}
+
+    def look() -> Round[dict[str, Any]]:
+        node = api.get_or_none(f"nodes/{node_id}/") or {}
         status = str(node.get("status", "?"))
-        if node and ready(node):
-            log(f"{name}: {status} after {time.monotonic() - start:.0f} s")
-            return node
-        if status in FAILED_STATUSES:
+        ready_node = node if node and ready(node) else None
+        if ready_node is None and status in FAILED_STATUSES:
             raise ApiError(f"{name}: E2E reports the node {status}")
-        elapsed = time.monotonic() - start
-        if elapsed >= timeout_s:
-            raise ApiError(
-                f"{name}: still {status} after {timeout_s:.0f} s, expected {wanted}; look at the "
-                "VM's console in MyAccount (cloud-init logs to /var/log/cloud-init-output.log)"
-            )
-        if status != last:
-            log(f"{name}: {status}, waiting for {wanted} (at most {timeout_s:.0f} s)")
-            last = status
-        time.sleep(min(interval_s, max(0.0, timeout_s - elapsed)))
+        late = (
+            f"still {status} after {timeout_s:.0f} s, expected {wanted}; look at the VM's "
+            "console in MyAccount (cloud-init logs to /var/log/cloud-init-output.log)"
+        )
+        return Round(f"{status}, waiting for {wanted}", late, ready_node, status)
+
+    return poll(name, look, timeout_s=timeout_s, interval_s=interval_s)
 
 
 def log(line: str) -> None:
@@ -264,10 +294,9 @@ def wait_built(
 ) -> None:
     """Until the template says `built`; ApiError when it says `failed`, is off without
     having said it, E2E reports it failed, or time runs out (naming what was last seen)."""
-    start = time.monotonic()
-    last: tuple[str, str | None] | None = None
-    while True:
-        node = api.node_or_none(node_id) or {}
+
+    def look() -> Round[bool]:
+        node = api.get_or_none(f"nodes/{node_id}/") or {}
         status = str(node.get("status", "?"))
         if status in FAILED_STATUSES:
             raise ApiError(f"{name}: E2E reports the node {status}")
@@ -279,9 +308,6 @@ def wait_built(
             )
         address = str(node.get("public_ip_address") or "")
         said = build_status(address, port) if status == RUNNING and address else None
-        if said == "built":
-            log(f"{name}: built after {time.monotonic() - start:.0f} s")
-            return
         if said == "failed":
             raise ApiError(
                 f"{name}: its build failed: look at /var/log/cloud-init-output.log on the VM "
@@ -289,18 +315,15 @@ def wait_built(
                 f"tarball, or the VM's world), build it again with terraform apply "
                 f"-replace={replace}"
             )
-        elapsed = time.monotonic() - start
-        if elapsed >= timeout_s:
-            seen = f"says {said!r}" if said else f"no build status on {address or '?'}:{port}"
-            raise ApiError(
-                f"{name}: not built after {timeout_s:.0f} s ({status}, {seen}); if nothing "
-                f"answers on port {port}, check that admin_cidr includes this machine"
-            )
-        if (status, said) != last:
-            what = f"build {said}" if said else "no build status yet"
-            log(f"{name}: {status}, {what} (at most {timeout_s:.0f} s)")
-            last = (status, said)
-        time.sleep(min(interval_s, max(0.0, timeout_s - elapsed)))
+        seen = f"says {said!r}" if said else f"no build status on {address or '?'}:{port}"
+        late = (
+            f"not built after {timeout_s:.0f} s ({status}, {seen}); if nothing answers on "
+            f"port {port}, check that admin_cidr includes this machine"
+        )
+        progress = f"{status}, build {said}" if said else f"{status}, no build status yet"
+        return Round(progress, late, True if said == "built" else None, "built")
+
+    poll(name, look, timeout_s=timeout_s, interval_s=interval_s)
 
 
 def command_wait_built(args: argparse.Namespace, environ: dict[str, str]) -> None:
@@ -357,28 +380,19 @@ def command_wait_image(args: argparse.Namespace, environ: dict[str, str]) -> Non
     """Until the image's state no longer says it is being saved (ApiError on a failed one,
     or at the deadline)."""
     api = Api(environ, args.project_id, args.location)
-    name = args.name or f"image {args.image_id}"
-    start = time.monotonic()
-    last = None
-    while True:
-        try:
-            data = api.call("GET", f"images/{args.image_id}/")
-        except TransientError as error:
-            log(f"{error}; asking again at the next poll")
-            data = None
-        state = str(data.get("image_state") or "") if isinstance(data, dict) else "?"
+
+    def look() -> Round[str]:
+        data = api.get_or_none(f"images/{args.image_id}/")
+        state = str(data.get("image_state") or "") if data is not None else "?"
         if "fail" in state.lower() or "error" in state.lower():
             raise ApiError(f"{name}: E2E reports the image {state}")
-        if data is not None and not image_busy(state):
-            log(f"{name}: {state or 'saved'} after {time.monotonic() - start:.0f} s")
-            return
-        elapsed = time.monotonic() - start
-        if elapsed >= args.timeout_s:
-            raise ApiError(f"{name}: still {state} after {args.timeout_s:.0f} s")
-        if state != last:
-            log(f"{name}: {state}, waiting for the save (at most {args.timeout_s:.0f} s)")
-            last = state
-        time.sleep(min(args.interval_s, max(0.0, args.timeout_s - elapsed)))
+        saved = state or "saved"
+        late = f"still {state} after {args.timeout_s:.0f} s"
+        done = saved if data is not None and not image_busy(state) else None
+        return Round(f"{state}, waiting for the save", late, done, saved)
+
+    name = args.name or f"image {args.image_id}"
+    poll(name, look, timeout_s=args.timeout_s, interval_s=args.interval_s)
 
 
 LOOKUP_QUERY = ("id", "project_id", "location", "name", "timeout_s")
@@ -466,28 +480,19 @@ def command_lookup(command: str, stdin: str, environ: dict[str, str], stdout: An
         return
     api = Api(environ, query["project_id"], query["location"])
     path = lookup.path.format(id=query["id"])
-    start = time.monotonic()
-    last = None
-    while True:
-        try:
-            data = api.call("GET", path)
-        except TransientError as error:
-            log(f"{error}; asking again at the next poll")
-            data = None
-        found = str(lookup.read(data) or "") if isinstance(data, dict) else ""
-        if lookup.valid(found):
-            json.dump({lookup.key: found}, stdout)
-            return
-        status = str(data.get("status", "?")) if isinstance(data, dict) else "?"
-        if status in FAILED_STATUSES:
+
+    def look() -> Round[str]:
+        data = api.get_or_none(path)
+        found = str(lookup.read(data) or "") if data is not None else ""
+        status = str(data.get("status", "?")) if data is not None else "?"
+        result = found if lookup.valid(found) else None
+        if result is None and status in FAILED_STATUSES:
             raise ApiError(f"{query['name']}: E2E reports it {status}")
-        elapsed = time.monotonic() - start
-        if elapsed >= timeout_s:
-            raise ApiError(f"{query['name']}: no {lookup.key} after {timeout_s:.0f} s ({status})")
-        if status != last:
-            log(f"{query['name']}: {status}, waiting for {lookup.what} (at most {timeout_s:.0f} s)")
-            last = status
-        time.sleep(min(interval_s, max(0.0, timeout_s - elapsed)))
+        late = f"no {lookup.key} after {timeout_s:.0f} s ({status})"
+        return Round(f"{status}, waiting for {lookup.what}", late, result, f"{lookup.key} {found}")
+
+    found = poll(query["name"], look, timeout_s=timeout_s, interval_s=interval_s)
+    json.dump({lookup.key: found}, stdout)
 
 
 def find_tunnel(api: Api, vpc_id: str, name: str) -> dict[str, Any] | None:
