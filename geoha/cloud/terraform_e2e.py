@@ -422,32 +422,45 @@ def shell_words(*words: str) -> str:
     return " ".join(w if w.startswith("${") else shlex.quote(w) for w in words)
 
 
-def built(spec: Spec, vm: Vm) -> dict[str, Any]:
-    """Waits, at the template's creation, until it says `built` (a positive signal its
-    cloud-init gives once every step succeeded), then powers it off for its image."""
-    node_id = f"${{e2e_node.{vm_resource_name(vm)}.id}}"
-    command = shell_words(
-        "wait-built",
-        "--name",
-        f"{spec.name}-{vm.name}-template",
-        "--replace",
-        f"e2e_node.{vm_resource_name(vm)}",
-        "--node-id",
-        "${self.input.node_id}",
+def wait_step(
+    spec: Spec,
+    region: str,
+    target: tuple[str, str],
+    command: tuple[str, ...],
+    options: tuple[str, ...],
+) -> dict[str, Any]:
+    """`terraform_data` running the helper's `command` once for each new `target` (its
+    argument name, its ID expression), with the project and location, then `options`."""
+    key, id_expression = target
+    words = shell_words(
+        *command,
+        f"--{key.replace('_', '-')}",
+        f"${{self.input.{key}}}",
         "--project-id",
         "${self.input.project_id}",
         "--location",
-        region_location(spec, vm.region),
-        "--port",
-        str(BUILD_STATUS_PORT),
-        "--timeout-s",
-        str(TEMPLATE_TIMEOUT_S),
+        region_location(spec, region),
+        *options,
     )
     return {
-        "input": {"node_id": node_id, "project_id": "${var.e2e_project_id}"},
-        "triggers_replace": [node_id],
-        "provisioner": [{"local-exec": {"command": f"{HELPER_COMMAND} {command}"}}],
+        "input": {key: id_expression, "project_id": "${var.e2e_project_id}"},
+        "triggers_replace": [id_expression],
+        "provisioner": [{"local-exec": {"command": f"{HELPER_COMMAND} {words}"}}],
     }
+
+
+def built(spec: Spec, vm: Vm) -> dict[str, Any]:
+    """Waits, at the template's creation, until it says `built` (a positive signal its
+    cloud-init gives once every step succeeded), then for it to be off for its image."""
+    node = f"e2e_node.{vm_resource_name(vm)}"
+    name = f"{spec.name}-{vm.name}-template"
+    return wait_step(
+        spec,
+        vm.region,
+        ("node_id", f"${{{node}.id}}"),
+        ("wait-built", "--name", name, "--replace", node),
+        ("--port", str(BUILD_STATUS_PORT), "--timeout-s", str(TEMPLATE_TIMEOUT_S)),
+    )
 
 
 IMAGE_TIMEOUT_S = 1800
@@ -462,25 +475,13 @@ def image_saved_name(region: str, tier: str) -> str:
 def image_saved(spec: Spec, region: str, tier: str) -> dict[str, Any]:
     """Waits, at each new image, until E2E has saved it: the provider's e2e_image returns
     as soon as the save is asked for."""
-    image_id = f"${{e2e_image.{tf_name(region, tier)}.id}}"
-    command = shell_words(
-        "wait-image",
-        "--name",
-        f"{spec.name}-{region}-{tier} image",
-        "--image-id",
-        "${self.input.image_id}",
-        "--project-id",
-        "${self.input.project_id}",
-        "--location",
-        region_location(spec, region),
-        "--timeout-s",
-        str(IMAGE_TIMEOUT_S),
+    return wait_step(
+        spec,
+        region,
+        ("image_id", f"${{e2e_image.{tf_name(region, tier)}.id}}"),
+        ("wait-image", "--name", f"{spec.name}-{region}-{tier} image"),
+        ("--timeout-s", str(IMAGE_TIMEOUT_S)),
     )
-    return {
-        "input": {"image_id": image_id, "project_id": "${var.e2e_project_id}"},
-        "triggers_replace": [image_id],
-        "provisioner": [{"local-exec": {"command": f"{HELPER_COMMAND} {command}"}}],
-    }
 
 
 def peering(spec: Spec, local: str, peer: str) -> dict[str, Any]:
