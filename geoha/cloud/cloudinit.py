@@ -512,8 +512,8 @@ def terraform_template(text: str, variables: tuple[str, ...]) -> str:
     return text
 
 
-def header(plan: Plan, vm: Vm) -> str:
-    names = ", ".join(template_variables(plan, vm)) or "none"
+def header(vm: Vm, variables: tuple[str, ...]) -> str:
+    names = ", ".join(variables) or "none"
     lines = [
         "#cloud-config",
         f"# geoha {vm.kind.value} VM {vm.name} (region {vm.region}); rendered by geoha.",
@@ -525,7 +525,8 @@ def header(plan: Plan, vm: Vm) -> str:
 def render_vm(plan: Plan, vm: Vm) -> str:
     """The VM's cloud-init file (a Terraform template)."""
     body = yaml.dump(cloud_config(plan, vm), Dumper=_LiteralDumper, sort_keys=False, width=100)
-    return terraform_template(header(plan, vm) + body, template_variables(plan, vm))
+    variables = template_variables(plan, vm)  # renders the VM's configs: once is enough
+    return terraform_template(header(vm, variables) + body, variables)
 
 
 def cloud_init_name(vm: Vm) -> str:
