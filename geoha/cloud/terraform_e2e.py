@@ -139,11 +139,16 @@ def source(spec: Spec, region: str, origin: str) -> dict[str, Any]:
             "network_cidr": str(net.network_address),
             "size": net.num_addresses,
         }
-    network = network_of(spec, origin)
+    return manual_network(network_of(spec, origin))
+
+
+def manual_network(cidr: str) -> dict[str, Any]:
+    """A rule source for the network a Terraform expression names (`var.admin_cidr`): its
+    first address and as many addresses as it holds."""
     return {
         "network": "manual",
-        "network_cidr": f"${{cidrhost({network}, 0)}}",
-        "size": f'${{pow(2, 32 - tonumber(split("/", {network})[1]))}}',
+        "network_cidr": f"${{cidrhost({cidr}, 0)}}",
+        "size": f'${{pow(2, 32 - tonumber(split("/", {cidr})[1]))}}',
     }
 
 
@@ -157,11 +162,7 @@ def inbound(port: int, origin: dict[str, Any], why: str) -> dict[str, Any]:
     }
 
 
-ADMIN = {
-    "network": "manual",
-    "network_cidr": "${cidrhost(var.admin_cidr, 0)}",
-    "size": '${pow(2, 32 - tonumber(split("/", var.admin_cidr)[1]))}',
-}
+ADMIN = manual_network("var.admin_cidr")
 """The administrators' network (var.admin_cidr), as many addresses as it holds."""
 
 
