@@ -455,7 +455,7 @@ def seconds(query: dict[str, Any], key: str, default: float | None, command: str
         value = float(str(text))
     except ValueError:
         value = 0.0
-    if not 0 < value <= MAX_WAIT_S:  # also refuses nan and inf: every wait is bounded
+    if not bounded_wait(value):
         raise ApiError(f"{command}: {key} {text!r} is not a positive number of seconds")
     return value
 
@@ -526,9 +526,14 @@ def command_peer(args: argparse.Namespace, environ: dict[str, str]) -> None:
     log(f"{args.name}: tunnel deleted")
 
 
+def bounded_wait(seconds: float) -> bool:
+    """Positive and at most a day (nan and inf too are refused: every wait is bounded)."""
+    return 0 < seconds <= MAX_WAIT_S
+
+
 def positive(text: str) -> float:
     value = float(text)
-    if not 0 < value <= MAX_WAIT_S:
+    if not bounded_wait(value):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
     return value
 
