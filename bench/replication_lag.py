@@ -54,7 +54,7 @@ from typing import Any
 import psycopg
 
 from bench.common import bench_deployment, machine_facts, write_json, write_section
-from geoha.db_access import SUPERUSER
+from geoha.db_access import SUPERUSER, libpq_tls
 from geoha.ops.writer import INSERT
 from tests.deployment import Deployment
 
@@ -299,6 +299,7 @@ def superuser_conninfo(dep: Deployment) -> dict[str, Any]:
         "password": password,
         "dbname": "postgres",
         "connect_timeout": 5,
+        **libpq_tls(node.ca),
     }
 
 

@@ -9,6 +9,7 @@ Either way the same readers interpret the answer.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 
 from geoha.plan import Node
 from geoha.roles import ROLES, HealthAnswer
+from geoha.traffic.tls import ca_only, verify
 
 HTTP_TIMEOUT_S = 2.0
 """How long a synchronous read waits for an answer."""
@@ -133,10 +135,15 @@ async def probe(node: Node, client: httpx.AsyncClient) -> Health:
     return read_answer(node, response)
 
 
+def trust(node: Node) -> ssl.SSLContext | bool:
+    """httpx's `verify` for the node's HTTPS listeners (the deployment's CA)."""
+    return verify(ca_only(node.ca))
+
+
 def probe_now(node: Node, timeout_s: float = HTTP_TIMEOUT_S) -> Health:
     """`probe`, for callers without an event loop."""
     try:
-        response = httpx.get(node.health_url, timeout=timeout_s)
+        response = httpx.get(node.health_url, timeout=timeout_s, verify=trust(node))
     except httpx.HTTPError as exc:
         return not_answering(node, exc)
     return read_answer(node, response)
@@ -145,7 +152,8 @@ def probe_now(node: Node, timeout_s: float = HTTP_TIMEOUT_S) -> Health:
 def patroni_state(node: Node, timeout_s: float = HTTP_TIMEOUT_S) -> PatroniState | None:
     """A database node's Patroni state (its health check's answer); None when it does not answer."""
     try:
-        return read_patroni(httpx.get(node.health_url, timeout=timeout_s).json())
+        answer = httpx.get(node.health_url, timeout=timeout_s, verify=trust(node))
+        return read_patroni(answer.json())
     except (httpx.HTTPError, ValueError):
         return None
 
@@ -170,8 +178,8 @@ def patroni_sync_standbys(node: Node, timeout_s: float = HTTP_TIMEOUT_S) -> froz
     failover nor accepts it as a switchover candidate.
     """
     try:
-        url = f"http://{node.endpoint('patroni')}/cluster"
-        return read_sync_standbys(httpx.get(url, timeout=timeout_s).json())
+        answer = httpx.get(node.url("patroni", "/cluster"), timeout=timeout_s, verify=trust(node))
+        return read_sync_standbys(answer.json())
     except (httpx.HTTPError, ValueError):
         return None
 

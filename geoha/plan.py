@@ -115,10 +115,34 @@ class Node:
     health_url: str
     standby: bool = False
     """Planned but not started by `geoha up`: a free slot the autoscaler may fill."""
+    ca: Path | None = None
+    """The deployment CA its role's `tls_ports` serve certificates from; None: they
+    speak no TLS (internal TLS is off, or the role has none)."""
+
+    @property
+    def tls(self) -> bool:
+        return self.ca is not None
 
     @property
     def config_path(self) -> Path:
         return self.dir / ROLES[self.role].config
+
+    @property
+    def cert_path(self) -> Path:
+        """Its NODE certificate (role table), issued by the deployment's CA."""
+        return self.dir / "tls" / "node.crt"
+
+    @property
+    def key_path(self) -> Path:
+        """The key of its NODE certificate (0600, owned by the node's user)."""
+        return self.dir / "tls" / "node.key"
+
+    def scheme(self, port: str) -> str:
+        """`https` for a port that speaks TLS, else `http`."""
+        return "https" if self.tls and port in ROLES[self.role].tls_ports else "http"
+
+    def url(self, port: str, path: str = "") -> str:
+        return f"{self.scheme(port)}://{self.endpoint(port)}{path}"
 
     @property
     def data_dir(self) -> Path:
@@ -182,6 +206,30 @@ class Plan:
         return tuple(region.cidr for region in self.spec.data_regions.values())
 
     @property
+    def tls(self) -> bool:
+        """Internal links speak TLS (`security.internal_tls`)."""
+        return self.spec.security.internal_tls
+
+    @property
+    def tls_dir(self) -> Path:
+        """The deployment's CA and the controller's client certificate."""
+        return self.ca_path.parent
+
+    @property
+    def ca_path(self) -> Path:
+        """The deployment's CA certificate: what every client verifies servers against."""
+        return ca_path(self.run_dir)
+
+    @property
+    def client_cert_path(self) -> Path:
+        """geoha's own client certificate (etcd wants one), with `client_key_path`."""
+        return self.tls_dir / "client.crt"
+
+    @property
+    def client_key_path(self) -> Path:
+        return self.tls_dir / "client.key"
+
+    @property
     def secrets_path(self) -> Path:
         return self.run_dir / "secrets.json"
 
@@ -193,6 +241,11 @@ class Plan:
     def api_admin_token_path(self) -> Path:
         """The bearer token of the API instances' admin routes (the local runtime's only)."""
         return self.run_dir / "api-admin.token"
+
+
+def ca_path(run_dir: Path) -> Path:
+    """The deployment's CA certificate (its key, 0600, beside it)."""
+    return run_dir / "tls" / "ca.pem"
 
 
 def node_address(net: ipaddress.IPv4Network, tier: int, index: int) -> str:
@@ -240,13 +293,17 @@ def make_node(
     index: int,
     ports: dict[str, int],
     standby: bool = False,
+    tls: bool = False,
 ) -> Node:
-    """Node `index` (1-based) of `role` in `region`, at NET.TIER.INDEX."""
+    """Node `index` (1-based) of `role` in `region`, at NET.TIER.INDEX; `tls`: its
+    role's TLS ports speak TLS, with the run directory's CA."""
     facts = ROLES[role]
     name = f"{region}-{facts.suffix}" + (f"-{index}" if facts.numbered else "")
     node_dir = run_dir / "nodes" / name
     address = node_address(net, facts.tier, index)
     check = facts.health
+    tls = tls and bool(facts.tls_ports)
+    scheme = "https" if tls and check.port in facts.tls_ports else "http"
     return Node(
         name=name,
         region=region,
@@ -255,8 +312,9 @@ def make_node(
         ports=ports,
         dir=node_dir,
         command=node_command(tools, role, node_dir),
-        health_url=f"http://{address}:{ports[check.port]}{check.path}",
+        health_url=f"{scheme}://{address}:{ports[check.port]}{check.path}",
         standby=standby,
+        ca=ca_path(run_dir) if tls else None,
     )
 
 
@@ -309,18 +367,33 @@ def expand(spec: Spec, run_dir: Path, tools: Tools, cloud: bool = False) -> Plan
         "health": spec.etcd.health_port,
     }
     db_ports = {"postgres": spec.database.port, "patroni": spec.database.patroni_port}
+    tls = spec.security.internal_tls
     for region_name in spec.regions:
         net = region_net(spec, region_name, cloud)
         nodes.append(
             make_node(
-                run_dir, region_name, net, tools, role=NodeRole.ETCD, index=1, ports=etcd_ports
+                run_dir,
+                region_name,
+                net,
+                tools,
+                role=NodeRole.ETCD,
+                index=1,
+                ports=etcd_ports,
+                tls=tls,
             )
         )
     for region_name in spec.data_regions:
         net = region_net(spec, region_name, cloud)
         nodes.append(
             make_node(
-                run_dir, region_name, net, tools, role=NodeRole.DATABASE, index=1, ports=db_ports
+                run_dir,
+                region_name,
+                net,
+                tools,
+                role=NodeRole.DATABASE,
+                index=1,
+                ports=db_ports,
+                tls=tls,
             )
         )
         tier_nodes = app_tier_nodes(spec, run_dir, tools, region_name, cloud)

@@ -119,6 +119,17 @@ class ConfigChecker:
     args: tuple[str, ...]
 
 
+class Certificate(StrEnum):
+    """The certificate from the deployment's CA a node holds."""
+
+    NONE = "none"
+    NODE = "node"
+    """Its own, naming its address, for server and client use: the `tls_ports` serve
+    with it, and it is the node's client certificate towards etcd."""
+    PUBLIC = "public"
+    """Its region's public names (a frontend LB's HTTPS), with the key in one PEM."""
+
+
 @dataclass(frozen=True)
 class Role:
     """Every fact about one kind of node."""
@@ -143,6 +154,10 @@ class Role:
     """The VM user that runs it and owns its folder; None: not run on a VM."""
     service: str | None = None
     """Its systemd unit on a cloud VM (without .service); None: not run on a VM."""
+    certificate: Certificate = Certificate.NONE
+    tls_ports: tuple[str, ...] = ()
+    """Ports (names in the node's `ports`) that speak TLS with its NODE certificate
+    while the deployment's internal TLS is on (`security.internal_tls`)."""
 
 
 SERVICE_USER = "geoha"
@@ -153,7 +168,7 @@ _HAPROXY_CHECK = ConfigChecker("haproxy -c", ("-c", "-q", "-f", CONFIG))
 _LB_HEALTH = HealthCheck("stats", "/lb-health", healthy_detail="balancing")
 
 
-def haproxy_role(suffix: str, tier: int) -> Role:
+def haproxy_role(suffix: str, tier: int, certificate: Certificate = Certificate.NONE) -> Role:
     """A load balancer: HAProxy, locally only (no VM in the cloud, no service)."""
     return Role(
         suffix=suffix,
@@ -165,6 +180,7 @@ def haproxy_role(suffix: str, tier: int) -> Role:
         stop=Stop(10.0),
         local_user=LocalUser.INVOKER,
         checker=_HAPROXY_CHECK,
+        certificate=certificate,
     )
 
 
@@ -175,7 +191,9 @@ ROLES: Mapping[NodeRole, Role] = {
         config=ConfigFile.ETCD,
         program=Program.ETCD,
         args=("--config-file", CONFIG),
-        health=HealthCheck("client", "/health", HealthAnswer.ETCD),
+        # The metrics listener: plain HTTP, /health and /metrics only (the client
+        # port wants a client certificate).
+        health=HealthCheck("health", "/health", HealthAnswer.ETCD),
         # etcd is crash-safe. Locally every member stops at the end, together; a leader
         # stopping last waits for a leadership transfer to members already gone, so it
         # is not given long. A VM's member stops alone: its unit keeps systemd's default.
@@ -183,6 +201,8 @@ ROLES: Mapping[NodeRole, Role] = {
         local_user=LocalUser.INVOKER,
         cloud_user="etcd",
         service="geoha-etcd",
+        certificate=Certificate.NODE,
+        tls_ports=("client", "peer"),
     ),
     NodeRole.DATABASE: Role(
         suffix="db",
@@ -195,6 +215,8 @@ ROLES: Mapping[NodeRole, Role] = {
         local_user=LocalUser.DATABASE,
         cloud_user="postgres",
         service="geoha-patroni",
+        certificate=Certificate.NODE,
+        tls_ports=("postgres", "patroni"),
     ),
     NodeRole.API: Role(
         suffix="api",
@@ -229,7 +251,7 @@ ROLES: Mapping[NodeRole, Role] = {
         cloud_user=SERVICE_USER,
         service="geoha-caddy",
     ),
-    NodeRole.FRONTEND_LB: haproxy_role("fe", tier=1),
+    NodeRole.FRONTEND_LB: haproxy_role("fe", tier=1, certificate=Certificate.PUBLIC),
 }
 
 

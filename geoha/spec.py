@@ -399,6 +399,16 @@ class Cloud(Strict):
     """Exchange rate for `geoha cost --currency USD` (INR per USD, default 83.33)."""
 
 
+class Security(Strict):
+    """Encryption of the deployment's internal links."""
+
+    internal_tls: bool = True
+    """PostgreSQL, etcd (client and peer) and Patroni's REST API speak TLS with
+    certificates from the deployment's CA, and etcd wants a client certificate
+    (default true). Off only to measure what TLS costs (bench/tls_overhead.py):
+    every internal link is then in clear text."""
+
+
 def _reference_regions() -> dict[str, Region]:
     return {
         "delhi": Region(role=RegionRole.PRIMARY, cidr="10.10.0.0/16"),
@@ -439,6 +449,8 @@ class Spec(Strict):
     """API settings."""
     cloud: Cloud = Cloud()
     """Cloud rendering and pricing settings."""
+    security: Security = Security()
+    """Internal TLS."""
 
     @field_validator("run_dir")
     @classmethod

@@ -24,8 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
+from geoha.db_access import node_dsn
+from geoha.health import trust
 from geoha.plan import NodeRole, Plan, Tools, expand
 from geoha.runtime import control
 from geoha.runtime.process import node_processes, read_record
@@ -252,11 +255,12 @@ class Deployment:
 
     def node_dsn(self, name: str) -> str:
         """The application user's URI for exactly one database node."""
+        return node_dsn(self.plan, self.plan.node(name)) + "&connect_timeout=2"
+
+    def patroni(self, name: str) -> httpx.Client:
+        """A client of the node's Patroni REST API (HTTPS verified against the CA)."""
         node = self.plan.node(name)
-        return (
-            f"postgresql://geoha_app@{node.endpoint('postgres')}/geoha"
-            f"?connect_timeout=2&passfile={self.plan.pgpass_path}"
-        )
+        return httpx.Client(base_url=node.url("patroni"), verify=trust(node), timeout=10)
 
     def event_time(self, kind: str, node: str) -> float:
         """time.monotonic() of the controller's last event of `kind` about `node`.

@@ -7,6 +7,7 @@ what was expected; `python -m app.api` prints it as one line and exits 2.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -101,6 +102,8 @@ class Settings:
     """The region's etcd member's /health, for the DCS fence (fence.py)."""
     vantage: tuple[VantageTarget, ...] = ()
     """The database nodes this instance probes for `/health/vantage` (vantage.py)."""
+    patroni_tls: ssl.SSLContext | None = field(default=None, compare=False)
+    """How Patroni's REST API is verified when it speaks HTTPS; None: plain HTTP."""
     admin_token: str | None = field(default=None, repr=False)
     """The bearer token of the instance-only admin routes (pausing writes); None: they are off."""
 
@@ -251,6 +254,20 @@ def _vantage(env: Mapping[str, str]) -> tuple[VantageTarget, ...]:
     return tuple(targets)
 
 
+def _patroni_tls(env: Mapping[str, str]) -> ssl.SSLContext | None:
+    path = env.get("GEOHA_PATRONI_CA_FILE", "")
+    if not path:
+        return None
+    try:
+        return ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            "GEOHA_PATRONI_CA_FILE",
+            path,
+            f"a readable PEM file of the deployment's CA ({type(exc).__name__})",
+        ) from None
+
+
 def _admin_token(env: Mapping[str, str]) -> str | None:
     path = env.get("GEOHA_ADMIN_TOKEN_FILE", "")
     if not path:
@@ -289,6 +306,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         cors_origins=_origins(env),
         etcd_health=_etcd_health(env),
         vantage=_vantage(env),
+        patroni_tls=_patroni_tls(env),
         admin_token=_admin_token(env),
     )
 

@@ -96,7 +96,7 @@ class GeohaApi:
             fence.start()
         vantage = None
         if settings.vantage:
-            vantage = Vantage(list(settings.vantage))
+            vantage = Vantage(list(settings.vantage), settings.patroni_tls)
             vantage.start()
         db = Database(settings, fence)
         await db.open()

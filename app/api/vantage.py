@@ -7,7 +7,8 @@ each instance probes every database node every POLL_S seconds and answers the
 latest views at `GET /health/vantage` (instance-only, like `/health`).
 
 A node counts as reached when, within PROBE_TIMEOUT_S, either its Patroni
-answers `GET /liveness` with 200 or, if it does not, its postmaster answers a
+answers `GET /liveness` with 200 (over TLS, verified against the deployment's
+CA, when its REST API speaks it) or, if it does not, its postmaster answers a
 PostgreSQL SSLRequest (one byte, no login; asked second because the postmaster
 forks a backend for it). A TCP connect alone would not do: the kernel accepts
 connections for a process that is stopped or hung.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -94,13 +96,15 @@ async def _answers_ssl_request(host: str, port: int) -> bool:
     return await exchange(host, port, SSL_REQUEST, 1) in (b"S", b"N")
 
 
-async def _patroni_live(host: str, port: int) -> bool:
-    status = await exchange(host, port, http_get(host, port, "/liveness"), 16)
-    return status.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200"))
+async def reached(
+    target: VantageTarget, timeout_s: float = PROBE_TIMEOUT_S, tls: ssl.SSLContext | None = None
+) -> bool:
+    """Whether the node's Patroni or its postmaster answers within `timeout_s`; Patroni's
+    REST API over TLS verified by `tls` when given."""
 
-
-async def reached(target: VantageTarget, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
-    """Whether the node's Patroni or its postmaster answers within `timeout_s`."""
+    async def patroni_live(host: str, port: int) -> bool:
+        status = await exchange(host, port, http_get(host, port, "/liveness"), 16, tls)
+        return status.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200"))
 
     async def one(probe: Callable[[str, int], Awaitable[bool]], port: int) -> bool:
         try:
@@ -111,7 +115,7 @@ async def reached(target: VantageTarget, timeout_s: float = PROBE_TIMEOUT_S) -> 
 
     # Patroni first: the postmaster forks a backend for every connection, even one that
     # only asks for SSL, so it is asked only when Patroni does not answer.
-    if await one(_patroni_live, target.patroni_port):
+    if await one(patroni_live, target.patroni_port):
         return True
     return await one(_answers_ssl_request, target.pg_port)
 
@@ -123,15 +127,19 @@ class Vantage(Periodic):
     interval_s = POLL_S
 
     def __init__(
-        self, targets: list[VantageTarget], clock: Callable[[], float] = time.monotonic
+        self,
+        targets: list[VantageTarget],
+        tls: ssl.SSLContext | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self.targets = targets
+        self.tls = tls
         self.views: dict[str, NodeView] = {}
         self._clock = clock
 
     async def tick(self) -> None:
-        results = await asyncio.gather(*(reached(t) for t in self.targets))
+        results = await asyncio.gather(*(reached(t, tls=self.tls) for t in self.targets))
         at = self._clock()
         for target, ok in zip(self.targets, results, strict=True):
             self.views[target.name] = observe(self.views.get(target.name), ok, at)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
 
 def http_get(host: str, port: int, path: str) -> bytes:
@@ -16,10 +17,13 @@ def http_get(host: str, port: int, path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n".encode()
 
 
-async def exchange(host: str, port: int, request: bytes, limit: int) -> bytes:
-    """Send `request`, then read until the peer closes or `limit` bytes have come.
-    Raises OSError when the connection fails."""
-    reader, writer = await asyncio.open_connection(host, port)
+async def exchange(
+    host: str, port: int, request: bytes, limit: int, tls: ssl.SSLContext | None = None
+) -> bytes:
+    """Send `request`, then read until the peer closes or `limit` bytes have come; over
+    TLS verified by `tls` when given. Raises OSError when the connection fails (ssl's
+    errors are OSErrors)."""
+    reader, writer = await asyncio.open_connection(host, port, ssl=tls)
     try:
         writer.write(request)
         await writer.drain()

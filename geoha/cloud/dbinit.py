@@ -27,6 +27,7 @@ from geoha.data.migrate import (
     superuser_conn,
 )
 from geoha.db_access import Secrets
+from geoha.health import trust
 from geoha.plan import Node, NodeRole
 
 POLL_S = 5.0
@@ -47,6 +48,7 @@ def local_node(config: dict[str, object]) -> tuple[Node, str]:
     restapi = config["restapi"]
     assert isinstance(postgresql, dict) and isinstance(restapi, dict)
     host, port = str(postgresql["connect_address"]).rsplit(":", 1)
+    ca = restapi.get("cafile")
     node = Node(
         name=str(config["name"]),
         region="",
@@ -56,15 +58,18 @@ def local_node(config: dict[str, object]) -> tuple[Node, str]:
         dir=Path(str(postgresql["data_dir"])).parent,
         command=(),
         health_url="",
+        ca=None if ca is None else Path(str(ca)),
     )
-    return node, f"http://{restapi['connect_address']}"
+    scheme = "https" if ca is not None else "http"
+    return node, f"{scheme}://{restapi['connect_address']}"
 
 
-def patroni_role(rest_url: str) -> str | None:
+def patroni_role(node: Node, rest_url: str) -> str | None:
     """'primary', 'replica', or None while Patroni does not answer yet."""
     for role in ("primary", "replica"):
         try:
-            if httpx.get(f"{rest_url}/{role}", timeout=2.0).status_code == 200:
+            answer = httpx.get(f"{rest_url}/{role}", timeout=2.0, verify=trust(node))
+            if answer.status_code == 200:
                 return role
         except httpx.HTTPError:
             return None
@@ -78,10 +83,10 @@ def main(argv: list[str]) -> int:
     config = yaml.safe_load(Path(argv[0]).read_text(encoding="utf-8"))
     node, rest_url = local_node(config)
     secrets = secrets_from_environment(dict(os.environ))
-    role = patroni_role(rest_url)
+    role = patroni_role(node, rest_url)
     while role is None:
         time.sleep(POLL_S)
-        role = patroni_role(rest_url)
+        role = patroni_role(node, rest_url)
     if role != "primary":
         print(f"dbinit: {node.name} is a replica; the primary applies the schema")
         return 0

@@ -12,7 +12,7 @@ from geoha.data import cluster
 from geoha.errors import EXIT_OK, BadInput, GeohaError
 from geoha.plan import NodeRole, Plan
 from geoha.render.haproxy import TLS_PEM, admin_socket
-from geoha.runtime.kinds import issue_server_certificate
+from geoha.runtime.certificates import issue_server_certificate
 from geoha.traffic.lb_admin import LbAdminError, replace_certificate
 
 

@@ -31,7 +31,9 @@ from geoha.commands.controller_view import controller_snapshot
 from geoha.data import cluster
 from geoha.data.cluster import DatabaseEntry, EtcdMember
 from geoha.data.secrets import load_or_create_secrets
+from geoha.db_access import node_dsn
 from geoha.errors import EXIT_OK, BadInput, GeohaError
+from geoha.health import trust
 from geoha.ops.drill import Drill, DrillTargets, SettleState, count_names
 from geoha.ops.drill_analysis import check_writes
 from geoha.ops.drill_model import (
@@ -212,10 +214,7 @@ class CliControl:
 def drill_targets(spec: Spec, plan: Plan, snap: ControllerStatus) -> DrillTargets:
     databases = [
         DatabaseTarget(
-            node.name,
-            f"postgresql://geoha_app@{node.endpoint('postgres')}/{spec.database.name}"
-            f"?passfile={plan.pgpass_path}",
-            f"http://{node.endpoint('patroni')}/patroni",
+            node.name, node_dsn(plan, node), node.url("patroni", "/patroni"), trust(node)
         )
         for node in plan.database_nodes
     ]

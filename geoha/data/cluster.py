@@ -15,7 +15,7 @@ from geoha.data.migrate import superuser_conn
 from geoha.data.write_hold import WriteHold
 from geoha.db_access import Secrets
 from geoha.errors import BadInput, GeohaError
-from geoha.health import patroni_state, patroni_sync_standbys, probe_now
+from geoha.health import patroni_state, patroni_sync_standbys, probe_now, trust
 from geoha.plan import Node, Plan
 from geoha.spec import ReplicationMode
 
@@ -237,10 +237,11 @@ def rest_auth(secrets: Secrets) -> httpx.BasicAuth:
 def ask_patroni_to_switch_over(current: Node, target: Node, secrets: Secrets) -> None:
     try:
         resp = httpx.post(
-            f"http://{current.endpoint('patroni')}/switchover",
+            current.url("patroni", "/switchover"),
             json={"leader": current.name, "candidate": target.name},
             auth=rest_auth(secrets),
             timeout=30.0,
+            verify=trust(current),
         )
     except httpx.HTTPError as exc:
         raise ClusterError(f"Patroni on {current.name} did not answer: {exc}") from None

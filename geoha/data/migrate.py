@@ -12,8 +12,9 @@ from importlib import resources
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from geoha.db_access import APP_SCHEMA, APP_USER, SUPERUSER, Secrets
+from geoha.db_access import APP_SCHEMA, APP_USER, SUPERUSER, Secrets, libpq_tls
 from geoha.plan import Node, Plan
 
 MIGRATIONS_PACKAGE = "geoha.data.migrations"
@@ -27,16 +28,19 @@ def migrations() -> list[tuple[str, str]]:
 
 
 def superuser_conn(node: Node, secrets: Secrets, dbname: str = "postgres") -> psycopg.Connection:
-    return psycopg.connect(
+    """The superuser's connection to `node`, over TLS when its listeners speak it."""
+    conninfo = make_conninfo(
+        "",
         host=node.address,
         port=node.ports["postgres"],
         user=SUPERUSER,
         password=secrets.superuser,
         dbname=dbname,
         connect_timeout=5,
-        autocommit=True,
         application_name="geoha-controller",
+        **libpq_tls(node.ca),
     )
+    return psycopg.connect(conninfo, autocommit=True)
 
 
 def scram_verifier(conn: psycopg.Connection, role: str, password: str) -> str:

@@ -10,6 +10,7 @@ that round. Two nodes writable in one round is a split-brain moment
 
 from __future__ import annotations
 
+import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ class DatabaseTarget:
     """The application user's URI for this node alone."""
     patroni_url: str
     """Its Patroni's GET /patroni."""
+    verify: ssl.SSLContext | bool = True
+    """httpx's `verify` for it (the deployment's CA when its REST API speaks HTTPS)."""
 
 
 class NodeProbe:
@@ -42,7 +45,7 @@ class NodeProbe:
     def __init__(self, target: DatabaseTarget) -> None:
         self.target = target
         self.conn: psycopg.Connection[tuple[object, ...]] | None = None
-        self.http = httpx.Client(timeout=0.5, trust_env=False)
+        self.http = httpx.Client(timeout=0.5, trust_env=False, verify=target.verify)
 
     def sample(self) -> NodeSample:
         writable, lsn = self.ask_postgres()

@@ -32,6 +32,7 @@ import base64
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -54,6 +55,7 @@ from geoha.ops.fencing import (
 )
 from geoha.plan import Node, NodeRole, Plan
 from geoha.spec import ReplicationMode
+from geoha.traffic.tls import ClientTls, client_tls, verify
 
 log = logging.getLogger("geoha.fastfail")
 
@@ -73,9 +75,10 @@ class Endpoint:
     name: str
     host: str
     port: int
+    scheme: str = "http"
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,9 @@ class Watched:
     """Every etcd member's client endpoint."""
     backends: tuple[tuple[str, Endpoint], ...]
     """Each data region's backend LB, where its API instances' views are read."""
+    tls: ClientTls | None = None
+    """How etcd and Patroni are verified, and the client certificate etcd wants;
+    None: they speak plain HTTP."""
 
     @classmethod
     def of(cls, plan: Plan) -> Watched:
@@ -114,10 +120,11 @@ class Watched:
                 VantageTarget(n.name, n.address, n.ports["postgres"], n.ports["patroni"])
                 for n in plan.database_nodes
             ),
-            etcd=tuple(Endpoint(n.name, n.address, n.ports["client"]) for n in plan.etcd_nodes),
+            etcd=tuple(endpoint(n, "client") for n in plan.etcd_nodes),
             backends=tuple(
                 (r, endpoint(plan.only(r, NodeRole.BACKEND_LB), "http")) for r in spec.data_regions
             ),
+            tls=client_tls(plan),
         )
 
     def database(self, name: str | None) -> VantageTarget | None:
@@ -140,13 +147,14 @@ class Watched:
                 databases=tuple(VantageTarget(**d) for d in data["databases"]),
                 etcd=tuple(Endpoint(**e) for e in data["etcd"]),
                 backends=tuple((str(r), Endpoint(**e)) for r, e in data["backends"]),
+                tls=None if data.get("tls") is None else ClientTls(**data["tls"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a watcher configuration: {type(exc).__name__}: {exc}") from None
 
 
 def endpoint(node: Node, port: str) -> Endpoint:
-    return Endpoint(node.name, node.address, node.ports[port])
+    return Endpoint(node.name, node.address, node.ports[port], node.scheme(port))
 
 
 def b64(text: str) -> str:
@@ -280,9 +288,12 @@ async def region_view(
         return None
 
 
-async def reached(target: VantageTarget) -> bool:
+async def reached(target: VantageTarget, tls: ClientTls | None) -> bool:
     """The node's Patroni or its postmaster answers: the API's own probe (app/api/vantage.py)."""
-    return await vantage_reached(target, REQUEST_TIMEOUT_S)
+    context = verify(tls)
+    return await vantage_reached(
+        target, REQUEST_TIMEOUT_S, context if isinstance(context, ssl.SSLContext) else None
+    )
 
 
 Fence = Callable[[str, float], Awaitable[str | None]]
@@ -337,7 +348,9 @@ class FastFailover(Periodic):
 
     def start(self) -> None:
         if self.policy.fast:
-            self.client = httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S)
+            self.client = httpx.AsyncClient(
+                timeout=REQUEST_TIMEOUT_S, verify=verify(self.watched.tls)
+            )
             super().start()
 
     async def stop(self) -> None:
@@ -361,7 +374,11 @@ class FastFailover(Periodic):
         if self.dcs is None or now - self.dcs_read_at > DCS_REFRESH_S:
             self.dcs, self.dcs_read_at = await read_dcs(client, self.watched), now
         node = self.watched.database(self.dcs.leader if self.dcs is not None else None)
-        if node is None or self.own_target != node.name or not await reached(node):
+        if (
+            node is None
+            or self.own_target != node.name
+            or not await reached(node, self.watched.tls)
+        ):
             self.dcs = None  # read it again with the full snapshot
             return False
         self.own = observe(self.own, True, time.monotonic())
@@ -380,7 +397,7 @@ class FastFailover(Periodic):
         now = time.monotonic()
         views, ok = await asyncio.gather(
             asyncio.gather(*(region_view(client, b, primary.name, now) for b in backends.values())),
-            reached(primary),
+            reached(primary, self.watched.tls),
         )
         now = time.monotonic()
         if self.own_target != primary.name:
@@ -391,7 +408,7 @@ class FastFailover(Periodic):
         standby = None
         if dcs.sync_standby is not None:
             node = watched.database(dcs.sync_standby)
-            alive = node is not None and await reached(node)
+            alive = node is not None and await reached(node, self.watched.tls)
             standby = StandbyView(dcs.sync_standby, in_sync=alive, observed_at=now)
         return Snapshot(
             now=now,

@@ -37,6 +37,7 @@ from app.api.periodic import Periodic
 from geoha.cloud.e2e_api import Api, ApiError
 from geoha.health import read_etcd
 from geoha.ops.fastfail import REQUEST_TIMEOUT_S, FastFailover, Watched, new_leader
+from geoha.traffic.tls import verify
 
 log = logging.getLogger("geoha.fastfail")
 
@@ -166,7 +167,8 @@ async def run(config: CloudConfig, environ: dict[str, str]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as client:
+    tls = verify(config.watched.tls)
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, verify=tls) as client:
         etcd = EtcdHealth(config.watched, client)
         await etcd.tick()
         etcd.start()

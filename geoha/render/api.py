@@ -31,6 +31,7 @@ def api_env(plan: Plan, node: Node) -> dict[str, str]:
     (app/api/vantage.py) probes every database node."""
     app, traffic = plan.spec.app, plan.spec.traffic
     etcd = plan.only(node.region, NodeRole.ETCD)
+    tls = {"GEOHA_PATRONI_CA_FILE": str(plan.ca_path)} if plan.tls else {}
     return {
         "GEOHA_REGION": node.region,
         "GEOHA_INSTANCE": node.name,
@@ -42,11 +43,12 @@ def api_env(plan: Plan, node: Node) -> dict[str, str]:
         "GEOHA_RYW_WAIT_MS": str(app.ryw_wait_ms),
         "GEOHA_MAX_BODY_BYTES": str(API_MAX_BODY_BYTES),
         "GEOHA_CORS_ORIGINS": ",".join(traffic.cors_origins),
-        "GEOHA_ETCD_HEALTH_URL": f"http://{etcd.endpoint('health')}/health",
+        "GEOHA_ETCD_HEALTH_URL": etcd.url("health", "/health"),
         "GEOHA_VANTAGE": ",".join(
             f"{db.name}={db.address}:{db.ports['postgres']}:{db.ports['patroni']}"
             for db in plan.database_nodes
         ),
+        **tls,
     }
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import yaml
 
 from geoha.plan import Node, Plan
@@ -9,23 +12,40 @@ from geoha.render.files import File
 
 
 def peer_url(node: Node) -> str:
-    return f"http://{node.endpoint('peer')}"
+    return node.url("peer")
 
 
 def client_url(node: Node) -> str:
-    return f"http://{node.endpoint('client')}"
+    return node.url("client")
+
+
+def transport_security(node: Node, ca: Path) -> dict[str, Any]:
+    """TLS with the member's certificate, and only clients (or peers) holding a
+    certificate from the deployment's CA get an answer."""
+    return {
+        "cert-file": str(node.cert_path),
+        "key-file": str(node.key_path),
+        "trusted-ca-file": str(ca),
+        "client-cert-auth": True,
+    }
 
 
 def render_etcd(plan: Plan, node: Node) -> list[File]:
     """The config of one etcd member of the deployment's three-region DCS."""
     members = ",".join(f"{m.name}={peer_url(m)}" for m in plan.etcd_nodes)
+    tls: dict[str, Any] = {}
+    if node.ca is not None:
+        tls = {
+            "client-transport-security": transport_security(node, node.ca),
+            "peer-transport-security": transport_security(node, node.ca),
+        }
     config = {
         "name": node.name,
         "data-dir": str(node.data_dir),
         "listen-client-urls": client_url(node),
         "advertise-client-urls": client_url(node),
         # /health and /metrics only, without the key-value API: the API's DCS fence.
-        "listen-metrics-urls": f"http://{node.endpoint('health')}",
+        "listen-metrics-urls": node.url("health"),
         "listen-peer-urls": peer_url(node),
         "initial-advertise-peer-urls": peer_url(node),
         "initial-cluster": members,
@@ -41,6 +61,7 @@ def render_etcd(plan: Plan, node: Node) -> list[File]:
         "log-level": "warn",
         "logger": "zap",
         "log-outputs": ["stderr"],
+        **tls,
     }
     text = "# rendered by geoha; changes are overwritten\n" + yaml.safe_dump(
         config, sort_keys=False

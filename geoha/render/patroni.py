@@ -7,9 +7,15 @@ from typing import Any
 
 import yaml
 
-from geoha.db_access import APP_USER, REPLICATION_USER, REST_USER, SUPERUSER, Secrets
+from geoha.db_access import (
+    APP_USER,
+    REPLICATION_USER,
+    REST_USER,
+    SUPERUSER,
+    Secrets,
+    libpq_tls,
+)
 from geoha.plan import Node, Plan
-from geoha.render.etcd import client_url
 from geoha.render.files import File
 from geoha.spec import ReplicationMode
 
@@ -40,12 +46,47 @@ def hba_rules(
         app_hosts.append(LOCAL_SOURCE)
     app_sources = [f"{h}/32" for h in app_hosts] if app_networks is None else list(app_networks)
     database = plan.spec.database.name
+    # With internal TLS, a connection in clear text matches no line that admits it.
+    admit = "hostssl" if plan.tls else "host"
     rules = ["local all all reject"]
-    rules += [f"host all {SUPERUSER} {h}/32 scram-sha-256" for h in db_hosts]
-    rules += [f"host replication {REPLICATION_USER} {h}/32 scram-sha-256" for h in db_hosts]
-    rules += [f"host {database} {APP_USER} {s} scram-sha-256" for s in app_sources]
+    rules += ["hostnossl all all 0.0.0.0/0 reject"] if plan.tls else []
+    rules += [f"{admit} all {SUPERUSER} {h}/32 scram-sha-256" for h in db_hosts]
+    rules += [f"{admit} replication {REPLICATION_USER} {h}/32 scram-sha-256" for h in db_hosts]
+    rules += [f"{admit} {database} {APP_USER} {s} scram-sha-256" for s in app_sources]
     rules.append("host all all 0.0.0.0/0 reject")
     return rules
+
+
+def tls_settings(node: Node) -> dict[str, dict[str, Any]]:
+    """What internal TLS adds to a database node's Patroni config: PostgreSQL serves
+    TLS; Patroni's own connections, replication and pg_rewind verify the server's
+    certificate and name (verify-full); its REST API serves HTTPS; it talks to etcd
+    with its certificate. Empty when internal TLS is off."""
+    if node.ca is None:
+        return {}
+    verify = libpq_tls(node.ca)
+    return {
+        "restapi": {
+            "certfile": str(node.cert_path),
+            "keyfile": str(node.key_path),
+            # Also what Patroni verifies other members' REST APIs against.
+            "cafile": str(node.ca),
+        },
+        "etcd3": {
+            "protocol": "https",
+            "cacert": str(node.ca),
+            "cert": str(node.cert_path),
+            "key": str(node.key_path),
+        },
+        "parameters": {
+            "ssl": "on",
+            "ssl_cert_file": str(node.cert_path),
+            "ssl_key_file": str(node.key_path),
+            "ssl_min_protocol_version": "TLSv1.2",
+        },
+        "superuser": verify,
+        "replication": verify,
+    }
 
 
 def patroni_config(
@@ -58,6 +99,7 @@ def patroni_config(
     spec = plan.spec
     timing = spec.patroni
     sync = spec.replication is ReplicationMode.SYNC
+    tls = tls_settings(node)
     parameters: dict[str, Any] = {
         "wal_level": "replica",
         "hot_standby": "on",
@@ -82,8 +124,12 @@ def patroni_config(
             # Unsafe endpoints (POST /switchover, /restart, /reinitialize, PATCH /config)
             # need it; reads (the health and state GETs) stay open.
             "authentication": {"username": REST_USER, "password": secrets.rest},
+            **tls.get("restapi", {}),
         },
-        "etcd3": {"hosts": [client_url(e).removeprefix("http://") for e in plan.etcd_nodes]},
+        "etcd3": {
+            "hosts": [e.endpoint("client") for e in plan.etcd_nodes],
+            **tls.get("etcd3", {}),
+        },
         "bootstrap": {
             "dcs": {
                 "ttl": timing.ttl_s,
@@ -112,8 +158,16 @@ def patroni_config(
             "bin_dir": plan.pg_bin_dir,
             "pgpass": str(node.dir / "pgpass"),
             "authentication": {
-                "superuser": {"username": SUPERUSER, "password": secrets.superuser},
-                "replication": {"username": REPLICATION_USER, "password": secrets.replication},
+                "superuser": {
+                    "username": SUPERUSER,
+                    "password": secrets.superuser,
+                    **tls.get("superuser", {}),
+                },
+                "replication": {
+                    "username": REPLICATION_USER,
+                    "password": secrets.replication,
+                    **tls.get("replication", {}),
+                },
             },
             "parameters": {
                 # Every node listens on port 5432 of its own address: no shared socket folder.
@@ -123,6 +177,7 @@ def patroni_config(
                 "log_filename": "postgresql-%a.log",
                 "log_truncate_on_rotation": "on",
                 "log_min_error_statement": "panic",
+                **tls.get("parameters", {}),
             },
             "pg_hba": hba_rules(plan, local, app_networks),
         },

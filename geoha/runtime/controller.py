@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,7 @@ from geoha.render.files import write_files
 from geoha.render.pgpass import pgpass_file
 from geoha.runtime import control
 from geoha.runtime.autoscaler import TIERS, Autoscaler, SlotView
+from geoha.runtime.certificates import ensure_client_certificate
 from geoha.runtime.events import (
     ControllerStatus,
     Event,
@@ -99,6 +101,7 @@ from geoha.runtime.reconcile import (
 )
 from geoha.spec import Spec
 from geoha.traffic.dns import HealthChange
+from geoha.traffic.tls import client_tls, verify
 
 SPEC_FILE = "spec.json"
 PID_FILE = "controller.pid"
@@ -424,6 +427,11 @@ class Controller:
             EventKind.BRING_UP_BEGUN, generation=action.generation, tiers=self.desired.tiers.value
         )
 
+    @property
+    def tls(self) -> ssl.SSLContext | bool:
+        """httpx's `verify` for the controller's clients of etcd and Patroni."""
+        return verify(client_tls(self.plan))
+
     def render_configs(self, action: RenderConfigs) -> None:
         async def work() -> None:
             try:
@@ -445,12 +453,11 @@ class Controller:
             self.plan.pgpass_path, hosts, spec.database.port, spec.database.name, self.secrets.app
         )
         write_files([pgpass])
+        ensure_client_certificate(self.plan)
         for rt in self.nodes.values():
             rt.kind.prepare(rt.node)
-            user = rt.kind.run_as()
-            owner = (user.uid, user.gid) if user is not None and os.geteuid() == 0 else None
             files = rt.kind.render(self.plan, rt.node, self.secrets)
-            write_files(files, owner=owner, check=functools.partial(rt.kind.check, rt.node))
+            write_files(files, rt.kind.owner(), check=functools.partial(rt.kind.check, rt.node))
         return len(self.nodes)
 
     def launch(self, rt: NodeRuntime) -> NodeProcess:
@@ -512,7 +519,7 @@ class Controller:
         that it runs as primary with its checkpoint done, wait (at most SETTLE_WAIT_S), so
         Patroni rewinds a former primary at once instead of after a start as a secondary."""
         deadline = self.clock() + SETTLE_WAIT_S
-        async with httpx.AsyncClient(timeout=1.0) as client:
+        async with httpx.AsyncClient(timeout=1.0, verify=self.tls) as client:
             while self.clock() < deadline:
                 if settled_leader(await leader_member(client, self.fastfail.watched), name):
                     return
@@ -691,7 +698,7 @@ class Controller:
         return None
 
     async def release_fence(self, name: str, hold_s: float) -> None:
-        async with httpx.AsyncClient(timeout=1.0) as client:
+        async with httpx.AsyncClient(timeout=1.0, verify=self.tls) as client:
             why = await new_leader(client, self.fastfail.watched, name, hold_s)
         if name in self.faults.killed_nodes or any(
             name in k.nodes for k in self.faults.killed_regions
@@ -911,6 +918,8 @@ class Controller:
             loop.add_signal_handler(sig, self.request_shutdown)
         adopted = self.adopt()
         self.emit(EventKind.CONTROLLER_STARTED, pid=os.getpid(), adopted=adopted)
+        # Before any client of etcd starts: the watcher's and the probes' certificate.
+        await asyncio.to_thread(ensure_client_certificate, self.plan)
         try:
             cuts = [p.cut for p in self.faults.partitions]
             await asyncio.to_thread(self.partitioner.prepare, cuts)
@@ -926,7 +935,7 @@ class Controller:
         monitor = self.monitor.summary()
         state = "running" if monitor["running"] else f"not serving: {monitor['error']}"
         self.emit(EventKind.MONITOR_SERVING, url=monitor["dashboard_url"], state=state)
-        async with httpx.AsyncClient(timeout=1.0) as client:
+        async with httpx.AsyncClient(timeout=1.0, verify=self.tls) as client:
             while not self._stop.is_set():
                 await self.cycle(client)
                 busy = self.phase in (Phase.STARTING, Phase.STOPPING)

@@ -4,7 +4,7 @@ The controller drives every node through the `NodeKind` contract and never
 branches on which kind it holds. Every kind reads its facts from the role
 table (geoha.roles); only what the local runtime does beyond the table lives
 here: the database's postmaster, which leaves Patroni's process group, and
-the frontend LB's TLS certificate, issued before its config is rendered.
+the certificates a role holds, issued before its config is rendered.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from geoha.db_access import Secrets
 from geoha.health import Health
 from geoha.plan import Node, NodeRole, Plan
 from geoha.render.configs import process_environment, render_config
-from geoha.render.files import File, write_files
-from geoha.render.haproxy import TLS_PEM
+from geoha.render.files import File
 from geoha.roles import ROLES, LocalUser, with_config
+from geoha.runtime.certificates import ensure_certificates
 from geoha.runtime.process import ProcessRecord, RunAs, kill_node, stop_node
-from geoha.traffic.tls import ensure_ca, server_pem
 
 CHECK_TIMEOUT_S = 30
 
@@ -59,6 +58,10 @@ class NodeKind(ABC):
         """Environment variables the node's process gets on top of the controller's."""
 
     @abstractmethod
+    def owner(self) -> tuple[int, int] | None:
+        """Who owns the node's files: (uid, gid), or None for whoever writes them."""
+
+    @abstractmethod
     def check(self, node: Node, path: Path) -> None:
         """Validate a rendered config file before it replaces the live one; raise if bad."""
 
@@ -88,6 +91,7 @@ class RoleKind(NodeKind):
         self._user: RunAs | None = None
 
     def render(self, plan: Plan, node: Node, secrets: Secrets) -> list[File]:
+        ensure_certificates(plan, node, self.owner())
         return render_config(plan, node, secrets)
 
     def run_as(self) -> RunAs | None:
@@ -96,6 +100,10 @@ class RoleKind(NodeKind):
         if self._user is None:
             self._user = RunAs.database_user()
         return self._user
+
+    def owner(self) -> tuple[int, int] | None:
+        user = self.run_as()
+        return (user.uid, user.gid) if user is not None and os.geteuid() == 0 else None
 
     async def probe(self, node: Node, client: httpx.AsyncClient) -> Health:
         return await health.probe(node, client)
@@ -117,9 +125,9 @@ class RoleKind(NodeKind):
 
     def prepare(self, node: Node) -> None:
         node.dir.mkdir(parents=True, exist_ok=True)
-        user = self.run_as()
-        if user is not None and os.geteuid() == 0:
-            os.chown(node.dir, user.uid, user.gid)
+        owner = self.owner()
+        if owner is not None:
+            os.chown(node.dir, *owner)
         os.chmod(node.dir, 0o700)
 
 
@@ -133,17 +141,6 @@ class DatabaseKind(RoleKind):
         # Patroni starts the postmaster in a session of its own, so the node's
         # process group does not hold PostgreSQL: find it by its pid file.
         return [pid] if (pid := postmaster_pid(node.data_dir)) else []
-
-
-class FrontendLbKind(RoleKind):
-    """The public entry of a region: terminates TLS with a certificate from the deployment's CA."""
-
-    def __init__(self) -> None:
-        super().__init__(NodeRole.FRONTEND_LB)
-
-    def render(self, plan: Plan, node: Node, secrets: Secrets) -> list[File]:
-        ensure_server_certificate(plan, node)
-        return super().render(plan, node, secrets)
 
 
 class ApiKind(RoleKind):
@@ -165,7 +162,6 @@ def kinds() -> dict[NodeRole, NodeKind]:
     """One kind per role."""
     special: dict[NodeRole, NodeKind] = {
         NodeRole.DATABASE: DatabaseKind(),
-        NodeRole.FRONTEND_LB: FrontendLbKind(),
         NodeRole.API: ApiKind(),
     }
     return {role: special.get(role) or RoleKind(role) for role in NodeRole}
@@ -188,23 +184,3 @@ def run_check(argv: list[str], what: str) -> None:
     if result.returncode != 0:
         output = (result.stderr or result.stdout).strip().splitlines()[-5:]
         raise ConfigCheckError(f"{what} refused the rendered config: {' | '.join(output)}")
-
-
-def region_names(plan: Plan, region: str) -> list[str]:
-    """DNS names a region's frontend LB answers for."""
-    zone = plan.spec.dns.zone
-    return [f"{region}.{zone}", plan.spec.dns.fqdn, zone, f"www.{zone}"]
-
-
-def ensure_server_certificate(plan: Plan, node: Node) -> None:
-    if not (node.dir / TLS_PEM).exists():
-        issue_server_certificate(plan, node)
-
-
-def issue_server_certificate(plan: Plan, node: Node) -> str:
-    """A new certificate (and key) for a frontend LB from the deployment's CA, written to
-    its node folder (0600); returns the PEM (certificate, CA, key)."""
-    ca = ensure_ca(plan.run_dir / "tls", plan.spec.name)
-    pem = server_pem(ca, region_names(plan, node.region), [node.address])
-    write_files([File(node.dir / TLS_PEM, pem, 0o600)])
-    return pem

@@ -28,7 +28,7 @@ from geoha.cloud.vms import CLOUD_TOOLS, Vm, cloud_vms
 from geoha.plan import NodeRole, Tools, expand
 from geoha.render.files import write_files
 from geoha.render.haproxy import render_haproxy
-from geoha.runtime.kinds import ensure_server_certificate
+from geoha.runtime.certificates import ensure_certificates
 from geoha.spec import load_spec
 from tests.unit.test_cloud_init import filled, parsed, reference, rendered_configs
 from tests.unit.test_render_golden import GOLDEN, reference_plan
@@ -200,8 +200,7 @@ def local_lb_configs(run_dir: Path) -> list[Path]:
     for node in plan.nodes:
         if node.role in (NodeRole.FRONTEND_LB, NodeRole.BACKEND_LB):
             write_files(render_haproxy(plan, node))
-            if node.role is NodeRole.FRONTEND_LB:
-                ensure_server_certificate(plan, node)
+            ensure_certificates(plan, node, None)
             paths.append(node.config_path)
     return paths
 

@@ -108,12 +108,12 @@ def test_security_defaults(shared_deployment: Deployment) -> None:
         psycopg.connect(other).close()
     # Patroni's unsafe REST endpoints want its credentials; its reads stay open (LB checks).
     for node in plan.database_nodes:
-        base = f"http://{node.endpoint('patroni')}"
-        assert httpx.get(f"{base}/patroni", timeout=5).status_code == 200
-        for auth in (None, httpx.BasicAuth("geoha", "not-the-password")):
-            assert httpx.post(f"{base}/restart", json={}, auth=auth, timeout=5).status_code == 401
-            assert httpx.patch(f"{base}/config", json={}, auth=auth, timeout=5).status_code == 401
-            assert httpx.post(f"{base}/reinitialize", auth=auth, timeout=5).status_code == 401
+        with dep.patroni(node.name) as patroni:
+            assert patroni.get("/patroni").status_code == 200
+            for auth in (None, httpx.BasicAuth("geoha", "not-the-password")):
+                assert patroni.post("/restart", json={}, auth=auth).status_code == 401
+                assert patroni.patch("/config", json={}, auth=auth).status_code == 401
+                assert patroni.post("/reinitialize", auth=auth).status_code == 401
 
 
 def test_kill_primary_under_writes_loses_no_acknowledged_write(data_deployment: Deployment) -> None:

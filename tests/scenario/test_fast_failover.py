@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
 import pytest
 
 from geoha.data.cluster import rest_auth
@@ -103,13 +102,12 @@ def test_no_fence_without_a_standby_in_sync_and_patroni_fails_over_by_its_ttl(
     failover is Patroni's own, after its lease."""
     dep = deployment
     dep.wait_for("chennai-db a sync replica", lambda: dep.can_take_over("chennai-db"))
-    delhi = dep.plan.database_node("delhi")
-    answer = httpx.patch(
-        f"http://{delhi.endpoint('patroni')}/config",
-        json={"synchronous_mode": False},
-        auth=rest_auth(load_or_create_secrets(dep.plan.spec, dep.plan.secrets_path)),
-        timeout=10,
-    )
+    with dep.patroni("delhi-db") as patroni:
+        answer = patroni.patch(
+            "/config",
+            json={"synchronous_mode": False},
+            auth=rest_auth(load_or_create_secrets(dep.plan.spec, dep.plan.secrets_path)),
+        )
     assert answer.status_code == 200, answer.text
     dep.wait_for("chennai-db no longer sync", lambda: not dep.database("chennai-db")["sync"])
     dep.wait_for(

@@ -32,6 +32,8 @@ def connects(dep: Deployment, node_name: str, user: str, password: str) -> bool:
             password=password,
             dbname=dbname,
             connect_timeout=3,
+            sslmode="verify-full",
+            sslrootcert=str(node.ca),
         ).close()
     except psycopg.OperationalError:
         return False
@@ -82,11 +84,10 @@ def test_rotating_every_secret_under_api_writes_fails_no_request(deployment: Dep
     dep.wait_for("chennai-db a sync replica again", lambda: dep.can_take_over("chennai-db"))
     # Patroni's REST API: the old password is refused, the new one accepted.
     secrets = load_or_create_secrets(dep.plan.spec, dep.plan.secrets_path)
-    delhi = dep.plan.database_node("delhi")
-    url = f"http://{delhi.endpoint('patroni')}/reload"
-    stale = httpx.BasicAuth("geoha", old["rest"])
-    assert httpx.post(url, auth=stale, timeout=5).status_code == 401
-    assert httpx.post(url, auth=rest_auth(secrets), timeout=5).status_code == 202
+    with dep.patroni("delhi-db") as patroni:
+        stale = httpx.BasicAuth("geoha", old["rest"])
+        assert patroni.post("/reload", auth=stale).status_code == 401
+        assert patroni.post("/reload", auth=rest_auth(secrets)).status_code == 202
     # An API instance started now connects with the new password and serves.
     dep.geoha("chaos", "kill-node", "delhi-api-1")
     dep.geoha("chaos", "start-node", "delhi-api-1")

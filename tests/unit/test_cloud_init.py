@@ -463,8 +463,9 @@ def test_dbinit_reads_the_live_patroni_config() -> None:
     assert (node.address, node.ports["postgres"], rest) == (
         "10.10.5.1",
         5432,
-        "http://10.10.5.1:8008",
+        "https://10.10.5.1:8008",
     )
+    assert node.ca == plan.ca_path
     env = {
         "PATRONI_SUPERUSER_PASSWORD": "s" * 16,
         "PATRONI_REPLICATION_PASSWORD": "r" * 16,

@@ -119,12 +119,13 @@ def test_sync_reads_use_the_same_readers(monkeypatch: pytest.MonkeyPatch) -> Non
         PLAN.node("delhi-etcd").health_url: {"health": "true"},
     }
 
-    def get(url: str, timeout: float) -> httpx.Response:
+    def get(url: str, timeout: float, verify: object = True) -> httpx.Response:
         if url not in bodies:
             raise httpx.ConnectError("connection refused")
         return httpx.Response(200, json=bodies[url])
 
     monkeypatch.setattr(httpx, "get", get)
+    monkeypatch.setattr(health, "trust", lambda node: True)
     assert health.patroni_state(DB) == PatroniState("replica", "running", None, "streaming")
     assert health.patroni_state(PLAN.node("chennai-db")) is None
     assert health.probe_now(PLAN.node("delhi-etcd")) == Health(True, "healthy member")

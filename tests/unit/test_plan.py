@@ -77,11 +77,14 @@ def test_addresses_follow_region_tier_index(plan: Plan) -> None:
 def test_ports(plan: Plan) -> None:
     for node in plan.etcd_nodes:
         assert node.ports == {"client": 2379, "peer": 2380, "health": 2381}
-        assert node.health_url == f"http://{node.address}:2379/health"
+        assert node.health_url == f"http://{node.address}:2381/health"
+        assert node.url("client") == f"https://{node.address}:2379"
+        assert node.url("peer") == f"https://{node.address}:2380"
         assert ROLES[node.role].local_user is LocalUser.INVOKER
     for node in plan.database_nodes:
         assert node.ports == {"postgres": 5432, "patroni": 8008}
-        assert node.health_url == f"http://{node.address}:8008/patroni"
+        assert node.health_url == f"https://{node.address}:8008/patroni"
+        assert node.ca == plan.ca_path
         assert node.endpoint("postgres") == f"{node.address}:5432"
         assert ROLES[node.role].local_user is LocalUser.DATABASE
 

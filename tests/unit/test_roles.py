@@ -14,7 +14,7 @@ from geoha.plan import NodeRole, Plan, Tools, expand
 from geoha.render.api import api_env
 from geoha.roles import ROLES, LocalUser, home_environment, with_config
 from geoha.runtime import kinds as runtime_kinds
-from geoha.runtime.kinds import DatabaseKind, FrontendLbKind, RoleKind, kinds
+from geoha.runtime.kinds import DatabaseKind, RoleKind, kinds
 from geoha.spec import load_spec
 
 TOOLS = Tools("/x/patroni", "/x/etcd", "/x/pg", haproxy="/x/haproxy", caddy="/x/caddy")
@@ -35,7 +35,6 @@ def test_every_role_has_a_row_and_a_kind() -> None:
     by_role = kinds()
     assert set(by_role) == set(NodeRole)
     assert isinstance(by_role[NodeRole.DATABASE], DatabaseKind)
-    assert isinstance(by_role[NodeRole.FRONTEND_LB], FrontendLbKind)
     assert all(isinstance(k, RoleKind) for k in by_role.values())
 
 
@@ -50,7 +49,10 @@ def test_the_plan_names_starts_and_checks_nodes_by_the_table(plan: Plan) -> None
             *with_config(role.args, node.config_path),
         )
         check = role.health
-        assert node.health_url == f"http://{node.address}:{node.ports[check.port]}{check.path}"
+        scheme = "https" if check.port in role.tls_ports else "http"
+        url = f"{scheme}://{node.address}:{node.ports[check.port]}{check.path}"
+        assert node.health_url == url
+        assert node.tls == bool(role.tls_ports)
 
 
 def test_the_runtime_kinds_stop_run_and_set_up_environments_by_the_table(plan: Plan) -> None:
