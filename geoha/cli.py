@@ -117,12 +117,19 @@ def add_local_commands(sub: Subcommands) -> None:
     p = add_command(
         sub, "ca", f"{access}:cmd_ca", "the deployment's CA certificate (PEM), for HTTPS clients"
     )
-    p.add_argument("--path", action="store_true", help="print its path instead")
-    p.add_argument(
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--path", action="store_true", help="print its path instead")
+    what.add_argument(
         "--renew",
         action="store_true",
-        help="issue every frontend LB a new certificate from the CA; a running LB takes it "
-        "without a restart",
+        help="issue every node that holds a certificate a new one from the CA; running nodes "
+        "take it without a restart",
+    )
+    what.add_argument(
+        "--cloud",
+        metavar="DIR",
+        help="create a new CA for the cloud deployment in DIR (ca.pem; ca.key, mode 0600): "
+        "TF_VAR_internal_ca_certificate and TF_VAR_internal_ca_key",
     )
     p = add_command(
         sub,

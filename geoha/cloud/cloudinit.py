@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from geoha.cloud import boot_addresses, e2e_api
+from geoha.cloud.node_certificates import CA_KEY, IDENTITY_DIR, USAGES, Identity
 from geoha.cloud.vms import (
     NAME_SERVERS_VARIABLE,
     Vm,
@@ -52,13 +53,14 @@ from geoha.plan import Node, NodeRole, Plan
 from geoha.render.configs import process_environment, render_config
 from geoha.render.files import File
 from geoha.render.pgpass import pgpass_file
-from geoha.roles import ROLES, SERVICE_USER, Environment
+from geoha.roles import ROLES, SERVICE_USER, Certificate, Environment
 
 RENDERED_PREFIX = "/etc/geoha/rendered"
 SECRETS_ENV = "/etc/geoha/secrets.env"
 WATCHER_ENV = "/etc/geoha/fastfail.env"
 WATCHER_CONFIG = "/var/lib/geoha/fastfail/fastfail.json"
 WATCHER_SERVICE = "geoha-fastfail"
+CERTIFICATES_SERVICE = "geoha-certificates"
 VENV = "/opt/geoha/venv"
 SOURCE_DIR = "/opt/geoha/src"
 CREATECLUSTER_CONF = "/etc/postgresql-common/createcluster.d/50-geoha.conf"
@@ -88,6 +90,14 @@ TEMPLATE_VARIABLES: dict[VmKind, tuple[str, ...]] = {
 }
 """`templatefile` variables each kind of VM's cloud-init expects (a witness that runs the
 fast failover watcher expects more: `template_variables`)."""
+TLS_VARIABLES: dict[VmKind, tuple[str, ...]] = {
+    VmKind.DATABASE: ("ca_certificate", "ca_key"),
+    VmKind.WITNESS: ("ca_certificate", "ca_key"),
+    VmKind.API: ("ca_certificate",),
+    VmKind.WEB: (),
+}
+"""With internal TLS: the deployment's CA (base64 PEM) for the VMs that verify servers,
+and its key for the VMs that sign their own certificates at boot (node_certificates)."""
 WATCHER_VARIABLES = ("app_source_url", "e2e_api_key", "e2e_auth_token", "e2e_project_id")
 WATCHER_PACKAGES = ["ca-certificates", "curl", "python3-venv"]
 
@@ -105,6 +115,10 @@ def node_id_variable(node: Node) -> str:
 def template_variables(plan: Plan, vm: Vm) -> tuple[str, ...]:
     """The `templatefile` variables this VM's cloud-init expects."""
     names = TEMPLATE_VARIABLES[vm.kind]
+    if plan.tls:
+        names += TLS_VARIABLES[vm.kind]
+        if vm.kind is VmKind.WITNESS and not runs_watcher(plan, vm):
+            names += ("app_source_url",)  # geoha's own code signs its certificate
     if runs_watcher(plan, vm):
         names += WATCHER_VARIABLES + tuple(node_id_variable(n) for n in plan.database_nodes)
     configs = vm_configs(plan, vm)
@@ -200,7 +214,7 @@ def address_map(plan: Plan, vm: Vm, configs: list[File]) -> str:
 
 def unit(description: str, service: dict[str, str], after: list[str], oneshot: bool = False) -> str:
     """A systemd unit; long-running services restart whenever they exit."""
-    needs = [u for u in after if u.startswith("geoha-addresses")]
+    needs = [u for u in after if u.startswith(("geoha-addresses", "geoha-certificates"))]
     lines = [
         "# rendered by geoha; changes are overwritten",
         "[Unit]",
@@ -226,6 +240,8 @@ def node_unit(plan: Plan, node: Node) -> str:
     database = node.role is NodeRole.DATABASE
     service = {"User": cloud_user(node.role)}
     after = ["geoha-addresses.service"]
+    if node.tls:  # it serves, and talks to its peers, with the certificate signed at boot
+        after.append(f"{CERTIFICATES_SERVICE}.service")
     if database:  # Patroni reads the passwords from its environment, and needs the DCS
         service["EnvironmentFile"] = SECRETS_ENV
         after.append(f"{service_name(NodeRole.ETCD)}.service")
@@ -267,7 +283,13 @@ def schema_unit(plan: Plan, db: Node) -> str:
 
 
 def write_file(
-    path: str, content: str, mode: int, owner: str = "root:root", defer: bool = False
+    path: str,
+    content: str,
+    mode: int,
+    owner: str = "root:root",
+    defer: bool = False,
+    *,
+    base64: bool = False,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "path": path,
@@ -275,6 +297,8 @@ def write_file(
         "permissions": f"0{mode:o}",
         "content": content,
     }
+    if base64:  # a multi-line PEM from a Terraform variable, filled in as one line
+        entry["encoding"] = "b64"
     if defer:  # written after packages are installed, once the owner exists
         entry["defer"] = True
     return entry
@@ -319,6 +343,68 @@ def secret_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
     return []
 
 
+def signs_certificates(plan: Plan, vm: Vm) -> bool:
+    """Whether the VM signs certificates at boot (it serves internal TLS)."""
+    return plan.tls and vm.kind in (VmKind.DATABASE, VmKind.WITNESS)
+
+
+def identities(plan: Plan, vm: Vm) -> list[Identity]:
+    """The certificates the VM signs at boot: each node's that holds one (its names and
+    its slot, which geoha-addresses makes real), and the watcher's client certificate."""
+    found = [
+        Identity(
+            node.cert_path,
+            node.key_path,
+            cloud_user(node.role),
+            (node.name, internal_name(plan.spec, node.name)),
+            (node.address,),
+            frozenset(USAGES),
+        )
+        for node in vm.nodes
+        if ROLES[node.role].certificate is Certificate.NODE
+    ]
+    if runs_watcher(plan, vm):
+        name = f"{plan.spec.name}-watcher"
+        client = Identity(
+            plan.client_cert_path,
+            plan.client_key_path,
+            SERVICE_USER,
+            (name,),
+            (),
+            frozenset({"client"}),
+        )
+        found.append(client)
+    return found
+
+
+def tls_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
+    """The deployment's CA where the VM verifies servers; its key and the identity files
+    (pristine, so geoha-addresses makes their slots real) where it signs certificates."""
+    if not plan.tls or not TLS_VARIABLES[vm.kind]:
+        return []
+    files = [write_file(str(plan.ca_path), tf_var("ca_certificate"), 0o644, base64=True)]
+    if signs_certificates(plan, vm):
+        files.append(write_file(str(CA_KEY), tf_var("ca_key"), 0o600, base64=True))
+        files += [
+            write_file(
+                f"{RENDERED_PREFIX}{IDENTITY_DIR}/{i.label}.identity",
+                i.render(),
+                0o644,
+            )
+            for i in identities(plan, vm)
+        ]
+    return files
+
+
+def certificates_unit(plan: Plan) -> str:
+    service = {
+        "ExecStart": f"{VENV}/bin/python -m geoha.cloud.node_certificates {plan.ca_path}",
+        "RemainAfterExit": "yes",
+    }
+    after = ["geoha-addresses.service"]
+    return unit("geoha: this VM's certificates, for its real address", service, after, oneshot=True)
+
+
 def watcher_config(plan: Plan) -> File:
     """What the witness's watcher watches (geoha.ops.fastfail_cloud): slots for addresses,
     as in every rendered config, and Terraform placeholders for the E2E node IDs."""
@@ -334,13 +420,15 @@ def watcher_config(plan: Plan) -> File:
     return File(Path(WATCHER_CONFIG), json.dumps(data, indent=2) + "\n", 0o644)
 
 
-def watcher_unit() -> str:
+def watcher_unit(plan: Plan) -> str:
     service = {
         "User": SERVICE_USER,
         "EnvironmentFile": WATCHER_ENV,
         "ExecStart": f"{VENV}/bin/python -m geoha.ops.fastfail_cloud {WATCHER_CONFIG}",
     }
     after = ["geoha-addresses.service", f"{service_name(NodeRole.ETCD)}.service"]
+    if plan.tls:  # its client certificate towards etcd
+        after.append(f"{CERTIFICATES_SERVICE}.service")
     return unit("geoha: the fast failover watcher (fence, then lease revoke)", service, after)
 
 
@@ -359,12 +447,15 @@ def vm_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
         for f in configs
     ]
     files += secret_files(plan, vm)
+    files += tls_files(plan, vm)
     files.append(write_file("/etc/geoha/addresses.map", address_map(plan, vm, configs), 0o644))
     files.append(write_file("/usr/local/sbin/geoha-addresses", boot_script(), 0o755))
     units = {"geoha-addresses": addresses_unit()}
+    if signs_certificates(plan, vm):
+        units[CERTIFICATES_SERVICE] = certificates_unit(plan)
     units |= {service_name(n.role): node_unit(plan, n) for n in vm.nodes}
     if runs_watcher(plan, vm):
-        units[WATCHER_SERVICE] = watcher_unit()
+        units[WATCHER_SERVICE] = watcher_unit(plan)
     if vm.kind is VmKind.DATABASE:
         units["geoha-app-schema"] = schema_unit(plan, vm.nodes[0])
         files.append(write_file(CREATECLUSTER_CONF, NO_MAIN_CLUSTER, 0o644))
@@ -380,7 +471,8 @@ def install_commands(plan: Plan, vm: Vm) -> list[list[str]]:
             ["/usr/share/postgresql-common/pgdg/apt.postgresql.org.sh", "-y"],
             ["apt-get", "install", "-y", "postgresql-15"],
         ]
-    watcher = runs_watcher(plan, vm)
+    # A witness runs geoha's own code when it watches, or signs its certificate.
+    watcher = runs_watcher(plan, vm) or signs_certificates(plan, vm)
     if vm.kind in (VmKind.DATABASE, VmKind.API, VmKind.WEB) or watcher:
         fetch = (
             f'set -eu; mkdir -p {SOURCE_DIR}; curl -fsSL "$0" '
@@ -399,7 +491,9 @@ def install_commands(plan: Plan, vm: Vm) -> list[list[str]]:
     return commands
 
 
-def start_commands(vm: Vm, extra_services: tuple[str, ...] = ()) -> list[list[str]]:
+def start_commands(
+    vm: Vm, extra_services: tuple[str, ...] = (), signs: bool = False
+) -> list[list[str]]:
     """Node folders with their owners, then the services (started now unless a template)."""
     commands: list[list[str]] = []
     for node in vm.nodes:
@@ -408,7 +502,9 @@ def start_commands(vm: Vm, extra_services: tuple[str, ...] = ()) -> list[list[st
     packaged = {VmKind.DATABASE: "etcd", VmKind.WITNESS: "etcd", VmKind.WEB: "caddy"}
     if vm.kind in packaged:  # the distribution's own unit would run a second, default instance
         commands.append(["systemctl", "disable", "--now", f"{packaged[vm.kind]}.service"])
-    services = ["geoha-addresses.service", *(f"{service_name(n.role)}.service" for n in vm.nodes)]
+    services = ["geoha-addresses.service"]
+    services += [f"{CERTIFICATES_SERVICE}.service"] if signs else []
+    services += [f"{service_name(n.role)}.service" for n in vm.nodes]
     if vm.kind is VmKind.DATABASE:
         services.append("geoha-app-schema.service")
     services += [f"{s}.service" for s in extra_services]
@@ -470,18 +566,29 @@ def self_power_off() -> dict[str, Any]:
     }
 
 
+def packages(plan: Plan, vm: Vm) -> list[str]:
+    """The VM's packages; a witness that runs geoha's own code (it watches, or signs its
+    certificate) needs what that takes."""
+    wanted = PACKAGES[vm.kind]
+    if runs_watcher(plan, vm) or signs_certificates(plan, vm):
+        wanted = wanted + [p for p in WATCHER_PACKAGES if p not in wanted]
+    return wanted
+
+
 def cloud_config(plan: Plan, vm: Vm) -> dict[str, Any]:
     runcmd: list[str | list[str]] = [STOP_AT_FIRST_FAILURE]
     first, last = build_status_commands() if vm.template else ([], [])
     watcher = runs_watcher(plan, vm)
     runcmd += first
     runcmd += install_commands(plan, vm)
-    runcmd += start_commands(vm, (WATCHER_SERVICE,) if watcher else ())
+    runcmd += start_commands(
+        vm, (WATCHER_SERVICE,) if watcher else (), signs_certificates(plan, vm)
+    )
     runcmd += last
     config: dict[str, Any] = {
         "users": ["default", {"name": SERVICE_USER, "system": True, "shell": "/usr/sbin/nologin"}],
         "package_update": True,
-        "packages": PACKAGES[vm.kind] + (WATCHER_PACKAGES if watcher else []),
+        "packages": packages(plan, vm),
         "write_files": vm_files(plan, vm),
         "runcmd": runcmd,
     }

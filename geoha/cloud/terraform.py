@@ -88,59 +88,105 @@ def witness_variables(spec: Spec) -> dict[str, Any]:
     return found
 
 
+def pem_variable(description: str, marker: str, sensitive: bool) -> dict[str, Any]:
+    """A PEM block given as a variable, checked to hold `marker` (`CERTIFICATE`, ...)."""
+    return {
+        "type": "string",
+        "sensitive": sensitive,
+        "description": description,
+        "validation": [
+            {
+                "condition": f'${{can(regex("-----BEGIN [A-Z ]*{marker}-----", '
+                f"var.{CA_VARIABLES[marker]}))}}",
+                "error_message": f"A PEM {marker.lower()}, as `geoha ca --cloud DIR` writes it.",
+            }
+        ],
+    }
+
+
+CA_VARIABLES = {"CERTIFICATE": "internal_ca_certificate", "PRIVATE KEY": "internal_ca_key"}
+"""The internal CA's variables by what their PEM holds (`geoha ca --cloud`)."""
+
+
+def tls_variables(spec: Spec) -> dict[str, Any]:
+    """The deployment's internal CA: every VM that verifies servers gets its certificate;
+    those that serve internal TLS get its key too, and sign their own certificates at boot
+    for the address E2E gives them (geoha.cloud.node_certificates)."""
+    if not spec.security.internal_tls:
+        return {}
+    return {
+        CA_VARIABLES["CERTIFICATE"]: pem_variable(
+            "The internal CA's certificate (PEM)", "CERTIFICATE", sensitive=False
+        ),
+        CA_VARIABLES["PRIVATE KEY"]: pem_variable(
+            "The internal CA's key (PEM): database and witness VMs sign their certificates "
+            "with it at boot",
+            "PRIVATE KEY",
+            sensitive=True,
+        ),
+    }
+
+
 def variables(spec: Spec) -> dict[str, Any]:
     """Every input; the sensitive ones are never written anywhere by geoha."""
-    return witness_variables(spec) | {
-        "e2e_api_key": secret("E2E MyAccount API key"),
-        "e2e_auth_token": secret("E2E MyAccount API bearer token"),
-        "e2e_project_id": {
-            "type": "string",
-            "description": "E2E project ID",
-            "validation": [
-                {
-                    "condition": '${can(regex("^[0-9]+$", var.e2e_project_id))}',
-                    "error_message": "The numeric ID of the E2E project.",
-                }
-            ],
-        },
-        "ssh_public_key": secret("SSH public key installed on every VM"),
-        "admin_cidr": {
-            "type": "string",
-            "description": "Network allowed to reach the VMs over SSH (e.g. 203.0.113.7/32)",
-            "validation": [
-                {
-                    "condition": "${can(cidrhost(var.admin_cidr, 0))}",
-                    "error_message": "An IPv4 CIDR such as 203.0.113.7/32.",
-                }
-            ],
-        },
-        "db_superuser_password": password("db_superuser_password", "PostgreSQL superuser"),
-        "db_replication_password": password("db_replication_password", "replication user"),
-        "db_app_password": password("db_app_password", "application user"),
-        "patroni_rest_password": password(
-            "patroni_rest_password", "Patroni REST API (basic auth of its unsafe endpoints)"
-        ),
-        "app_source_url": {
-            "type": "string",
-            "description": "URL of a .tar.gz of the geoha source with app/web/dist built",
-        },
-        "frontend_ssl_certificate_id": {
-            "type": "string",
-            "description": "ID of the TLS certificate uploaded to E2E for the frontend LBs",
-        },
-        "route53_zone_id": {"type": "string", "description": "Route 53 hosted zone of the zone"},
-        "aws_region": {
-            "type": "string",
-            "default": "us-east-1",
-            "description": "AWS API region (Route 53 is global)",
-        },
-        "vpc_peering": {
-            "type": "bool",
-            "default": True,
-            "description": "Peer every pair of regions' VPCs through E2E's API (false: "
-            "you link the networks yourself, see docs/CLOUD.md)",
-        },
-    }
+    return (
+        witness_variables(spec)
+        | tls_variables(spec)
+        | {
+            "e2e_api_key": secret("E2E MyAccount API key"),
+            "e2e_auth_token": secret("E2E MyAccount API bearer token"),
+            "e2e_project_id": {
+                "type": "string",
+                "description": "E2E project ID",
+                "validation": [
+                    {
+                        "condition": '${can(regex("^[0-9]+$", var.e2e_project_id))}',
+                        "error_message": "The numeric ID of the E2E project.",
+                    }
+                ],
+            },
+            "ssh_public_key": secret("SSH public key installed on every VM"),
+            "admin_cidr": {
+                "type": "string",
+                "description": "Network allowed to reach the VMs over SSH (e.g. 203.0.113.7/32)",
+                "validation": [
+                    {
+                        "condition": "${can(cidrhost(var.admin_cidr, 0))}",
+                        "error_message": "An IPv4 CIDR such as 203.0.113.7/32.",
+                    }
+                ],
+            },
+            "db_superuser_password": password("db_superuser_password", "PostgreSQL superuser"),
+            "db_replication_password": password("db_replication_password", "replication user"),
+            "db_app_password": password("db_app_password", "application user"),
+            "patroni_rest_password": password(
+                "patroni_rest_password", "Patroni REST API (basic auth of its unsafe endpoints)"
+            ),
+            "app_source_url": {
+                "type": "string",
+                "description": "URL of a .tar.gz of the geoha source with app/web/dist built",
+            },
+            "frontend_ssl_certificate_id": {
+                "type": "string",
+                "description": "ID of the TLS certificate uploaded to E2E for the frontend LBs",
+            },
+            "route53_zone_id": {
+                "type": "string",
+                "description": "Route 53 hosted zone of the zone",
+            },
+            "aws_region": {
+                "type": "string",
+                "default": "us-east-1",
+                "description": "AWS API region (Route 53 is global)",
+            },
+            "vpc_peering": {
+                "type": "bool",
+                "default": True,
+                "description": "Peer every pair of regions' VPCs through E2E's API (false: "
+                "you link the networks yourself, see docs/CLOUD.md)",
+            },
+        }
+    )
 
 
 def outputs(plan: Plan) -> dict[str, Any]:
@@ -191,6 +237,7 @@ def tfvars_example(plan: Plan) -> str:
         "#   TF_VAR_e2e_api_key  TF_VAR_e2e_auth_token  TF_VAR_ssh_public_key",
         "#   TF_VAR_db_superuser_password  TF_VAR_db_replication_password  TF_VAR_db_app_password",
         "#   TF_VAR_patroni_rest_password",
+        "#   TF_VAR_internal_ca_key (and TF_VAR_internal_ca_certificate): `geoha ca --cloud DIR`",
         "# and AWS credentials as the AWS provider reads them (AWS_ACCESS_KEY_ID, ...).",
         'e2e_project_id              = ""',
         'admin_cidr                  = ""',

@@ -74,6 +74,9 @@ TEMPLATE_VARIABLE_SOURCES = {
     "e2e_api_key": "var.e2e_api_key",
     "e2e_auth_token": "var.e2e_auth_token",
     "e2e_project_id": "var.e2e_project_id",
+    # Multi-line PEM blocks go into cloud-init as one base64 line (write_files: b64).
+    "ca_certificate": "base64encode(var.internal_ca_certificate)",
+    "ca_key": "base64encode(var.internal_ca_key)",
 }
 
 

@@ -47,17 +47,26 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def ensure_ca(tls_dir: Path, deployment: str) -> CA:
-    """Load the deployment's CA, creating it on first use."""
-    cert_path, key_path = tls_dir / "ca.pem", tls_dir / "ca.key"
-    if cert_path.exists() and key_path.exists():
+def load_ca(cert_path: Path, key_path: Path) -> CA:
+    """A CA from its certificate and key files; ValueError naming the file when either
+    is not one."""
+    try:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError(f"{key_path}: not an EC private key")
-        return x509.load_pem_x509_certificate(cert_path.read_bytes()), key
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except ValueError as exc:
+        raise ValueError(
+            f"{cert_path} / {key_path}: not a PEM CA certificate and key ({exc})"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{key_path}: not an EC private key")
+    return cert, key
+
+
+def new_ca(common_name: str) -> CA:
+    """A new CA (P-256, CA_DAYS) that signs only end-entity certificates."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    name = _name(f"geoha {deployment} local CA")
+    name = _name(common_name)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -83,20 +92,33 @@ def ensure_ca(tls_dir: Path, deployment: str) -> CA:
         )
         .sign(key, hashes.SHA256())
     )
-    write_files(
-        [
-            File(key_path, _key_pem(key).decode(), 0o600),
-            File(cert_path, cert.public_bytes(PEM).decode(), 0o644),
-        ]
-    )
     return cert, key
+
+
+def ca_files(ca: CA, cert_path: Path, key_path: Path) -> list[File]:
+    """The CA's certificate (0644) and key (0600) as files."""
+    cert, key = ca
+    return [
+        File(key_path, _key_pem(key).decode(), 0o600),
+        File(cert_path, cert.public_bytes(PEM).decode(), 0o644),
+    ]
+
+
+def ensure_ca(tls_dir: Path, deployment: str) -> CA:
+    """Load the deployment's CA, creating it on first use."""
+    cert_path, key_path = tls_dir / "ca.pem", tls_dir / "ca.key"
+    if cert_path.exists() and key_path.exists():
+        return load_ca(cert_path, key_path)
+    ca = new_ca(f"geoha {deployment} local CA")
+    write_files(ca_files(ca, cert_path, key_path))
+    return ca
 
 
 def issue(
     ca: CA, names: list[str], addresses: list[str], *, server: bool, client: bool
 ) -> tuple[str, str]:
-    """A certificate for `names` and `addresses` signed by `ca`, good for TLS `server`
-    and/or `client` use, and its new key: (certificate PEM, key PEM)."""
+    """A certificate for `names` and `addresses` (at least one of either) signed by `ca`,
+    good for TLS `server` and/or `client` use, and its new key: (certificate PEM, key PEM)."""
     ca_cert, ca_key = ca
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
@@ -106,7 +128,7 @@ def issue(
     usages += [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(names[0]))
+        .subject_name(_name((names or addresses)[0]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

@@ -60,7 +60,11 @@ pytestmark = [
 TIMEOUT_S = 60
 TEMPLATE_VALUES = {name: f"sample-{name}" for name in TEMPLATE_VARIABLE_SOURCES}
 TEMPLATE_VALUES["e2e_project_id"] = "31415"  # its variable's validation wants digits
-OTHER_VALUES = {"admin_cidr": "203.0.113.7/32"}
+OTHER_VALUES = {
+    "admin_cidr": "203.0.113.7/32",
+    "internal_ca_certificate": "-----BEGIN CERTIFICATE-----\nsample\n-----END CERTIFICATE-----\n",
+    "internal_ca_key": "-----BEGIN PRIVATE KEY-----\nsample\n-----END PRIVATE KEY-----\n",
+}
 """Variables no template reads whose validation a `sample-` value would fail."""
 PLAIN_VARIABLE = re.compile(r"var\.\w+")
 

@@ -1,11 +1,14 @@
-"""`geoha ca --renew`: every frontend LB gets a new certificate from the deployment's CA
-and serves it at once, without a restart; HTTPS clients that trust the CA go on."""
+"""`geoha ca --renew`: every node that holds a certificate gets a new one from the
+deployment's CA and serves it at once, without a restart: the frontend LBs, Patroni's
+REST API and etcd; clients that trust the CA go on."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 
 import httpx
+import psycopg
 import pytest
 from cryptography import x509
 
@@ -15,9 +18,19 @@ from tests.deployment import Deployment
 pytestmark = pytest.mark.scenario
 
 
-def served_serial(address: str, port: int) -> int:
-    pem = ssl.get_server_certificate((address, port), timeout=5)
-    return x509.load_pem_x509_certificate(pem.encode()).serial_number
+def served_serial(address: str, port: int, context: ssl.SSLContext | None = None) -> int:
+    """The serial number of the certificate served at address:port (verified by `context`
+    when given, which may carry a client certificate)."""
+    if context is None:
+        pem = ssl.get_server_certificate((address, port), timeout=5)
+        return x509.load_pem_x509_certificate(pem.encode()).serial_number
+    with (
+        socket.create_connection((address, port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=address) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
 
 
 def pid_of(dep: Deployment, name: str) -> int:
@@ -41,3 +54,28 @@ def test_renewed_certificates_are_served_without_a_restart(shared_deployment: De
         url = f"https://{fe.address}:{fe.ports['https']}/health/"
         trusting = ssl.create_default_context(cafile=str(ca))
         assert httpx.get(url, verify=trusting, timeout=5).status_code == 200
+
+
+def test_renewed_internal_certificates_are_served_without_a_restart(
+    shared_deployment: Deployment,
+) -> None:
+    dep = shared_deployment
+    plan = dep.plan
+    client = ssl.create_default_context(cafile=str(plan.ca_path))
+    client.load_cert_chain(str(plan.client_cert_path), str(plan.client_key_path))
+    served = {n.name: (n.address, n.ports["patroni"]) for n in plan.database_nodes}
+    served |= {n.name: (n.address, n.ports["client"]) for n in plan.etcd_nodes}
+    before = {name: served_serial(*where, client) for name, where in served.items()}
+    pids = {name: pid_of(dep, name) for name in served}
+    renewed = dep.geoha("ca", "--renew").stdout
+    for name, where in served.items():
+        assert f"{name}: new certificate, valid until " in renewed
+        dep.wait_for(
+            f"{name} serving its new certificate",
+            lambda where=where, name=name: served_serial(*where, client) != before[name],
+        )
+        assert pid_of(dep, name) == pids[name]
+    # Replication and the app's connections go on with the new certificates.
+    dep.wait_for("chennai-db streaming", lambda: dep.replica_streaming("chennai-db"))
+    with psycopg.connect(dep.dsn("delhi", write=True), autocommit=True) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -28,6 +28,7 @@ from geoha.cloud.cloudinit import (
     TEMPLATE_VARIABLES,
     WATCHER_CONFIG,
     WATCHER_ENV,
+    identities,
     render_cloud_init,
     render_vm,
     runs_watcher,
@@ -35,6 +36,7 @@ from geoha.cloud.cloudinit import (
     tf_var,
 )
 from geoha.cloud.dbinit import local_node, secrets_from_environment
+from geoha.cloud.node_certificates import IDENTITY_DIR
 from geoha.cloud.vms import (
     CLOUD_RUN_DIR,
     CLOUD_TOOLS,
@@ -204,7 +206,9 @@ def test_configs_are_the_local_renderers_output_apart_from_addresses(
     for vm in cloud_vms(cloud):
         configs = rendered_configs(render_vm(cloud, vm))
         watcher = {WATCHER_CONFIG} if runs_watcher(cloud, vm) else set()
-        assert set(configs) == {str(n.config_path) for n in vm.nodes} | watcher, vm.name
+        certificates = {f"{IDENTITY_DIR}/{i.label}.identity" for i in identities(cloud, vm)}
+        expected = {str(n.config_path) for n in vm.nodes} | watcher | certificates
+        assert set(configs) == expected, vm.name
         for node in vm.nodes:
             cloud_text = boot_addresses.substitute(configs[str(node.config_path)], secrets)
             local_file = local_render(local, node.name)
