@@ -252,6 +252,9 @@ def node_unit(plan: Plan, node: Node) -> str:
     service["ExecStart"] = " ".join(node.command)
     if database:  # restarting Patroni must not take PostgreSQL down with it
         service["KillMode"] = "process"
+        # Patroni reloads its config on SIGHUP, and with it its REST API's and
+        # PostgreSQL's certificates (`systemctl reload geoha-patroni`).
+        service["ExecReload"] = "/usr/bin/kill -HUP $MAINPID"
     if role.stop.signal is not signal.SIGTERM:
         service["KillSignal"] = role.stop.signal.name
     if role.stop.in_unit:

@@ -207,6 +207,8 @@ def outputs(plan: Plan) -> dict[str, Any]:
                 "description": f"User data of {vm.name}, the VM you run outside E2E "
                 "(terraform output -raw ...)",
                 "value": f"${{{start_script(plan, vm)}}}",
+                # With internal TLS it holds the CA's key: the witness signs its certificate.
+                "sensitive": plan.tls,
             }
     return result
 
