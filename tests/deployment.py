@@ -26,8 +26,9 @@ from typing import Any
 
 import httpx
 import psycopg
+from psycopg.conninfo import make_conninfo
 
-from geoha.db_access import node_dsn
+from geoha.db_access import libpq_tls, node_dsn
 from geoha.health import trust
 from geoha.plan import NodeRole, Plan, Tools, expand
 from geoha.runtime import control
@@ -256,6 +257,24 @@ class Deployment:
     def node_dsn(self, name: str) -> str:
         """The application user's URI for exactly one database node."""
         return node_dsn(self.plan, self.plan.node(name)) + "&connect_timeout=2"
+
+    def connect_as(
+        self, name: str, user: str, password: str, dbname: str, tls: bool = True
+    ) -> psycopg.Connection[Any]:
+        """A connection to database node `name` as `user`: over TLS verified against the
+        deployment's CA, or (`tls=False`) asking for none at all (sslmode=disable)."""
+        node = self.plan.node(name)
+        conninfo = make_conninfo(
+            "",
+            host=node.address,
+            port=node.ports["postgres"],
+            user=user,
+            password=password,
+            dbname=dbname,
+            connect_timeout=3,
+            **libpq_tls(node.ca if tls else None),
+        )
+        return psycopg.connect(conninfo)
 
     def patroni(self, name: str) -> httpx.Client:
         """A client of the node's Patroni REST API (HTTPS verified against the CA)."""

@@ -22,19 +22,9 @@ pytestmark = pytest.mark.scenario
 
 
 def connects(dep: Deployment, node_name: str, user: str, password: str) -> bool:
-    node = dep.plan.node(node_name)
     dbname = "geoha" if user == APP_USER else "postgres"
     try:
-        psycopg.connect(
-            host=node.address,
-            port=node.ports["postgres"],
-            user=user,
-            password=password,
-            dbname=dbname,
-            connect_timeout=3,
-            sslmode="verify-full",
-            sslrootcert=str(node.ca),
-        ).close()
+        dep.connect_as(node_name, user, password, dbname).close()
     except psycopg.OperationalError:
         return False
     return True

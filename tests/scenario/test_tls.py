@@ -19,18 +19,10 @@ from tests.deployment import Deployment
 pytestmark = pytest.mark.scenario
 
 
-def refused_in_clear(node: Node, user: str, password: str, dbname: str) -> str:
+def refused_in_clear(dep: Deployment, node: Node, user: str, password: str, dbname: str) -> str:
     """The server's refusal of a connection with sslmode=disable (fails if it admits it)."""
     with pytest.raises(psycopg.OperationalError) as refused:
-        psycopg.connect(
-            host=node.address,
-            port=node.ports["postgres"],
-            user=user,
-            password=password,
-            dbname=dbname,
-            sslmode="disable",
-            connect_timeout=3,
-        ).close()
+        dep.connect_as(node.name, user, password, dbname, tls=False).close()
     return str(refused.value)
 
 
@@ -54,7 +46,9 @@ def test_postgres_admits_only_tls(shared_deployment: Deployment) -> None:
             (APP_USER, secrets.app, "geoha"),
             (SUPERUSER, secrets.superuser, "postgres"),
         ):
-            why = refused_in_clear(node, user, password, dbname)
+            why = refused_in_clear(dep, node, user, password, dbname)
+            # The same user, password and database over TLS are let in.
+            dep.connect_as(node.name, user, password, dbname).close()
             assert "no encryption" in why, why
     # The app's own connection (`geoha dsn`: verify-full against the CA) is encrypted.
     write_dsn = dep.dsn("delhi", write=True)
@@ -70,17 +64,7 @@ def test_replication_is_encrypted(shared_deployment: Deployment) -> None:
     dep = shared_deployment
     dep.wait_for("chennai-db a streaming replica", lambda: dep.replica_streaming("chennai-db"))
     secrets = load_or_create_secrets(dep.plan.spec, dep.plan.secrets_path)
-    primary = dep.plan.node("delhi-db")
-    with psycopg.connect(
-        host=primary.address,
-        port=primary.ports["postgres"],
-        user=SUPERUSER,
-        password=secrets.superuser,
-        dbname="postgres",
-        sslmode="verify-full",
-        sslrootcert=str(primary.ca),
-        connect_timeout=3,
-    ) as conn:
+    with dep.connect_as("delhi-db", SUPERUSER, secrets.superuser, "postgres") as conn:
         rows = conn.execute(
             "SELECT r.application_name, s.ssl FROM pg_stat_replication r "
             "JOIN pg_stat_ssl s USING (pid)"
