@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -155,12 +156,12 @@ def valid_for(cert_path: Path, ca_path: Path, names: list[str], addresses: list[
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
         alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (OSError, ValueError, x509.ExtensionNotFound):
+        cert.verify_directly_issued_by(ca_cert)  # a new CA of the same name does not pass
+    except (OSError, ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
         return False
     left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
     return (
-        cert.issuer == ca_cert.subject
-        and sorted(alt.get_values_for_type(x509.DNSName)) == sorted(names)
+        sorted(alt.get_values_for_type(x509.DNSName)) == sorted(names)
         and sorted(str(a) for a in alt.get_values_for_type(x509.IPAddress)) == sorted(addresses)
         and left > dt.timedelta(days=RENEW_BEFORE_DAYS)
     )

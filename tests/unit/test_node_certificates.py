@@ -16,11 +16,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from geoha.cloud import boot_addresses
 from geoha.cloud.cloudinit import identities, render_vm
-from geoha.cloud.node_certificates import Identity, ensure, parse_identity
+from geoha.cloud.node_certificates import USAGES, Identity, ensure, parse_identity
 from geoha.cloud.vms import cloud_plan, cloud_vms
 from geoha.render.files import write_files
 from geoha.spec import load_spec, parse_spec
-from geoha.traffic.tls import ca_files, new_ca
+from geoha.traffic.tls import ca_files, new_ca, valid_for
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 
@@ -129,3 +129,27 @@ def test_cli_makes_a_cloud_ca_and_never_overwrites_one(tmp_path: Path) -> None:
     again = ca("--cloud", str(folder))
     assert again.returncode != 0 and "--cloud" in again.stderr and "already exist" in again.stderr
     assert (folder / "ca.key").read_text() == key
+
+
+def test_a_certificate_is_kept_only_for_the_same_names_and_the_same_ca(tmp_path: Path) -> None:
+    ca_cert, ca_key = make_ca(tmp_path)
+    identity = Identity(
+        tmp_path / "n" / "node.crt",
+        tmp_path / "n" / "node.key",
+        ME,
+        ("n",),
+        ("10.0.0.1",),
+        frozenset(USAGES),
+    )
+    assert not valid_for(identity.cert, ca_cert, ["n"], ["10.0.0.1"])  # none yet
+    assert ensure(identity, ca_cert, ca_key) is True
+    assert valid_for(identity.cert, ca_cert, ["n"], ["10.0.0.1"])
+    assert not valid_for(identity.cert, ca_cert, ["n", "m"], ["10.0.0.1"])
+    assert not valid_for(identity.cert, ca_cert, ["n"], ["10.0.0.2"])
+    # A new CA of the very same name signed nothing of it: issued again.
+    other = tmp_path / "other"
+    other.mkdir()
+    other_cert, other_key = make_ca(other)
+    assert not valid_for(identity.cert, other_cert, ["n"], ["10.0.0.1"])
+    assert ensure(identity, other_cert, other_key) is True
+    assert valid_for(identity.cert, other_cert, ["n"], ["10.0.0.1"])
