@@ -2,7 +2,8 @@
 
 Reproduce: .venv/bin/python -m bench.tls_overhead [--rounds 4] [--duration 10] [--warmup 3]
            [--idle 10] [--lag-seconds 60] [--rate 500] [--failovers 5]
-Results: docs/BENCHMARKS.md (section tls-overhead) and bench/results/tls_overhead.json.
+Results: docs/BENCHMARKS.md (section tls-overhead) and bench/results/tls_overhead.json
+(`--report-only` rewrites the section from that file).
 Targets (issue "TLS and secrets"): with internal TLS on, API requests/s >= 0.9 x off for a
 read and a write through the whole path; replication lag p99 < 50 ms under 500 writes/s;
 failover write RTO unchanged within noise; `geoha up` <= 30 s.
@@ -46,6 +47,7 @@ import psutil
 import psycopg
 
 from bench.common import (
+    REPO,
     bench_deployment,
     machine_facts,
     min_median_max,
@@ -306,7 +308,7 @@ def api_rows(data: dict[str, Any]) -> tuple[list[str], list[str]]:
         ]
         verdicts.append(
             f"- API `{endpoint}`: TLS on {ratio:.2f} x off (per round {spread}), target >= "
-            f"{API_TARGET:g}: **{'met' if met else 'missed'}**."
+            f"{API_TARGET:g}: **{'met' if met else 'missed'}**." + cpu_finding(data, endpoint)
         )
     return rows, verdicts
 
@@ -320,33 +322,53 @@ def tier_text(values: dict[str, float], digits: int) -> str:
     return f"{sum(values.values()):,.{digits}f} ({parts})"
 
 
+def mean_tiers(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {t: statistics.mean(r[t] for r in rows) for t in TIERS} if rows else {}
+
+
+def request_cpu(data: dict[str, Any], mode: str, endpoint: str) -> dict[str, float]:
+    """CPU µs per request by tier under wrk, the mean of the rounds ({} without a sample)."""
+    duration = data["args"]["duration"]
+    return mean_tiers(
+        [
+            {t: 1e6 * v / (s["rps"] * duration) for t, v in by_tier(s["cpu_s"]).items()}
+            for s in http_samples(data, mode, endpoint)
+        ]
+    )
+
+
 def cpu_rows(data: dict[str, Any]) -> list[str]:
     """Where the CPU went: idle, and per request under wrk, by tier (mean of the rounds)."""
-
-    def mean_tiers(rows: list[dict[str, float]]) -> dict[str, float]:
-        return {t: statistics.mean(r[t] for r in rows) for t in TIERS} if rows else {}
 
     def idle(mode: str) -> str:
         rows = [by_tier(d) for d in of_mode(data, mode, "idle_cpu_pct")]
         return tier_text(mean_tiers(rows), 1) if rows else "-"
 
-    duration = data["args"]["duration"]
     lines = [
         f"| idle deployment's CPU, % of one core: all (by tier) | {idle('on')} "
         f"| {idle('off')} | | |"
     ]
     for endpoint in HTTP_ENDPOINTS:
-        cells = []
-        for mode in MODES:
-            rows = [
-                {t: 1e6 * v / (s["rps"] * duration) for t, v in by_tier(s["cpu_s"]).items()}
-                for s in http_samples(data, mode, endpoint)
-            ]
-            cells.append(tier_text(mean_tiers(rows), 0) if rows else "-")
+        cells = [tier_text(c, 0) if (c := request_cpu(data, m, endpoint)) else "-" for m in MODES]
         lines.append(
             f"| `{endpoint}` CPU per request, µs: all (by tier) | {cells[0]} | {cells[1]} | | |"
         )
     return lines
+
+
+def cpu_finding(data: dict[str, Any], endpoint: str) -> str:
+    """How the CPU per request of the two modes compares with their throughput ratio."""
+    on, off = request_cpu(data, "on", endpoint), request_cpu(data, "off", endpoint)
+    if not on or not off:
+        return ""
+    total_on, total_off = sum(on.values()), sum(off.values())
+    more = ", ".join(f"{t} {on[t] - off[t]:+,.0f}" for t in TIERS)
+    return (
+        f" CPU per request, all of the deployment's processes: {total_on:,.0f} µs on, "
+        f"{total_off:,.0f} off ({total_on / total_off - 1:+.0%}; by tier, µs: {more}); the "
+        f"2 cores are saturated, so throughput follows 1 / CPU per request: off / on CPU = "
+        f"{total_off / total_on:.2f}."
+    )
 
 
 def lag_rows(data: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -522,11 +544,28 @@ def main() -> None:
     parser.add_argument("--lag-seconds", type=float, default=60.0, help="0: no lag window")
     parser.add_argument("--rate", type=float, default=500.0, help="writes/s of the lag window")
     parser.add_argument("--failovers", type=int, default=5, help="kills per mode (0: none)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: rewrite the section from bench/results/tls_overhead.json",
+    )
     args = parser.parse_args()
     if args.rounds < 1 or args.duration < 1 or args.warmup < 1 or args.failovers < 0:
         parser.error("--rounds, --duration, --warmup: 1 or more; --failovers: 0 or more")
     if not 0 <= args.lag_seconds <= 300:
         parser.error("--lag-seconds lies in [0, 300]")
+    if args.report_only:
+        data = json.loads((REPO / "bench" / "results" / "tls_overhead.json").read_text())
+    else:
+        data = measure(parser, args)
+        write_json("tls_overhead", data)
+    markdown = report(data)
+    write_section("tls-overhead", markdown)
+    print(markdown)
+
+
+def measure(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """Every round's deployments, in the alternating order, with the machine's facts."""
     started = time.monotonic()
     facts = machine_facts()
     deployments = []
@@ -543,10 +582,7 @@ def main() -> None:
         "total_s": round(time.monotonic() - started, 1),
         "deployments": deployments,
     }
-    write_json("tls_overhead", data)
-    markdown = report(data)
-    write_section("tls-overhead", markdown)
-    print(markdown)
+    return data
 
 
 if __name__ == "__main__":
