@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
 
 from app.api.config import ConfigError, SessionAttrs, load_settings, parse_dsn, parse_listen
+from geoha.render.files import write_files
+from geoha.traffic.tls import ca_files, new_ca
 
 WRITE = (
     "postgresql://geoha_app@127.10.5.1:5432,127.20.5.1:5433/geoha"
@@ -109,3 +112,17 @@ def test_admin_token_from_its_file(tmp_path: Path) -> None:
     missing = str(path) + ".missing"
     with pytest.raises(ConfigError, match=r"GEOHA_ADMIN_TOKEN_FILE=.*a readable file"):
         load_settings(env(GEOHA_ADMIN_TOKEN_FILE=missing))
+
+
+def test_patroni_ca_file_turns_on_tls_for_the_vantage_probe(tmp_path: Path) -> None:
+    assert load_settings(env()).patroni_tls is None
+    ca = tmp_path / "ca.pem"
+    write_files(ca_files(new_ca("test CA"), ca, tmp_path / "ca.key"))
+    settings = load_settings(env(GEOHA_PATRONI_CA_FILE=str(ca)))
+    assert settings.patroni_tls is not None
+    assert settings.patroni_tls.verify_mode is ssl.CERT_REQUIRED
+    not_a_ca = tmp_path / "junk.pem"
+    not_a_ca.write_text("not a certificate\n")
+    for bad in (str(not_a_ca), str(tmp_path / "missing.pem")):
+        with pytest.raises(ConfigError, match=r"GEOHA_PATRONI_CA_FILE=.*a readable PEM file"):
+            load_settings(env(GEOHA_PATRONI_CA_FILE=bad))
