@@ -101,7 +101,7 @@ def parse_identity(text: str, where: str) -> Identity:
 def ensure(identity: Identity, ca_cert: Path, ca_key: Path) -> bool:
     """Issue the identity's certificate unless a good one is there; True if issued."""
     names, addresses = list(identity.names), list(identity.addresses)
-    if valid_for(identity.cert, ca_cert, names, addresses):
+    if valid_for(identity.cert, identity.key, ca_cert, names, addresses):
         return False
     user = pwd.getpwnam(identity.owner)
     owner = (user.pw_uid, user.pw_gid)

@@ -68,7 +68,7 @@ def ensure_certificates(plan: Plan, node: Node, owner: Owner) -> None:
         case Certificate.NODE if node.tls:
             names, addresses = node_identity(plan, node)
             deployment_ca(plan)
-            if not valid_for(node.cert_path, plan.ca_path, names, addresses):
+            if not valid_for(node.cert_path, node.key_path, plan.ca_path, names, addresses):
                 issue_node_certificate(plan, node, owner)
         case Certificate.PUBLIC:
             if not (node.dir / TLS_PEM).exists():
@@ -82,8 +82,8 @@ def ensure_client_certificate(plan: Plan) -> None:
     if not plan.tls:
         return
     name = f"{plan.spec.name}-controller"
-    deployment_ca(plan)
-    if valid_for(plan.client_cert_path, plan.ca_path, [name], []):
+    ca = deployment_ca(plan)
+    if valid_for(plan.client_cert_path, plan.client_key_path, plan.ca_path, [name], []):
         return
-    cert, key = issue(deployment_ca(plan), [name], [], server=False, client=True)
+    cert, key = issue(ca, [name], [], server=False, client=True)
     write_files([File(plan.client_key_path, key, 0o600), File(plan.client_cert_path, cert, 0o644)])

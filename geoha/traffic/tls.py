@@ -149,19 +149,25 @@ def server_pem(ca: CA, names: list[str], addresses: list[str]) -> str:
     return cert + ca[0].public_bytes(PEM).decode() + key
 
 
-def valid_for(cert_path: Path, ca_path: Path, names: list[str], addresses: list[str]) -> bool:
-    """Whether the certificate at `cert_path` was issued by the CA at `ca_path`, names
+def valid_for(
+    cert_path: Path, key_path: Path, ca_path: Path, names: list[str], addresses: list[str]
+) -> bool:
+    """Whether the certificate at `cert_path` was issued by the CA at `ca_path`, goes with
+    the key at `key_path` (a write cut between the two leaves a pair that does not), names
     exactly `names` and `addresses`, and has more than RENEW_BEFORE_DAYS left."""
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         cert.verify_directly_issued_by(ca_cert)  # a new CA of the same name does not pass
     except (OSError, ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
         return False
     left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
     return (
-        sorted(alt.get_values_for_type(x509.DNSName)) == sorted(names)
+        key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)
+        and sorted(alt.get_values_for_type(x509.DNSName)) == sorted(names)
         and sorted(str(a) for a in alt.get_values_for_type(x509.IPAddress)) == sorted(addresses)
         and left > dt.timedelta(days=RENEW_BEFORE_DAYS)
     )

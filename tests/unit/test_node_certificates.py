@@ -20,7 +20,7 @@ from geoha.cloud.node_certificates import USAGES, Identity, ensure, parse_identi
 from geoha.cloud.vms import cloud_plan, cloud_vms
 from geoha.render.files import write_files
 from geoha.spec import load_spec, parse_spec
-from geoha.traffic.tls import ca_files, new_ca, valid_for
+from geoha.traffic.tls import ca_files, issue, new_ca, valid_for
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 
@@ -141,15 +141,20 @@ def test_a_certificate_is_kept_only_for_the_same_names_and_the_same_ca(tmp_path:
         ("10.0.0.1",),
         frozenset(USAGES),
     )
-    assert not valid_for(identity.cert, ca_cert, ["n"], ["10.0.0.1"])  # none yet
+    assert not valid_for(identity.cert, identity.key, ca_cert, ["n"], ["10.0.0.1"])  # none yet
     assert ensure(identity, ca_cert, ca_key) is True
-    assert valid_for(identity.cert, ca_cert, ["n"], ["10.0.0.1"])
-    assert not valid_for(identity.cert, ca_cert, ["n", "m"], ["10.0.0.1"])
-    assert not valid_for(identity.cert, ca_cert, ["n"], ["10.0.0.2"])
+    assert valid_for(identity.cert, identity.key, ca_cert, ["n"], ["10.0.0.1"])
+    assert not valid_for(identity.cert, identity.key, ca_cert, ["n", "m"], ["10.0.0.1"])
+    assert not valid_for(identity.cert, identity.key, ca_cert, ["n"], ["10.0.0.2"])
+    # A key that does not go with the certificate (a write cut between the two).
+    good_key = identity.key.read_text()
+    identity.key.write_text(issue(new_ca("x"), ["n"], [], server=True, client=False)[1])
+    assert not valid_for(identity.cert, identity.key, ca_cert, ["n"], ["10.0.0.1"])
+    identity.key.write_text(good_key)
     # A new CA of the very same name signed nothing of it: issued again.
     other = tmp_path / "other"
     other.mkdir()
     other_cert, other_key = make_ca(other)
-    assert not valid_for(identity.cert, other_cert, ["n"], ["10.0.0.1"])
+    assert not valid_for(identity.cert, identity.key, other_cert, ["n"], ["10.0.0.1"])
     assert ensure(identity, other_cert, other_key) is True
-    assert valid_for(identity.cert, other_cert, ["n"], ["10.0.0.1"])
+    assert valid_for(identity.cert, identity.key, other_cert, ["n"], ["10.0.0.1"])
