@@ -139,7 +139,7 @@ class Node:
 
     def scheme(self, port: str) -> str:
         """`https` for a port that speaks TLS, else `http`."""
-        return "https" if self.tls and port in ROLES[self.role].tls_ports else "http"
+        return port_scheme(self.role, port, self.tls)
 
     def url(self, port: str, path: str = "") -> str:
         return f"{self.scheme(port)}://{self.endpoint(port)}{path}"
@@ -243,6 +243,11 @@ class Plan:
         return self.run_dir / "api-admin.token"
 
 
+def port_scheme(role: NodeRole, port: str, tls: bool) -> str:
+    """`https` for a port of `role` that speaks TLS (with internal TLS on), else `http`."""
+    return "https" if tls and port in ROLES[role].tls_ports else "http"
+
+
 def ca_path(run_dir: Path) -> Path:
     """The deployment's CA certificate (its key, 0600, beside it)."""
     return run_dir / "tls" / "ca.pem"
@@ -303,7 +308,7 @@ def make_node(
     address = node_address(net, facts.tier, index)
     check = facts.health
     tls = tls and bool(facts.tls_ports)
-    scheme = "https" if tls and check.port in facts.tls_ports else "http"
+    scheme = port_scheme(role, check.port, tls)
     return Node(
         name=name,
         region=region,

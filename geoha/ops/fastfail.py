@@ -32,7 +32,6 @@ import base64
 import contextlib
 import json
 import logging
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -55,7 +54,7 @@ from geoha.ops.fencing import (
 )
 from geoha.plan import Node, NodeRole, Plan
 from geoha.spec import ReplicationMode
-from geoha.traffic.tls import ClientTls, client_tls, verify
+from geoha.traffic.tls import ClientTls, client_tls, context, verify
 
 log = logging.getLogger("geoha.fastfail")
 
@@ -290,10 +289,7 @@ async def region_view(
 
 async def reached(target: VantageTarget, tls: ClientTls | None) -> bool:
     """The node's Patroni or its postmaster answers: the API's own probe (app/api/vantage.py)."""
-    context = verify(tls)
-    return await vantage_reached(
-        target, REQUEST_TIMEOUT_S, context if isinstance(context, ssl.SSLContext) else None
-    )
+    return await vantage_reached(target, REQUEST_TIMEOUT_S, context(tls))
 
 
 Fence = Callable[[str, float], Awaitable[str | None]]

@@ -192,9 +192,14 @@ def _context(ca: str, cert: str | None, key: str | None) -> ssl.SSLContext:
     return context
 
 
+def context(tls: ClientTls | None) -> ssl.SSLContext | None:
+    """The client SSL context for `tls`; None (no internal TLS): none, plain connections."""
+    return None if tls is None else _context(tls.ca, tls.cert, tls.key)
+
+
 def verify(tls: ClientTls | None) -> ssl.SSLContext | bool:
     """httpx's `verify` for `tls`; None (no internal TLS): the default, for plain HTTP."""
-    return True if tls is None else _context(tls.ca, tls.cert, tls.key)
+    return context(tls) or True
 
 
 def ca_only(ca: Path | None) -> ClientTls | None:
