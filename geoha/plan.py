@@ -118,6 +118,12 @@ class Node:
     ca: Path | None = None
     """The deployment CA its role's `tls_ports` serve certificates from; None: they
     speak no TLS (internal TLS is off, or the role has none)."""
+    host: str | None = None
+    """The name other nodes dial it by, where each site resolves that name its own way
+    (the cloud's internal names, when an etcd member is across the internet); None: its
+    address."""
+    listen: str | None = None
+    """The address it listens on for the ports others dial by `host`; None: its address."""
 
     @property
     def tls(self) -> bool:
@@ -154,6 +160,17 @@ class Node:
 
     def endpoint(self, port: str) -> str:
         return f"{self.address}:{self.ports[port]}"
+
+    def named_endpoint(self, port: str) -> str:
+        """`host:port` other nodes dial: by `host` where it has one."""
+        return f"{self.host or self.address}:{self.ports[port]}"
+
+    def named_url(self, port: str) -> str:
+        return f"{self.scheme(port)}://{self.named_endpoint(port)}"
+
+    def listen_url(self, port: str) -> str:
+        """The URL it listens on for a port others dial by `named_url`."""
+        return f"{self.scheme(port)}://{self.listen or self.address}:{self.ports[port]}"
 
 
 @dataclass(frozen=True)

@@ -133,12 +133,32 @@ class RegionDns(Strict):
     """Route 53 weighted-routing weight (0-255, default 50)."""
 
 
-class RegionCloud(Strict):
-    """Where and on what a region runs in the cloud (E2E Networks)."""
+class CloudProvider(StrEnum):
+    """Whose cloud a region's VMs run in."""
 
+    E2E = "e2e"  # E2E Networks: every data region, and a witness by default
+    AWS = "aws"  # Amazon EC2: a witness region only (one small instance)
+
+
+DEFAULT_AWS_INSTANCE_TYPE = "t4g.nano"
+AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+"""An AWS region code (`ap-south-1`)."""
+
+
+class RegionCloud(Strict):
+    """Where and on what a region runs in the cloud (E2E Networks, or AWS for a witness)."""
+
+    provider: CloudProvider = Field(default=CloudProvider.E2E, strict=False)
+    """`e2e` (default) or `aws`: witness regions only, one EC2 instance (`instance_type`)
+    in the AWS region `location`, its etcd reached over the internet with mutual TLS, so
+    no VPN is needed (docs/CLOUD.md)."""
     location: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
     """E2E location of the region, letters, digits and hyphens (default: the region name
-    capitalised, e.g. `Delhi`)."""
+    capitalised, e.g. `Delhi`); with `provider = "aws"`, the AWS region (required, e.g.
+    `ap-south-1`)."""
+    instance_type: str | None = None
+    """With `provider = "aws"`: the EC2 instance type of the witness (default `t4g.nano`);
+    `geoha cost` must have a price for it in that AWS region."""
     web_plan: str = "C3.8GB"
     """Instance plan of each web VM (default `C3.8GB`)."""
     api_plan: str = "C3.8GB"
@@ -156,6 +176,19 @@ class RegionCloud(Strict):
     renders its cloud-init but no E2E resource for it; you run it with an address inside
     `cidr`, reachable from the data regions' networks, and pass that address as the
     Terraform variable `witness_address_REGION` (docs/CLOUD.md)."""
+
+    @property
+    def on_aws(self) -> bool:
+        return self.provider is CloudProvider.AWS
+
+    @property
+    def on_e2e(self) -> bool:
+        """Whether E2E runs the region's VMs (not AWS, not a VM of your own)."""
+        return self.provider is CloudProvider.E2E and not self.external
+
+    @property
+    def aws_instance_type(self) -> str:
+        return self.instance_type or DEFAULT_AWS_INSTANCE_TYPE
 
 
 class Region(Strict):
@@ -413,7 +446,12 @@ def _reference_regions() -> dict[str, Region]:
     return {
         "delhi": Region(role=RegionRole.PRIMARY, cidr="10.10.0.0/16"),
         "chennai": Region(role=RegionRole.REPLICA, cidr="10.20.0.0/16"),
-        "mumbai": Region(role=RegionRole.WITNESS, cidr="10.30.0.0/16"),
+        # Mumbai is no E2E location any more: the witness is one small AWS instance there.
+        "mumbai": Region(
+            role=RegionRole.WITNESS,
+            cidr="10.30.0.0/16",
+            cloud=RegionCloud(provider=CloudProvider.AWS, location="ap-south-1"),
+        ),
     }
 
 
@@ -606,12 +644,47 @@ class Spec(Strict):
                         f"regions.{name}.{tier}: nothing -- a witness region runs etcd only, "
                         "no data and no traffic (got a table)"
                     )
+        errors += self._provider_errors()
         for name, region in self.data_regions.items():
             if region.cloud.external:
                 errors.append(
                     f"regions.{name}.cloud.external: false -- only a witness region runs "
                     "outside E2E; a data region's load balancers and scaler groups are E2E's "
                     "(got true)"
+                )
+        return errors
+
+    def _provider_errors(self) -> list[str]:
+        errors: list[str] = []
+        for name, region in self.regions.items():
+            cloud, where = region.cloud, f"regions.{name}.cloud"
+            if not cloud.on_aws:
+                if cloud.instance_type is not None:
+                    errors.append(
+                        f'{where}.instance_type: nothing -- only with provider = "aws" '
+                        f"(got {cloud.instance_type!r})"
+                    )
+                continue
+            if region.is_data:
+                errors.append(
+                    f'{where}.provider: "e2e" -- only a witness region runs on AWS; a data '
+                    "region's load balancers and scaler groups are E2E's (got 'aws')"
+                )
+            if cloud.external:
+                errors.append(
+                    f'{where}.external: false with provider = "aws" -- geoha runs the '
+                    "witness's AWS instance itself (got true)"
+                )
+            if cloud.location is None or not AWS_REGION.match(cloud.location):
+                got = "none" if cloud.location is None else repr(cloud.location)
+                errors.append(
+                    f'{where}.location: an AWS region such as "ap-south-1" with provider = '
+                    f'"aws" (got {got})'
+                )
+            if "etcd_plan" in cloud.model_fields_set:
+                errors.append(
+                    f"{where}.etcd_plan: nothing with provider = \"aws\" -- the instance is "
+                    f"instance_type (got {cloud.etcd_plan!r})"
                 )
         return errors
 

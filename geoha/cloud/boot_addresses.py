@@ -22,8 +22,14 @@ replaced by a real address:
     dns SERVER...        peers' names are asked of these name servers (the
                          module's internal hosted zone, which is delegated
                          from nowhere), not of the VM's resolver
+    host NAME SOURCE     /etc/hosts maps NAME to this VM's own address (SOURCE
+                         `self`) or to the address SOURCE resolves to: names
+                         the configs dial, each VM resolving them its own way
+                         (an etcd member across the internet)
 
-Names that do not resolve yet are retried until they do.
+Names that do not resolve yet are retried until they do. The /etc/hosts lines
+live between two marker lines, replaced at every boot; the rest of the file is
+kept.
 """
 
 from __future__ import annotations
@@ -41,10 +47,13 @@ import time
 from pathlib import Path
 
 MAP_FILE = Path("/etc/geoha/addresses.map")
+HOSTS = Path("etc/hosts")
+HOSTS_BEGIN = "# geoha-addresses: begin (rewritten at every boot)"
+HOSTS_END = "# geoha-addresses: end"
 RENDERED = Path("/etc/geoha/rendered")
 RETRY_S = 5.0
 DNS_TIMEOUT_S = 3.0
-KINDS = ("self", "peer", "name", "net", "cidr", "dns")
+KINDS = ("self", "peer", "name", "net", "cidr", "dns", "host")
 
 
 def parse_map(text: str) -> dict[str, list[list[str]]]:
@@ -172,8 +181,12 @@ def substitute(text: str, replacements: dict[str, str]) -> str:
     return pattern.sub(lambda m: replacements[m.group(1)], text)
 
 
+def name_servers(entries: dict[str, list[list[str]]]) -> list[str]:
+    return [server for line in entries["dns"] for server in line]
+
+
 def replacements(entries: dict[str, list[list[str]]], own: str) -> dict[str, str]:
-    servers = [server for line in entries["dns"] for server in line]
+    servers = name_servers(entries)
     result = {slot: own for (slot,) in entries["self"]}
     result.update({layout: real for layout, real in entries["cidr"] if layout != real})
     result.update({slot: resolve(name, servers) for slot, name in entries["peer"]})
@@ -197,14 +210,47 @@ def write_live(source: Path, target: Path, text: str) -> None:
         raise
 
 
+def host_lines(entries: dict[str, list[list[str]]], own: str) -> list[str]:
+    """`ADDRESS NAME` for every `host` line of the map."""
+    servers = name_servers(entries)
+    return [
+        f"{own if source == 'self' else resolve(source, servers)} {name}"
+        for name, source in entries["host"]
+    ]
+
+
+def with_hosts(text: str, lines: list[str]) -> str:
+    """An /etc/hosts text with geoha's block (between the markers) replaced by `lines`."""
+    kept: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if line in (HOSTS_BEGIN, HOSTS_END):
+            inside = line == HOSTS_BEGIN
+            continue
+        if not inside:
+            kept.append(line)
+    block = [HOSTS_BEGIN, *lines, HOSTS_END] if lines else []
+    return "\n".join(kept + block) + "\n"
+
+
 def apply(entries: dict[str, list[list[str]]], own: str, rendered: Path, root: Path) -> list[Path]:
-    """Write the live copy (under `root`) of every pristine file under `rendered`."""
+    """Write the live copy (under `root`) of every pristine file under `rendered`, and
+    geoha's block of /etc/hosts."""
     mapping = replacements(entries, own)
     written = []
     for source in sorted(p for p in rendered.rglob("*") if p.is_file()):
         target = root / source.relative_to(rendered)
         write_live(source, target, substitute(source.read_text(encoding="utf-8"), mapping))
         written.append(target)
+    hosts = root / HOSTS
+    lines = host_lines(entries, own)
+    if lines:
+        if not hosts.exists():
+            hosts.parent.mkdir(parents=True, exist_ok=True)
+            hosts.write_text("127.0.0.1 localhost\n", encoding="utf-8")
+            hosts.chmod(0o644)
+        write_live(hosts, hosts, with_hosts(hosts.read_text(encoding="utf-8"), lines))
+        written.append(hosts)
     return written
 
 

@@ -42,6 +42,7 @@ from geoha.cloud.vms import (
     e2e_regions,
     internal_name,
     network_variable,
+    public_name,
     region_location,
     slot_in,
     vpc_network,
@@ -123,7 +124,8 @@ def template_variables(plan: Plan, vm: Vm) -> tuple[str, ...]:
         names += WATCHER_VARIABLES + tuple(node_id_variable(n) for n in plan.database_nodes)
     configs = vm_configs(plan, vm)
     names += tuple(network_variable(r) for r in real_networks(plan, vm, configs))
-    if peers(plan, vm, configs):
+    hosts = host_entries(plan, vm, configs)
+    if peers(plan, vm, configs) or any(source != "self" for _, source in hosts):
         names += (NAME_SERVERS_VARIABLE,)
     return names
 
@@ -149,6 +151,36 @@ def peers(plan: Plan, vm: Vm, configs: list[File]) -> list[Node]:
         for node in addressed_nodes(plan)
         if node.name not in own and slot_in(text, node.address)
     ]
+
+
+def host_entries(plan: Plan, vm: Vm, configs: list[File]) -> list[tuple[str, str]]:
+    """(name, what it resolves to) of every /etc/hosts line the VM needs: each node name
+    its configs dial (an etcd member's `host`), its own as `self`. A witness across the
+    internet resolves the data regions' names to their database VMs' public addresses,
+    and also maps the names of every node that connects to it: etcd checks a connecting
+    peer's or client's certificate names against the address it comes from."""
+    spec = plan.spec
+    text = "".join(f.text for f in configs)
+    own = {n.name for n in vm.nodes}
+    across = spec.regions[vm.region].cloud.on_aws
+    named = [n for n in plan.nodes if n.host and (n.name in own or slot_in(text, n.host))]
+    if across:
+        callers = [n for n in plan.nodes if n.region in spec.data_regions]
+        named += [
+            n
+            for n in callers
+            if n.role in (NodeRole.DATABASE, NodeRole.ETCD) and n not in named
+        ]
+    entries = []
+    for node in named:
+        if node.name in own:
+            source = "self"
+        elif across:
+            source = public_name(spec, plan.only(node.region, NodeRole.DATABASE).name)
+        else:
+            source = internal_name(spec, node.name)
+        entries.append((node.host or internal_name(spec, node.name), source))
+    return entries
 
 
 PACKAGES: dict[VmKind, list[str]] = {
@@ -204,9 +236,11 @@ def address_map(plan: Plan, vm: Vm, configs: list[File]) -> str:
     lines += [f"self {n.address}" for n in vm.nodes]
     lines += [f"cidr {vpc_network(plan, r)} {tf_var(network_variable(r))}" for r in networks]
     found = peers(plan, vm, configs)
-    if found:
+    hosts = host_entries(plan, vm, configs)
+    if found or any(source != "self" for _, source in hosts):
         lines.append(f"dns {tf_var(NAME_SERVERS_VARIABLE)}")
     lines += [f"peer {n.address} {internal_name(plan.spec, n.name)}" for n in found]
+    lines += [f"host {name} {source}" for name, source in hosts]
     if vm.kind is VmKind.API:
         lines.append(f"name {vm.nodes[0].name} {vm.region}-api")
     return "\n".join(lines) + "\n"

@@ -433,6 +433,13 @@ LOOKUPS = {
         lambda d: d.get("private_ip_address"),
         is_address,
     ),
+    "node-public-address": Lookup(
+        "nodes/{id}/",
+        "public_ip",
+        "a public address",
+        lambda d: d.get("public_ip_address"),
+        is_address,
+    ),
     "lb-address": Lookup(
         "appliances/{id}/",
         "private_ip",

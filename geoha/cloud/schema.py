@@ -164,15 +164,30 @@ def check_document(document: dict[str, Any]) -> list[Problem]:
     """Every problem of every resource and data source of a Terraform JSON document.
 
     Data sources are located as `data.TYPE.NAME`, resources as `TYPE.NAME`, provider
-    blocks as `provider.NAME` (checked when the table lists the provider's `arguments`).
+    blocks as `provider.NAME` (checked when the table lists the provider's `arguments`),
+    or `provider.NAME[i]` where several configure one provider (each but one with an
+    `alias`).
     """
     table = schema_table()
     meta = frozenset(table["meta_arguments"])
+    provider_meta = frozenset(table["provider_meta_arguments"])
     problems: list[Problem] = []
-    for name, body in document.get("provider", {}).items():
+    for name, bodies in document.get("provider", {}).items():
         arguments = table["providers"].get(name, {}).get("arguments")
-        if arguments is not None:
-            problems += check_arguments(arguments, body, f"provider.{name}")
+        if arguments is None:
+            continue
+        if not isinstance(bodies, list):
+            problems += check_arguments(arguments, bodies, f"provider.{name}", provider_meta)
+            continue
+        aliases: set[str | None] = set()
+        for i, body in enumerate(bodies):
+            path = f"provider.{name}[{i}]"
+            problems += check_arguments(arguments, body, path, provider_meta)
+            alias = body.get("alias")
+            if alias in aliases:
+                taken = f"alias {alias!r}" if alias else "no alias"
+                problems.append(Problem(Severity.ERROR, path, f"another block has {taken}"))
+            aliases.add(alias)
     for section, table_section in SECTIONS.items():
         prefix = "data." if section == "data" else ""
         for rtype, instances in document.get(section, {}).items():

@@ -5,6 +5,8 @@ Written into one folder (a Terraform root module):
     main.tf.json            required providers, providers, variables, outputs
     e2e.tf.json             E2E resources and the address sources (geoha.cloud.terraform_e2e)
     route53.tf.json         Route 53 resources (geoha.cloud.terraform_route53)
+    aws.tf.json             a witness region's AWS instance, if one is on AWS
+                            (geoha.cloud.terraform_aws)
     cloud-init/*.yaml       every VM's cloud-init (geoha.cloud.cloudinit), as templates
     e2e_api.py              the E2E API steps the provider lacks (geoha.cloud.e2e_api)
     terraform.tfvars.example  the non-secret variables to fill in
@@ -24,9 +26,17 @@ from typing import Any
 from geoha.cloud import e2e_api
 from geoha.cloud.cloudinit import render_cloud_init
 from geoha.cloud.schema import schema_table
-from geoha.cloud.terraform_e2e import HELPER, e2e_resources, lookups, start_script, tf_name
+from geoha.cloud.terraform_aws import aws_documents, provider_block
+from geoha.cloud.terraform_e2e import (
+    HELPER,
+    e2e_resources,
+    elastic_ip,
+    lookups,
+    start_script,
+    tf_name,
+)
 from geoha.cloud.terraform_route53 import route53_resources
-from geoha.cloud.vms import cloud_vms, on_e2e, witness_address_variable
+from geoha.cloud.vms import cloud_vms, internet_witnesses, witness_address_variable
 from geoha.plan import Plan
 from geoha.render.files import File
 from geoha.spec import Spec
@@ -201,8 +211,13 @@ def outputs(plan: Plan) -> dict[str, Any]:
         "description": "The application, behind Route 53 weighted DNS",
         "value": f"http://{plan.spec.dns.fqdn}/",
     }
+    for region in internet_witnesses(plan.spec):
+        result[f"witness_{tf_name(region)}"] = {
+            "description": f"Public address (Elastic IP) of {region}'s witness on AWS",
+            "value": f"${{{elastic_ip(region)}}}",
+        }
     for vm in cloud_vms(plan):
-        if not on_e2e(plan.spec, vm):
+        if plan.spec.regions[vm.region].cloud.external:
             result[f"cloud_init_{tf_name(vm.name)}"] = {
                 "description": f"User data of {vm.name}, the VM you run outside E2E "
                 "(terraform output -raw ...)",
@@ -211,6 +226,16 @@ def outputs(plan: Plan) -> dict[str, Any]:
                 "sensitive": plan.tls,
             }
     return result
+
+
+def aws_providers(plan: Plan) -> dict[str, Any] | list[dict[str, Any]]:
+    """The AWS provider of Route 53 (`var.aws_region`); one more per witness region on
+    AWS, in its region, under the region's name as alias."""
+    default = {"region": "${var.aws_region}"}
+    witnesses = internet_witnesses(plan.spec)
+    if not witnesses:
+        return default
+    return [default, *(provider_block(plan.spec, region) for region in witnesses)]
 
 
 def main_document(plan: Plan) -> dict[str, Any]:
@@ -225,7 +250,7 @@ def main_document(plan: Plan) -> dict[str, Any]:
         },
         "provider": {
             "e2e": {"api_key": "${var.e2e_api_key}", "auth_token": "${var.e2e_auth_token}"},
-            "aws": {"region": "${var.aws_region}"},
+            "aws": aws_providers(plan),
         },
         "variable": variables(plan.spec),
         "output": outputs(plan),
@@ -260,7 +285,7 @@ def json_text(document: dict[str, Any]) -> str:
 
 def terraform_documents(plan: Plan) -> dict[str, dict[str, Any]]:
     """File name -> Terraform JSON document."""
-    return {
+    documents = {
         "main.tf.json": main_document(plan),
         "e2e.tf.json": {
             "resource": e2e_resources(plan),
@@ -268,6 +293,10 @@ def terraform_documents(plan: Plan) -> dict[str, dict[str, Any]]:
         },
         "route53.tf.json": {"resource": route53_resources(plan)},
     }
+    resources, data = aws_documents(plan)
+    if resources:
+        documents["aws.tf.json"] = {"resource": resources, "data": data}
+    return documents
 
 
 def render_terraform(plan: Plan) -> list[File]:

@@ -37,6 +37,7 @@ from geoha.cloud.vms import (
     VmKind,
     cloud_vms,
     e2e_regions,
+    internet_witnesses,
     network_variable,
     on_e2e,
     region_location,
@@ -135,6 +136,8 @@ def source(spec: Spec, region: str, origin: str) -> dict[str, Any]:
             "network_cidr": f"vpc_${{e2e_vpc.{tf_name(region)}.id}}",
             "size": MY_NETWORK_SIZE,
         }
+    if spec.regions[origin].cloud.on_aws:  # its Elastic IP, across the internet
+        return {"network": "manual", "network_cidr": f"${{{elastic_ip(origin)}}}", "size": 1}
     if spec.regions[origin].cloud.external:
         net = ipaddress.IPv4Network(spec.regions[origin].cidr)
         return {
@@ -542,9 +545,27 @@ def lookup(spec: Spec, region: str, *, command: str, name: str, of: str, known: 
     }
 
 
+def witness_instance(region: str) -> str:
+    """Terraform name of a witness region's AWS instance, and of its interface and
+    Elastic IP (geoha.cloud.terraform_aws)."""
+    return tf_name(region, "etcd")
+
+
+def elastic_ip(region: str) -> str:
+    """The expression of an AWS witness's Elastic IP (its internal name points there)."""
+    return f"aws_eip.{witness_instance(region)}.public_ip"
+
+
+def public_address(region: str) -> str:
+    """The expression of a data region's database VM's public address (what a witness
+    across the internet sees its etcd member and Patroni come from)."""
+    return f"data.external.{tf_name(region, 'db_public')}.result.public_ip"
+
+
 def lookups(plan: Plan) -> dict[str, dict[str, Any]]:
     """Each E2E region's network (`R_network`), each fixed VM's private address
-    (`VM_address`) and each backend LB's (`R_be_address`)."""
+    (`VM_address`) and each backend LB's (`R_be_address`); with a witness across the
+    internet, each database VM's public address (`R_db_public`)."""
     spec = plan.spec
     found = {
         tf_name(region, "network"): lookup(
@@ -566,6 +587,16 @@ def lookups(plan: Plan) -> dict[str, dict[str, Any]]:
                 name=f"{spec.name}-{vm.name}",
                 of=f"e2e_node.{vm_resource_name(vm)}",
                 known="private_ip_address",
+            )
+    if internet_witnesses(spec):
+        for db in plan.database_nodes:
+            found[tf_name(db.region, "db_public")] = lookup(
+                spec,
+                db.region,
+                command="node-public-address",
+                name=f"{spec.name}-{db.name}",
+                of=f"e2e_node.{tf_name(db.name)}",
+                known="public_ip_address",
             )
     for region in spec.data_regions:
         found[tf_name(region, "be_address")] = lookup(

@@ -21,8 +21,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from geoha.cloud.terraform_e2e import INTERNAL_ZONE, Resources, tf_name
-from geoha.cloud.vms import VmKind, cloud_vms, internal_name, on_e2e, witness_address_variable
+from geoha.cloud.terraform_e2e import (
+    INTERNAL_ZONE,
+    Resources,
+    elastic_ip,
+    public_address,
+    tf_name,
+)
+from geoha.cloud.vms import (
+    VmKind,
+    cloud_vms,
+    internal_name,
+    internet_witnesses,
+    on_e2e,
+    public_name,
+    witness_address_variable,
+)
 from geoha.plan import NodeRole, Plan
 from geoha.spec import Spec
 
@@ -101,20 +115,28 @@ def internal_record(spec: Spec, node_name: str, address: str) -> dict[str, Any]:
 
 
 def internal_records(plan: Plan) -> dict[str, dict[str, Any]]:
-    """`NODE.internal.ZONE` for every database and etcd node (their VM's private address)
-    and every backend LB (its private address, once it exists)."""
+    """`NODE.internal.ZONE` for every database and etcd node (their VM's private address;
+    an AWS witness's Elastic IP) and every backend LB (its private address, once it
+    exists); with a witness across the internet, `VM.public.internal.ZONE` for every
+    database VM (its public address, which only the witness asks for)."""
     spec = plan.spec
     records: dict[str, dict[str, Any]] = {}
     for vm in cloud_vms(plan):
         if vm.kind not in (VmKind.DATABASE, VmKind.WITNESS):
             continue
-        address = (
-            f"${{data.external.{tf_name(vm.name, 'address')}.result.private_ip}}"
-            if on_e2e(spec, vm)
-            else f"${{var.{witness_address_variable(vm.region)}}}"
-        )
+        cloud = spec.regions[vm.region].cloud
+        if on_e2e(spec, vm):
+            address = f"${{data.external.{tf_name(vm.name, 'address')}.result.private_ip}}"
+        elif cloud.on_aws:  # nothing reaches it privately: its Elastic IP
+            address = f"${{{elastic_ip(vm.region)}}}"
+        else:
+            address = f"${{var.{witness_address_variable(vm.region)}}}"
         for node in vm.nodes:
             records[tf_name(node.name, "internal")] = internal_record(spec, node.name, address)
+        if vm.kind is VmKind.DATABASE and internet_witnesses(spec):
+            public = internal_record(spec, vm.name, f"${{{public_address(vm.region)}}}")
+            public["name"] = public_name(spec, vm.name)
+            records[tf_name(vm.name, "public")] = public
     for lb in plan.by_role(NodeRole.BACKEND_LB):
         address = f"${{data.external.{tf_name(lb.region, 'be_address')}.result.private_ip}}"
         records[tf_name(lb.name, "internal")] = internal_record(spec, lb.name, address)

@@ -64,13 +64,30 @@ class Vm:
 def cloud_plan(spec: Spec) -> Plan:
     """The plan the cloud outputs are rendered from."""
     plan = expand(spec, CLOUD_RUN_DIR, CLOUD_TOOLS, cloud=True)
-    nodes = tuple(
-        dataclasses.replace(n, ports={**n.ports, "http": E2E_LB_HTTP_PORT})
-        if n.role is NodeRole.BACKEND_LB
-        else n
-        for n in plan.nodes
-    )
+    nodes = tuple(cloud_node(spec, n) for n in plan.nodes)
     return dataclasses.replace(plan, nodes=nodes)
+
+
+def cloud_node(spec: Spec, node: Node) -> Node:
+    """A plan node as the cloud runs it. With an etcd member across the internet
+    (`internet_witnesses`), every member is dialled by its internal name, which each VM
+    resolves for itself (/etc/hosts, geoha.cloud.boot_addresses): a peer's private
+    address inside E2E, its public one from the witness. The members must agree on the
+    URLs (etcd derives member IDs from them), not on the addresses behind them. A data
+    region's member then listens on every address, as the witness reaches it through its
+    VM's public one."""
+    if node.role is NodeRole.BACKEND_LB:
+        return dataclasses.replace(node, ports={**node.ports, "http": E2E_LB_HTTP_PORT})
+    if node.role is NodeRole.ETCD and internet_witnesses(spec):
+        listen = "0.0.0.0" if spec.regions[node.region].is_data else None
+        return dataclasses.replace(node, host=internal_name(spec, node.name), listen=listen)
+    return node
+
+
+def internet_witnesses(spec: Spec) -> list[str]:
+    """Witness regions on AWS: their etcd member talks to the data regions' over the
+    internet, with mutual TLS."""
+    return [name for name, region in spec.regions.items() if region.cloud.on_aws]
 
 
 def region_location(spec: Spec, region: str) -> str:
@@ -102,12 +119,12 @@ def location_errors(spec: Spec) -> list[str]:
 
 
 def e2e_regions(spec: Spec) -> list[str]:
-    """Regions whose VMs run on E2E (all but witnesses marked `cloud.external`)."""
-    return [name for name, region in spec.regions.items() if not region.cloud.external]
+    """Regions whose VMs run on E2E (all but witnesses on AWS or marked `cloud.external`)."""
+    return [name for name, region in spec.regions.items() if region.cloud.on_e2e]
 
 
 def on_e2e(spec: Spec, vm: Vm) -> bool:
-    return not spec.regions[vm.region].cloud.external
+    return spec.regions[vm.region].cloud.on_e2e
 
 
 def watcher_region(spec: Spec) -> str | None:
@@ -115,7 +132,7 @@ def watcher_region(spec: Spec) -> str | None:
     E2E (the watcher powers database VMs off through E2E's API) and the fast path is on."""
     if not spec.fast_failover:
         return None
-    witnesses = [n for n, r in spec.regions.items() if not r.is_data and not r.cloud.external]
+    witnesses = [n for n, r in spec.regions.items() if not r.is_data and r.cloud.on_e2e]
     return witnesses[0] if witnesses else None
 
 
@@ -154,8 +171,15 @@ def cloud_vms(plan: Plan) -> list[Vm]:
 
 
 def internal_name(spec: Spec, node_name: str) -> str:
-    """DNS name Terraform points at a fixed node's (or backend LB's) private address."""
+    """DNS name Terraform points at a fixed node's (or backend LB's) private address (an
+    AWS witness's public one: nothing reaches it privately)."""
     return f"{node_name}.internal.{spec.dns.zone}"
+
+
+def public_name(spec: Spec, vm_name: str) -> str:
+    """DNS name Terraform points at a database VM's public address, for a witness across
+    the internet."""
+    return f"{vm_name}.public.internal.{spec.dns.zone}"
 
 
 def addressed_nodes(plan: Plan) -> list[Node]:

@@ -12,11 +12,11 @@ from geoha.render.files import File
 
 
 def peer_url(node: Node) -> str:
-    return node.url("peer")
+    return node.named_url("peer")
 
 
 def client_url(node: Node) -> str:
-    return node.url("client")
+    return node.named_url("client")
 
 
 def transport_security(node: Node, ca: Path) -> dict[str, Any]:
@@ -42,11 +42,11 @@ def render_etcd(plan: Plan, node: Node) -> list[File]:
     config = {
         "name": node.name,
         "data-dir": str(node.data_dir),
-        "listen-client-urls": client_url(node),
+        "listen-client-urls": node.listen_url("client"),
         "advertise-client-urls": client_url(node),
         # /health and /metrics only, without the key-value API: the API's DCS fence.
         "listen-metrics-urls": node.url("health"),
-        "listen-peer-urls": peer_url(node),
+        "listen-peer-urls": node.listen_url("peer"),
         "initial-advertise-peer-urls": peer_url(node),
         "initial-cluster": members,
         "initial-cluster-token": f"{plan.spec.name}-dcs",

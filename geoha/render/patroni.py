@@ -127,7 +127,7 @@ def patroni_config(
             **tls.get("restapi", {}),
         },
         "etcd3": {
-            "hosts": [e.endpoint("client") for e in plan.etcd_nodes],
+            "hosts": [e.named_endpoint("client") for e in plan.etcd_nodes],
             **tls.get("etcd3", {}),
         },
         "bootstrap": {

@@ -6,6 +6,7 @@ Golden files pin the output: regenerate with `make golden`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -54,6 +55,7 @@ from geoha.render.etcd import render_etcd
 from geoha.render.files import File
 from geoha.render.patroni import render_patroni
 from geoha.spec import Spec, load_spec, parse_spec
+from tests.unit.cloud_specs import E2E_WITNESS, EXTERNAL_WITNESS
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "cloud" / "cloud-init"
 UPDATE = os.environ.get("GEOHA_UPDATE_GOLDEN") == "1"
@@ -120,15 +122,6 @@ def filled(text: str) -> str:
     return text.replace("$${", "${").replace("%%{", "%{")
 
 
-EXTERNAL_WITNESS = {
-    "regions": {
-        "delhi": {"role": "primary"},
-        "chennai": {"role": "replica", "cidr": "10.20.0.0/16"},
-        "mumbai": {"role": "witness", "cidr": "10.30.0.0/16", "cloud": {"external": True}},
-    }
-}
-
-
 def schema_check(path: Path) -> subprocess.CompletedProcess[str]:
     """cloud-init's own validation of a cloud-config file (`cloud-init schema`)."""
     cloud_init = shutil.which("cloud-init")
@@ -156,9 +149,16 @@ def test_the_schema_check_can_fail(tmp_path: Path) -> None:
     assert "power_state.mode" in done.stdout + done.stderr
 
 
-def local_twin(spec: Spec) -> Plan:
-    """The same deployment as the local runtime lays it out, with the cloud VM's paths."""
-    return expand(spec, CLOUD_RUN_DIR, CLOUD_TOOLS, cloud=False)
+def local_twin(spec: Spec, cloud: Plan) -> Plan:
+    """The same deployment as the local runtime lays it out, with the cloud VM's paths,
+    and the names and listening addresses the cloud plan gives etcd members when one is
+    across the internet (geoha.cloud.vms.cloud_node): the rest must be the renderers'."""
+    local = expand(spec, CLOUD_RUN_DIR, CLOUD_TOOLS, cloud=False)
+    nodes = tuple(
+        dataclasses.replace(n, host=cloud.node(n.name).host, listen=cloud.node(n.name).listen)
+        for n in local.nodes
+    )
+    return dataclasses.replace(local, nodes=nodes)
 
 
 def local_render(local: Plan, node_name: str) -> File:
@@ -195,12 +195,17 @@ def secrets_normaliser() -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("spec_data", [{}, {"traffic": {"api_route": "via-web"}}], ids=str)
+@pytest.mark.parametrize(
+    "spec_data",
+    [{}, {"traffic": {"api_route": "via-web"}}, E2E_WITNESS],
+    ids=["reference", "via-web", "e2e-witness"],
+)
 def test_configs_are_the_local_renderers_output_apart_from_addresses(
     spec_data: dict[str, Any],
 ) -> None:
     spec = parse_spec(spec_data)
-    cloud, local = cloud_plan(spec), local_twin(spec)
+    cloud = cloud_plan(spec)
+    local = local_twin(spec, cloud)
     addresses, secrets = address_normaliser(local, cloud), secrets_normaliser()
     checked = 0
     for vm in cloud_vms(cloud):
@@ -265,7 +270,7 @@ def address_map(plan: Plan, vm: Vm) -> list[str]:
 
 
 def test_address_maps_name_only_the_peers_a_vm_needs() -> None:
-    plan = reference()
+    plan = cloud_plan(parse_spec(E2E_WITNESS))
     vms = {vm.name: vm for vm in cloud_vms(plan)}
     # The database's pg_hba names both data regions' layout networks: each becomes the
     # network E2E gave that region's VPC. Peers are asked of the internal zone's servers.
@@ -288,6 +293,55 @@ def test_address_maps_name_only_the_peers_a_vm_needs() -> None:
         "peer 10.20.3.1 chennai-be.internal.geoha.test",
     ]
     assert address_map(plan, vms["delhi-api"])[-1] == "name delhi-api-1 delhi-api"
+
+
+def test_with_a_witness_across_the_internet_each_vm_resolves_the_etcd_names_its_own_way() -> (
+    None
+):
+    plan = reference()  # the witness is an AWS instance
+    vms = {vm.name: vm for vm in cloud_vms(plan)}
+    # Inside E2E: the peers' private addresses, and the witness's Elastic IP, from the
+    # internal zone; the VM's own name is its own address.
+    assert address_map(plan, vms["delhi-db"]) == [
+        "net 10.10.0.0/16 ${network_delhi}",
+        "self 10.10.5.1",
+        "self 10.10.6.1",
+        "cidr 10.10.0.0/16 ${network_delhi}",
+        "cidr 10.20.0.0/16 ${network_chennai}",
+        "dns ${internal_name_servers}",
+        "peer 10.20.5.1 chennai-db.internal.geoha.test",
+        "host delhi-etcd.internal.geoha.test self",
+        "host chennai-etcd.internal.geoha.test chennai-etcd.internal.geoha.test",
+        "host mumbai-etcd.internal.geoha.test mumbai-etcd.internal.geoha.test",
+    ]
+    # On the witness: every data-region name is that region's database VM's public
+    # address (its etcd member and Patroni come from there, and etcd checks their
+    # certificates' names against it). AWS pins its own address: the slot is real.
+    assert address_map(plan, vms["mumbai-etcd"]) == [
+        "net 10.30.0.0/16",
+        "self 10.30.6.1",
+        "dns ${internal_name_servers}",
+        "host delhi-etcd.internal.geoha.test delhi-db.public.internal.geoha.test",
+        "host chennai-etcd.internal.geoha.test chennai-db.public.internal.geoha.test",
+        "host mumbai-etcd.internal.geoha.test self",
+        "host delhi-db.internal.geoha.test delhi-db.public.internal.geoha.test",
+        "host chennai-db.internal.geoha.test chennai-db.public.internal.geoha.test",
+    ]
+    # What every member dials is the same name everywhere (etcd derives member IDs from
+    # the URLs); where it listens is the VM's own.
+    delhi = yaml.safe_load(rendered_configs(render_vm(plan, vms["delhi-db"]))[
+        "/var/lib/geoha/nodes/delhi-etcd/etcd.yml"
+    ])
+    witness = yaml.safe_load(rendered_configs(render_vm(plan, vms["mumbai-etcd"]))[
+        "/var/lib/geoha/nodes/mumbai-etcd/etcd.yml"
+    ])
+    assert delhi["initial-cluster"] == witness["initial-cluster"] == ",".join(
+        f"{r}-etcd=https://{r}-etcd.internal.geoha.test:2380"
+        for r in ("delhi", "chennai", "mumbai")
+    )
+    assert delhi["listen-peer-urls"] == "https://0.0.0.0:2380"
+    assert witness["listen-peer-urls"] == "https://10.30.6.1:2380"
+    assert witness["advertise-client-urls"] == "https://mumbai-etcd.internal.geoha.test:2379"
 
 
 def test_templates_say_built_only_after_their_last_step_and_fixed_nodes_start_services() -> None:
@@ -388,6 +442,50 @@ def test_boot_addresses_writes_live_copies(tmp_path: Path, monkeypatch: pytest.M
     assert asked == [["ns-1.example", "ns-2.example"]]
     assert written[0].stat().st_mode & 0o777 == 0o640
     assert source.read_text().startswith("GEOHA_INSTANCE=delhi-api-1")  # pristine copy kept
+
+
+def test_boot_addresses_keeps_its_own_block_of_etc_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered, root = tmp_path / "rendered", tmp_path / "root"
+    rendered.mkdir()
+    hosts = root / "etc" / "hosts"
+    hosts.parent.mkdir(parents=True)
+    hosts.write_text("127.0.0.1 localhost\n10.30.6.1 ip-10-30-6-1\n")
+    hosts.chmod(0o644)
+    entries = boot_addresses.parse_map(
+        "net 10.30.0.0/16\nself 10.30.6.1\ndns ns-1.example\n"
+        "host delhi-etcd.internal.x delhi-db.public.internal.x\n"
+        "host mumbai-etcd.internal.x self\n"
+    )
+    answers = {"delhi-db.public.internal.x": "203.0.113.7"}
+    monkeypatch.setattr(boot_addresses, "resolve", lambda name, servers: answers[name])
+    assert boot_addresses.apply(entries, "10.30.6.1", rendered, root) == [hosts]
+    block = [
+        boot_addresses.HOSTS_BEGIN,
+        "203.0.113.7 delhi-etcd.internal.x",
+        "10.30.6.1 mumbai-etcd.internal.x",
+        boot_addresses.HOSTS_END,
+    ]
+    assert hosts.read_text().splitlines() == [
+        "127.0.0.1 localhost",
+        "10.30.6.1 ip-10-30-6-1",
+        *block,
+    ]
+    assert hosts.stat().st_mode & 0o777 == 0o644
+    # At the next boot the block is replaced, not added to; the rest is kept.
+    answers["delhi-db.public.internal.x"] = "203.0.113.8"
+    hosts.write_text(hosts.read_text() + "192.0.2.1 added-later\n")
+    boot_addresses.apply(entries, "10.30.6.1", rendered, root)
+    assert hosts.read_text().splitlines() == [
+        "127.0.0.1 localhost",
+        "10.30.6.1 ip-10-30-6-1",
+        "192.0.2.1 added-later",
+        boot_addresses.HOSTS_BEGIN,
+        "203.0.113.8 delhi-etcd.internal.x",
+        "10.30.6.1 mumbai-etcd.internal.x",
+        boot_addresses.HOSTS_END,
+    ]
 
 
 @pytest.fixture
@@ -496,7 +594,7 @@ def witness(plan: Plan) -> Vm:
 
 
 def test_the_witness_runs_the_fast_failover_watcher() -> None:
-    plan = reference()
+    plan = cloud_plan(parse_spec(E2E_WITNESS))
     vm = witness(plan)
     assert runs_watcher(plan, vm)
     text = render_vm(plan, vm)
@@ -536,6 +634,7 @@ def test_the_witness_runs_the_fast_failover_watcher() -> None:
     [
         {"failover": {"fast": False}},
         EXTERNAL_WITNESS,
+        {},  # the reference's witness is on AWS: the watcher powers VMs off through E2E
     ],
 )
 def test_no_watcher_when_the_fast_path_is_off_or_the_witness_is_not_on_e2e(

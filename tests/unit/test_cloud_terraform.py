@@ -32,6 +32,7 @@ from geoha.render.files import File
 from geoha.render.haproxy import frontend_lb_config
 from geoha.spec import Autoscale, load_spec, parse_spec
 from tests.geoha_cli import geoha
+from tests.unit.cloud_specs import E2E_WITNESS, EXTERNAL_WITNESS
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "cloud" / "terraform"
@@ -408,15 +409,6 @@ def test_render_writes_nothing_the_provider_would_refuse(
     assert "error: main.tf.json.output.url.value: undeclared variable var.nowhere" in err
     assert "nothing written" in err
     assert list(tmp_path.iterdir()) == []
-
-
-EXTERNAL_WITNESS: dict[str, Any] = {
-    "regions": {
-        "delhi": {"role": "primary"},
-        "chennai": {"role": "replica", "cidr": "10.20.0.0/16"},
-        "mumbai": {"role": "witness", "cidr": "10.30.0.0/16", "cloud": {"external": True}},
-    }
-}
 
 
 def test_an_external_witness_gets_its_cloud_init_and_an_address_variable_only() -> None:

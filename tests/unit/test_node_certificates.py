@@ -21,6 +21,7 @@ from geoha.cloud.vms import cloud_plan, cloud_vms
 from geoha.render.files import write_files
 from geoha.spec import load_spec, parse_spec
 from geoha.traffic.tls import ca_files, issue, new_ca, valid_for
+from tests.unit.cloud_specs import E2E_WITNESS
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 
@@ -76,12 +77,16 @@ def test_a_database_vm_signs_certificates_for_its_real_address(tmp_path: Path) -
 
 
 def test_the_watcher_gets_a_client_certificate_and_the_web_vms_none() -> None:
-    plan = cloud_plan(load_spec(None))
+    plan = cloud_plan(parse_spec(E2E_WITNESS))
     by_name = {vm.name: vm for vm in cloud_vms(plan)}
     (watcher,) = identities(plan, by_name["mumbai-etcd"])[1:]
     assert watcher.usages == frozenset({"client"}) and watcher.addresses == ()
     assert watcher.cert == plan.client_cert_path
     assert identities(plan, by_name["delhi-web"]) == []
+    # An AWS witness runs no watcher: its own member's certificate only.
+    reference = cloud_plan(load_spec(None))
+    (member,) = identities(reference, {vm.name: vm for vm in cloud_vms(reference)}["mumbai-etcd"])
+    assert member.names == ("mumbai-etcd", "mumbai-etcd.internal.geoha.test")
 
 
 def test_internal_tls_off_renders_no_certificate() -> None:
