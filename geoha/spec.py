@@ -683,7 +683,7 @@ class Spec(Strict):
                 )
             if "etcd_plan" in cloud.model_fields_set:
                 errors.append(
-                    f"{where}.etcd_plan: nothing with provider = \"aws\" -- the instance is "
+                    f'{where}.etcd_plan: nothing with provider = "aws" -- the instance is '
                     f"instance_type (got {cloud.etcd_plan!r})"
                 )
         return errors

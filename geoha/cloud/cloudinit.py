@@ -156,30 +156,24 @@ def peers(plan: Plan, vm: Vm, configs: list[File]) -> list[Node]:
 def host_entries(plan: Plan, vm: Vm, configs: list[File]) -> list[tuple[str, str]]:
     """(name, what it resolves to) of every /etc/hosts line the VM needs: each node name
     its configs dial (an etcd member's `host`), its own as `self`. A witness across the
-    internet resolves the data regions' names to their database VMs' public addresses,
-    and also maps the names of every node that connects to it: etcd checks a connecting
-    peer's or client's certificate names against the address it comes from."""
+    internet resolves the data regions' members to their database VMs' public addresses:
+    where their connections come from, which etcd checks a peer's certificate names
+    against."""
     spec = plan.spec
     text = "".join(f.text for f in configs)
     own = {n.name for n in vm.nodes}
     across = spec.regions[vm.region].cloud.on_aws
-    named = [n for n in plan.nodes if n.host and (n.name in own or slot_in(text, n.host))]
-    if across:
-        callers = [n for n in plan.nodes if n.region in spec.data_regions]
-        named += [
-            n
-            for n in callers
-            if n.role in (NodeRole.DATABASE, NodeRole.ETCD) and n not in named
-        ]
     entries = []
-    for node in named:
+    for node in plan.nodes:
+        if node.host is None or not (node.name in own or slot_in(text, node.host)):
+            continue
         if node.name in own:
             source = "self"
         elif across:
             source = public_name(spec, plan.only(node.region, NodeRole.DATABASE).name)
         else:
-            source = internal_name(spec, node.name)
-        entries.append((node.host or internal_name(spec, node.name), source))
+            source = node.host
+        entries.append((node.host, source))
     return entries
 
 

@@ -105,9 +105,16 @@ def cost_notes(report: CostReport) -> list[str]:
     else:
         notes.append("Each line is rounded half up to a whole rupee; totals add the lines.")
     external = report.estimate.external_witnesses
-    if report.estimate.witness_regions:
+    on_aws = report.estimate.aws_witnesses
+    if any(r not in on_aws for r in report.estimate.witness_regions):
         notes.append("The witness is a witness region's etcd node (cloud.etcd_plan).")
-    elif not external:
+    for region, (location, dates) in on_aws.items():
+        notes.append(
+            f"The witness {region} is an AWS instance in {location} (cloud.instance_type) "
+            f"with its Elastic IP and disk: AWS's USD prices of {dates}, at "
+            f"{report.inr_per_usd} INR/USD (cloud.inr_per_usd), 730 hours a month."
+        )
+    if not report.estimate.witness_regions and not external:
         notes.append("No witness region.")
     if external:
         notes.append(f"Not priced: the witness run outside E2E ({', '.join(external)}).")

@@ -16,18 +16,21 @@ and totals are sums of the rounded lines, so a printed table always adds up.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from geoha.cloud.choices import Currency
 from geoha.cloud.prices import DNS_AND_MONITORING, PriceTable
+from geoha.cloud.terraform_aws import WITNESS_DISK_GB
 from geoha.cloud.vms import cloud_plan
 from geoha.plan import NodeRole, Plan
-from geoha.spec import Spec
+from geoha.spec import RegionCloud, Spec
 
 GLOBAL_SCOPE = "global"
 WITNESS_ITEM = "witness (not in the seed estimate)"
 BANDWIDTH_NOTE = "Bandwidth (data transfer in and out of the cloud) is excluded."
+HOURS_PER_MONTH = Decimal(730)
+"""How AWS turns an hourly price into a monthly one."""
 
 
 # Items of a data region, in the order the seed lists them: (role, item, RegionCloud field).
@@ -66,6 +69,8 @@ class CostEstimate:
     """Witness regions priced here (on E2E)."""
     external_witnesses: tuple[str, ...] = ()
     """Witness regions run outside E2E (`cloud.external`): not priced."""
+    aws_witnesses: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Witness regions on AWS: their AWS region and the dates of their prices."""
 
 
 def estimate_cost(plan: Plan, table: PriceTable) -> CostEstimate:
@@ -87,6 +92,9 @@ def estimate_cost(plan: Plan, table: PriceTable) -> CostEstimate:
         if not region.is_data and not region.cloud.external
     )
     for region_name in witnesses:
+        if spec.regions[region_name].cloud.on_aws:
+            lines += _aws_witness_lines(spec, table, region_name)
+            continue
         count = len(plan.in_region(region_name, NodeRole.ETCD))
         price = table.plan(spec.regions[region_name].cloud.etcd_plan)
         lines.append(
@@ -108,7 +116,58 @@ def estimate_cost(plan: Plan, table: PriceTable) -> CostEstimate:
         data_regions=tuple(spec.data_regions),
         witness_regions=witnesses,
         external_witnesses=tuple(n for n, r in spec.regions.items() if r.cloud.external),
+        aws_witnesses={
+            name: _aws_dates(table, spec.regions[name].cloud)
+            for name in witnesses
+            if spec.regions[name].cloud.on_aws
+        },
     )
+
+
+def _aws_dates(table: PriceTable, cloud: RegionCloud) -> tuple[str, str]:
+    """A witness on AWS's region, and the dates of the prices it is costed at."""
+    prices = table.aws[cloud.location or ""]
+    instance = prices.instances[cloud.aws_instance_type]
+    dates = sorted({instance.date, prices.public_ipv4.date, prices.storage.date})
+    return prices.region, ", ".join(dates)
+
+
+def _aws_witness_lines(spec: Spec, table: PriceTable, region_name: str) -> list[CostLine]:
+    """A witness on AWS: its instance, its Elastic IP (AWS charges every public IPv4
+    address by the hour) and its disk, each from its dated USD price, at
+    `cloud.inr_per_usd`; a month is AWS's 730 hours."""
+    cloud = spec.regions[region_name].cloud
+    prices = table.aws[cloud.location or ""]
+    rate = Decimal(str(spec.cloud.inr_per_usd))
+    instance = prices.instances[cloud.aws_instance_type]
+    parts = (
+        (f"{WITNESS_ITEM}: instance", instance.name, instance.usd * HOURS_PER_MONTH, instance),
+        (
+            f"{WITNESS_ITEM}: Elastic IP",
+            "public IPv4",
+            prices.public_ipv4.usd * HOURS_PER_MONTH,
+            prices.public_ipv4,
+        ),
+        (
+            f"{WITNESS_ITEM}: disk",
+            f"{WITNESS_DISK_GB} GB gp3",
+            prices.storage.usd * WITNESS_DISK_GB,
+            prices.storage,
+        ),
+    )
+    return [
+        CostLine(
+            scope=region_name,
+            item=item,
+            plan=name,
+            count=1,
+            max_count=1,
+            unit_inr=usd_a_month * rate,
+            source=f"AWS {prices.region}, {price.date}: {price.source}",
+            witness=True,
+        )
+        for item, name, usd_a_month, price in parts
+    ]
 
 
 def _region_lines(plan: Plan, table: PriceTable, region_name: str) -> list[CostLine]:

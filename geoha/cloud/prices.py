@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from geoha.spec import Spec
+from geoha.spec import RegionCloud, Spec
 
 PRICES_FILE = "prices.toml"
 DNS_AND_MONITORING = "dns_and_monitoring"
@@ -45,6 +45,28 @@ class _Plan(_Entry):
     kind: PlanKind
 
 
+class _Dated(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    source: str = Field(min_length=1)
+
+
+class _Instance(_Dated):
+    usd_per_hour: Decimal = Field(gt=0)
+    description: str
+
+
+class _AwsRegion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    instances: dict[str, _Instance]
+    public_ipv4: _Dated
+    public_ipv4_usd_per_hour: Decimal = Field(gt=0)
+    storage: _Dated
+    storage_usd_per_gb_month: Decimal = Field(gt=0)
+
+
 class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -52,6 +74,7 @@ class _Table(BaseModel):
     currency: str = Field(pattern="^INR$")
     plans: dict[str, _Plan]
     services: dict[str, _Entry]
+    aws: dict[str, _AwsRegion] = {}
 
 
 @dataclass(frozen=True)
@@ -66,10 +89,33 @@ class Price:
 
 
 @dataclass(frozen=True)
+class UsdPrice:
+    """One AWS price, in US dollars as AWS lists it, with its own date and source."""
+
+    name: str
+    usd: Decimal
+    unit: str  # "hour" or "GB-month"
+    date: str
+    source: str
+
+
+@dataclass(frozen=True)
+class AwsPrices:
+    """What a witness on AWS costs in one AWS region: its instance, its public IPv4
+    address (an Elastic IP, charged by the hour) and its disk."""
+
+    region: str
+    instances: dict[str, UsdPrice]
+    public_ipv4: UsdPrice
+    storage: UsdPrice
+
+
+@dataclass(frozen=True)
 class PriceTable:
     date: str
     plans: dict[str, Price]
     services: dict[str, Price]
+    aws: dict[str, AwsPrices] = field(default_factory=dict)
 
     def names(self, kind: PlanKind) -> list[str]:
         """Plan names of `kind`, in the table's order."""
@@ -101,6 +147,31 @@ def parse_price_table(text: str) -> PriceTable:
             name: Price(name, s.inr_per_month, s.description, s.source)
             for name, s in raw.services.items()
         },
+        aws={region: _aws_prices(region, entry) for region, entry in raw.aws.items()},
+    )
+
+
+def _aws_prices(region: str, entry: _AwsRegion) -> AwsPrices:
+    return AwsPrices(
+        region=region,
+        instances={
+            name: UsdPrice(name, i.usd_per_hour, "hour", i.date, i.source)
+            for name, i in entry.instances.items()
+        },
+        public_ipv4=UsdPrice(
+            "public IPv4 address",
+            entry.public_ipv4_usd_per_hour,
+            "hour",
+            entry.public_ipv4.date,
+            entry.public_ipv4.source,
+        ),
+        storage=UsdPrice(
+            "gp3 disk",
+            entry.storage_usd_per_gb_month,
+            "GB-month",
+            entry.storage.date,
+            entry.storage.source,
+        ),
     )
 
 
@@ -117,6 +188,9 @@ def plan_errors(spec: Spec, table: PriceTable | None = None) -> list[str]:
     table = table or load_price_table()
     errors: list[str] = []
     for region_name, region in spec.regions.items():
+        if region.cloud.on_aws:
+            errors += _aws_errors(region_name, region.cloud, table)
+            continue
         for field_name, value in region.cloud.model_dump().items():
             if not field_name.endswith("_plan"):
                 continue
@@ -127,3 +201,20 @@ def plan_errors(spec: Spec, table: PriceTable | None = None) -> list[str]:
                     f"(got {value!r})"
                 )
     return errors
+
+
+def _aws_errors(region_name: str, cloud: RegionCloud, table: PriceTable) -> list[str]:
+    """The AWS region and instance type of a witness on AWS, against the AWS prices."""
+    where = f"regions.{region_name}.cloud"
+    prices = table.aws.get(cloud.location or "")
+    if prices is None:
+        return [
+            f"{where}.location: an AWS region geoha has prices for: {', '.join(table.aws)} "
+            f"(got {cloud.location!r})"
+        ]
+    if cloud.aws_instance_type not in prices.instances:
+        return [
+            f"{where}.instance_type: one of {', '.join(prices.instances)} (priced for "
+            f"{prices.region}) (got {cloud.aws_instance_type!r})"
+        ]
+    return []

@@ -125,6 +125,7 @@ def pinned_releases(problems: list[Problem]) -> str:
     for problem in problems:
         parts = problem.path.split(".")
         owner = ".".join(parts[:2]) if parts[0] in ("provider", "data") else parts[0]
+        owner = re.sub(r"\[\d+\]$", "", owner)  # provider.aws[1]: one of several blocks
         if provider_of(owner) not in names:
             names.append(provider_of(owner))
     pins = [f"{providers[name]['source']} {providers[name]['version']}" for name in names]

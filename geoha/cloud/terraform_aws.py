@@ -6,9 +6,9 @@ block of its own (`aws.R`, in the region's `location`):
 
 - a VPC with the region's `cidr`, one subnet, an internet gateway and the
   default route through it;
-- a network interface at the witness's slot (AWS, unlike E2E, pins a private
-  address, so the slot is the real one) with an Elastic IP bound to it before
-  the instance starts, so its first boot already reaches the package mirrors;
+- a network interface with an Elastic IP bound to it before the instance
+  starts, so its first boot already reaches the package mirrors (AWS picks the
+  private address, which geoha-addresses finds at boot, as on E2E);
 - a security group admitting etcd's client and peer ports only from the data
   regions' database VMs' public addresses (their etcd members and Patroni),
   and SSH only from `var.admin_cidr`; everything outbound;
@@ -46,6 +46,8 @@ GRAVITON = re.compile(r"^[a-z]+[0-9]+[a-z]*g[a-z]*\.")
 """Instance types on AWS's own ARM processors: a `g` after the generation digit
 (t4g.nano, m7gd.large, c6gn.medium), not a family that starts with one (g4dn)."""
 SUBNET_PREFIX = 24
+WITNESS_DISK_GB = 8
+"""The witness's root disk (gp3): etcd's data is a few MB; `geoha cost` prices this size."""
 
 
 def architecture(instance_type: str) -> str:
@@ -71,8 +73,9 @@ def subnet_of(address: str) -> str:
     return str(ipaddress.IPv4Network(f"{address}/{SUBNET_PREFIX}", strict=False))
 
 
-def ingress(group: str, cidr: str, port: int, why: str) -> dict[str, Any]:
+def ingress(provider: str, group: str, cidr: str, port: int, why: str) -> dict[str, Any]:
     return {
+        "provider": provider,
         "security_group_id": f"${{aws_security_group.{group}.id}}",
         "cidr_ipv4": cidr,
         "ip_protocol": "tcp",
@@ -85,16 +88,20 @@ def ingress(group: str, cidr: str, port: int, why: str) -> dict[str, Any]:
 def security_rules(spec: Spec, region: str, group: str) -> Resources:
     """etcd from each data region's database VM (its member, and Patroni as a client),
     SSH from the administrators' network; everything outbound."""
+    provider = f"aws.{provider_alias(region)}"
     rules: dict[str, dict[str, Any]] = {
-        tf_name(region, "ssh"): ingress(group, "${var.admin_cidr}", 22, "SSH from var.admin_cidr")
+        tf_name(region, "ssh"): ingress(
+            provider, group, "${var.admin_cidr}", 22, "SSH from var.admin_cidr"
+        )
     }
     for data in spec.data_regions:
         cidr = f"${{{public_address(data)}}}/32"
         for port, what in ((spec.etcd.client_port, "client"), (spec.etcd.peer_port, "peer")):
             rules[tf_name(region, "etcd", what, data)] = ingress(
-                group, cidr, port, f"etcd {what} from {data}'s database VM"
+                provider, group, cidr, port, f"etcd {what} from {data}'s database VM"
             )
     egress = {
+        "provider": provider,
         "security_group_id": f"${{aws_security_group.{group}.id}}",
         "cidr_ipv4": "0.0.0.0/0",
         "ip_protocol": "-1",
@@ -164,7 +171,6 @@ def witness_resources(plan: Plan, region: str) -> Resources:
             instance: {
                 "provider": provider,
                 "subnet_id": f"${{aws_subnet.{name}.id}}",
-                "private_ips": [etcd.address],
                 "security_groups": [f"${{aws_security_group.{group}.id}}"],
                 "tags": tags("etcd"),
             }
@@ -174,7 +180,6 @@ def witness_resources(plan: Plan, region: str) -> Resources:
                 "provider": provider,
                 "domain": "vpc",
                 "network_interface": f"${{aws_network_interface.{instance}.id}}",
-                "associate_with_private_ip": etcd.address,
                 "tags": tags("etcd"),
                 # AWS binds an Elastic IP only in a VPC that has an internet gateway.
                 "depends_on": [f"aws_internet_gateway.{name}"],
@@ -203,7 +208,9 @@ def witness_resources(plan: Plan, region: str) -> Resources:
                 "user_data_base64": f"${{{script}}}",
                 # IMDSv2 only: no instance metadata for a request without a session token.
                 "metadata_options": [{"http_endpoint": "enabled", "http_tokens": "required"}],
-                "root_block_device": [{"encrypted": True, "volume_type": "gp3"}],
+                "root_block_device": [
+                    {"encrypted": True, "volume_type": "gp3", "volume_size": WITNESS_DISK_GB}
+                ],
                 "tags": tags("etcd"),
                 # Its first boot installs packages: the address and the route come first.
                 "depends_on": [
@@ -243,4 +250,3 @@ def witness_image(plan: Plan, region: str) -> dict[str, Any]:
             {"name": "architecture", "values": ["arm64" if arch == "arm64" else "x86_64"]},
         ],
     }
-

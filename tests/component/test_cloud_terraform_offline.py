@@ -21,6 +21,8 @@ these tests are skipped, and `.ci/run` prints whether they ran.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import json
 import os
@@ -239,9 +241,20 @@ def expected_script(plan: Plan, vm: Vm, module: Path) -> str:
     return templatefile(text, {name: template_value(plan, name, variables) for name in names})
 
 
-def script_local(vm: Vm) -> str:
-    """The local name of a VM's start script in `templatefile_calls`."""
+def script_local(plan: Plan, vm: Vm) -> str:
+    """The local name of a VM's start script in `templatefile_calls`: an E2E node's
+    start script, or an AWS instance's user data."""
+    if plan.spec.regions[vm.region].cloud.on_aws:
+        return f"aws_instance__{vm_resource_name(vm)}__user_data_base64"
     return f"e2e_node__{vm_resource_name(vm)}__start_script"
+
+
+def script_of(plan: Plan, vm: Vm, values: Mapping[str, str]) -> str:
+    """A VM's filled cloud-init: AWS user data is gzip-compressed, then base64-encoded."""
+    value = values[script_local(plan, vm)]
+    if plan.spec.regions[vm.region].cloud.on_aws:
+        return gzip.decompress(base64.b64decode(value, validate=True)).decode("utf-8")
+    return value
 
 
 def test_terraform_fills_every_cloud_init_template(
@@ -252,16 +265,17 @@ def test_terraform_fills_every_cloud_init_template(
     assert len(calls) == every_call  # one call per string: none left unevaluated
     values = evaluate(plan, module, calls, tmp_path / "console")
     vms = cloud_vms(plan)
+    assert any(plan.spec.regions[vm.region].cloud.on_aws for vm in vms)  # the witness
     for vm in vms:
-        script = values[script_local(vm)]
+        script = script_of(plan, vm, values)
         assert script.startswith("#cloud-config\n"), vm.name
         assert isinstance(yaml.safe_load(script), dict), vm.name
         assert script == expected_script(plan, vm, module), vm.name
-    for name in set(values) - {script_local(vm) for vm in vms}:
+    for name in set(values) - {script_local(plan, vm) for vm in vms}:
         # Whatever else calls templatefile is a template's version: its filled script's hash.
         vm = call_vm(plan, calls[name])
         assert start_script(plan, vm) in calls[name], name
-        digest = hashlib.sha256(values[script_local(vm)].encode()).hexdigest()
+        digest = hashlib.sha256(values[script_local(plan, vm)].encode()).hexdigest()
         assert values[name] == digest[:VERSION_DIGITS], name
 
 

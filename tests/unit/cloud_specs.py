@@ -23,3 +23,17 @@ E2E_WITNESS = witness_on({"location": "Mumbai"})
 """The witness on E2E, where it also runs the fast failover watcher."""
 EXTERNAL_WITNESS = witness_on({"external": True})
 """The witness on a VM of the operator's own (`cloud.external`)."""
+
+
+def toml_text(data: dict[str, Any], prefix: str = "") -> str:
+    """A topology file holding `data` (nested tables of strings, numbers and booleans)."""
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    lines = [f"[{prefix}]"] if prefix and scalars else []
+    for key, value in scalars.items():
+        text = str(value).lower() if isinstance(value, bool) else repr(value)
+        lines.append(f"{key} = {text}".replace("'", '"'))
+    text = "\n".join(lines) + "\n" if lines else ""
+    for key, value in data.items():
+        if isinstance(value, dict):
+            text += toml_text(value, f"{prefix}.{key}" if prefix else key)
+    return text

@@ -28,6 +28,7 @@ from geoha.cloud.prices import (
 from geoha.spec import SpecError, load_spec, parse_spec
 from geoha.topology import load_topology, parse_topology
 from tests.geoha_cli import geoha
+from tests.unit.cloud_specs import E2E_WITNESS, witness_on
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,7 +123,7 @@ def test_max_scale_follows_the_spec() -> None:
 
 def test_witness_is_priced_apart_from_the_seed_total() -> None:
     for currency, witness, with_witness in [(Currency.INR, 750, 31250), (Currency.USD, 9, 375)]:
-        rep = report(currency=currency)
+        rep = report(E2E_WITNESS, currency=currency)
         (line,) = [p for p in rep.lines if p.line.witness]
         assert (line.line.scope, line.line.item, line.line.plan) == (
             "mumbai",
@@ -134,8 +135,57 @@ def test_witness_is_priced_apart_from_the_seed_total() -> None:
         assert rep.total_with_witness.monthly == with_witness
 
 
+def test_the_reference_witness_on_aws_is_priced_from_dated_dollar_prices() -> None:
+    """t4g.nano 0.0028 USD/h, the Elastic IP 0.005 USD/h (730 h), 8 GB of gp3 at 0.0912."""
+    for currency, lines, witness in [
+        (Currency.INR, [170, 304, 61], 535),
+        (Currency.USD, [2, 4, 1], 7),
+    ]:
+        rep = report(currency=currency)
+        priced = [p for p in rep.lines if p.line.witness]
+        assert [(p.line.scope, p.line.plan) for p in priced] == [
+            ("mumbai", "t4g.nano"),
+            ("mumbai", "public IPv4"),
+            ("mumbai", "8 GB gp3"),
+        ]
+        assert [p.amount.monthly for p in priced] == lines
+        assert all(p.line.source.startswith("AWS ap-south-1, 2026-") for p in priced)
+        assert rep.witness.monthly == witness
+        assert rep.total_with_witness.monthly == rep.total.monthly + witness
+    assert report().estimate.aws_witnesses == {"mumbai": ("ap-south-1", "2026-09-17, 2026-09-25")}
+    # Another priced instance type, at another exchange rate.
+    rep = report(
+        {
+            **witness_on(
+                {"provider": "aws", "location": "ap-south-1", "instance_type": "t3.micro"}
+            ),
+            "cloud": {"inr_per_usd": 90.0},
+        }
+    )
+    instance = next(p for p in rep.lines if p.line.plan == "t3.micro")
+    assert instance.line.unit_inr == Decimal("0.0112") * 730 * Decimal("90.0")
+
+
+def test_an_aws_witness_must_be_priced(tmp_path: Path) -> None:
+    for cloud, error in [
+        (
+            {"provider": "aws", "location": "ap-south-1", "instance_type": "m5.24xlarge"},
+            "regions.mumbai.cloud.instance_type: one of t4g.nano, t4g.micro, t3.micro (priced "
+            "for ap-south-1) (got 'm5.24xlarge')",
+        ),
+        (
+            {"provider": "aws", "location": "us-east-1"},
+            "regions.mumbai.cloud.location: an AWS region geoha has prices for: ap-south-1 "
+            "(got 'us-east-1')",
+        ),
+    ]:
+        with pytest.raises(SpecError) as caught:
+            parse_topology(witness_on(cloud))
+        assert caught.value.errors == [error]
+
+
 def test_witness_plan_comes_from_the_spec() -> None:
-    rep = report(three_regions_with("mumbai", {"cloud": {"etcd_plan": "C3.8GB"}}))
+    rep = report(three_regions_with("mumbai", {"cloud": {"etcd_plan": "C3.8GB"}}))  # on E2E
     assert rep.witness.monthly == 1500
 
 
@@ -255,7 +305,11 @@ def test_cli_cost_in_dollars(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert any("region total" in line and "$180" in line for line in lines)
     assert any("as in the seed estimate" in line and "$366" in line for line in lines)
-    assert any("witness (not in the seed estimate)" in line and "$9" in line for line in lines)
+    assert any(
+        "witness (not in the seed estimate): instance" in line and "$2" in line for line in lines
+    )
+    assert any("with the witness" in line and "$373" in line for line in lines)
+    assert "The witness mumbai is an AWS instance in ap-south-1" in result.stdout
     assert "Bandwidth" in result.stdout
     assert list(tmp_path.iterdir()) == []
 
@@ -272,7 +326,7 @@ def test_cli_cost_json(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["currency"] == "INR"
     assert data["totals"]["total"] == {"monthly": 30500, "monthly_at_max": 48500}
-    assert data["totals"]["total_with_witness"]["monthly"] == 31250
+    assert data["totals"]["total_with_witness"]["monthly"] == 31035
     assert data["regions"]["delhi"]["monthly"] == 15000
     assert all(line["source"] for line in data["lines"])
     assert any("andwidth" in note for note in data["notes"])

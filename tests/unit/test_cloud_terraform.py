@@ -6,8 +6,11 @@ Golden files pin the output: regenerate with `make golden`
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from geoha.cloud.schema import (
     unconfirmed_entries,
 )
 from geoha.cloud.terraform import render_terraform, terraform_documents
+from geoha.cloud.terraform_aws import architecture
 from geoha.cloud.terraform_e2e import policies
 from geoha.cloud.terraform_route53 import route53_interval
 from geoha.cloud.vms import cloud_plan
@@ -32,7 +36,7 @@ from geoha.render.files import File
 from geoha.render.haproxy import frontend_lb_config
 from geoha.spec import Autoscale, load_spec, parse_spec
 from tests.geoha_cli import geoha
-from tests.unit.cloud_specs import E2E_WITNESS, EXTERNAL_WITNESS
+from tests.unit.cloud_specs import E2E_WITNESS, EXTERNAL_WITNESS, toml_text, witness_on
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "cloud" / "terraform"
@@ -87,12 +91,17 @@ def test_the_module_carries_every_vms_cloud_init() -> None:
     alone = {Path("cloud-init") / f.path: f.text for f in render_cloud_init(plan)}
     assert in_module == alone
     starts = [n["start_script"] for n in resources()["e2e_node"].values()]
+    starts += [i["user_data_base64"] for i in resources()["aws_instance"].values()]
     assert sorted(s.split("/cloud-init/")[1].split('"')[0] for s in starts) == sorted(
         p.name for p in alone
     )
 
 
-@pytest.mark.parametrize("spec_data", [{}, THREE_REGIONS, {"traffic": {"api_route": "via-web"}}])
+@pytest.mark.parametrize(
+    "spec_data",
+    [{}, THREE_REGIONS, {"traffic": {"api_route": "via-web"}}, E2E_WITNESS, EXTERNAL_WITNESS],
+    ids=["reference", "three-regions", "via-web", "e2e-witness", "external-witness"],
+)
 def test_every_resource_conforms_to_the_schema_table(spec_data: dict[str, Any]) -> None:
     unconfirmed = {e.split(" ")[0] for e in unconfirmed_entries()}
     for name, doc in documents(spec_data).items():
@@ -105,7 +114,11 @@ def test_every_resource_conforms_to_the_schema_table(spec_data: dict[str, Any]) 
             assert f"{parts[0]}.{'.'.join(parts[2:])}" in unconfirmed, str(warning)
 
 
-@pytest.mark.parametrize("spec_data", [{}, THREE_REGIONS, {"traffic": {"api_route": "via-web"}}])
+@pytest.mark.parametrize(
+    "spec_data",
+    [{}, THREE_REGIONS, {"traffic": {"api_route": "via-web"}}, E2E_WITNESS, EXTERNAL_WITNESS],
+    ids=["reference", "three-regions", "via-web", "e2e-witness", "external-witness"],
+)
 def test_every_reference_names_something_declared(spec_data: dict[str, Any]) -> None:
     assert [str(p) for p in check_references(documents(spec_data))] == []
 
@@ -189,7 +202,7 @@ def test_no_secret_in_any_rendered_file(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main(["render", "terraform", str(out), "-f", str(topology)]) == 0
     written = [p for p in out.rglob("*") if p.is_file()]
-    assert len(written) == 12
+    assert len(written) == 13
     for path in written:
         text = path.read_text(encoding="utf-8")
         for value in FAKE_SECRETS.values():
@@ -376,17 +389,25 @@ def test_render_reports_what_the_schema_table_doubts(
 ) -> None:
     assert main(["render", "terraform", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
-    assert "warning: e2e_node.mumbai_etcd.location: expected one of ['Delhi', 'Chennai']" in err
-    assert "the Mumbai region has been discontinued" in err
+    # The reference's witness is on AWS: no E2E location of it to doubt.
+    assert "mumbai" not in err
     # No source says whether E2E runs start_script as cloud-init: one warning line naming
     # every node it is in.
     line = next(x for x in err.splitlines() if "warning: e2e_node.*.start_script" in x)
     assert "unconfirmed (meaning)" in line
     assert line.endswith(
-        "(7 uses, in delhi_db, delhi_web_template, delhi_api_template, "
-        "chennai_db, chennai_web_template, chennai_api_template, mumbai_etcd)"
+        "(6 uses, in delhi_db, delhi_web_template, delhi_api_template, "
+        "chennai_db, chennai_web_template, chennai_api_template)"
     )
-    assert len(err.splitlines()) == 8  # 7 kinds of warning and the note
+    assert len(err.splitlines()) == 7  # 6 kinds of warning and the note
+    # A witness on E2E in Mumbai: E2E's API reference does not list that location.
+    (tmp_path / "e2e.toml").write_text(toml_text(E2E_WITNESS))
+    assert (
+        main(["render", "terraform", str(tmp_path / "e2e"), "-f", str(tmp_path / "e2e.toml")]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "warning: e2e_node.mumbai_etcd.location: expected one of ['Delhi', 'Chennai']" in err
+    assert "the Mumbai region has been discontinued" in err
     # Arguments only at untagged commits (2.2.7's source is not reachable): one note line.
     assert "not shown to be in the pinned release" in err and "see docs/PROVIDER.md" in err
     assert "unconfirmed (version)" not in err
@@ -409,6 +430,94 @@ def test_render_writes_nothing_the_provider_would_refuse(
     assert "error: main.tf.json.output.url.value: undeclared variable var.nowhere" in err
     assert "nothing written" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_reference_witness_is_one_aws_instance_reached_across_the_internet() -> None:
+    docs, res = documents(), resources()
+    main_doc = docs["main.tf.json"]
+    assert main_doc["provider"]["aws"] == [
+        {"region": "${var.aws_region}"},  # Route 53's
+        {"alias": "mumbai", "region": "ap-south-1"},
+    ]
+    aws = docs["aws.tf.json"]
+    for section in (aws["resource"], aws["data"]):
+        for rtype, instances in section.items():
+            for name, body in instances.items():
+                assert body["provider"] == "aws.mumbai", f"{rtype}.{name}"
+    image = aws["data"]["aws_ami"]["mumbai"]
+    assert image["owners"] == ["099720109477"] and image["most_recent"] is True
+    assert image["filter"] == [
+        {"name": "name", "values": ["ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-*"]},
+        {"name": "architecture", "values": ["arm64"]},
+    ]
+    instance = res["aws_instance"]["mumbai_etcd"]
+    assert instance["instance_type"] == "t4g.nano"
+    assert instance["user_data_base64"].startswith(
+        '${base64gzip(templatefile("${path.module}/cloud-init/mumbai-etcd.yaml"'
+    )
+    assert instance["metadata_options"] == [{"http_endpoint": "enabled", "http_tokens": "required"}]
+    assert instance["root_block_device"][0]["encrypted"] is True
+    assert instance["lifecycle"] == {"ignore_changes": ["ami", "user_data_base64"]}
+    # The Elastic IP is on the interface before the instance boots (packages at first boot).
+    eip = res["aws_eip"]["mumbai_etcd"]
+    assert eip["network_interface"] == "${aws_network_interface.mumbai_etcd.id}"
+    assert "aws_eip.mumbai_etcd" in instance["depends_on"]
+    assert instance["network_interface"][0]["network_interface_id"] == eip["network_interface"]
+    # etcd only from the database VMs' public addresses; SSH only from admin_cidr.
+    ingress = res["aws_vpc_security_group_ingress_rule"]
+    assert sorted((r["cidr_ipv4"], r["from_port"]) for r in ingress.values()) == [
+        ("${data.external.chennai_db_public.result.public_ip}/32", 2379),
+        ("${data.external.chennai_db_public.result.public_ip}/32", 2380),
+        ("${data.external.delhi_db_public.result.public_ip}/32", 2379),
+        ("${data.external.delhi_db_public.result.public_ip}/32", 2380),
+        ("${var.admin_cidr}", 22),
+    ]
+    assert all(
+        r["from_port"] == r["to_port"] and r["ip_protocol"] == "tcp" for r in ingress.values()
+    )
+    # Nothing of the witness on E2E; the data regions admit etcd from its Elastic IP only.
+    assert list(res["e2e_vpc"]) == ["delhi", "chennai"]
+    assert [n for n in res["terraform_data"] if n.startswith("peering")] == [
+        "peering_delhi_chennai"
+    ]
+    elastic = {"network": "manual", "network_cidr": "${aws_eip.mumbai_etcd.public_ip}", "size": 1}
+    db_rules = res["e2e_security_group"]["delhi_db_sg"]["rules"]
+    from_witness = [r for r in db_rules if {k: r[k] for k in elastic if k in r} == elastic]
+    assert sorted(r["port_range"] for r in from_witness) == ["2379", "2380"]
+    # Names: the witness's at its Elastic IP; each database VM's public address for it.
+    records = res["aws_route53_record"]
+    assert records["mumbai_etcd_internal"]["records"] == ["${aws_eip.mumbai_etcd.public_ip}"]
+    assert records["delhi_db_public"]["name"] == "delhi-db.public.internal.geoha.test"
+    assert records["delhi_db_public"]["records"] == [
+        "${data.external.delhi_db_public.result.public_ip}"
+    ]
+    lookup = docs["e2e.tf.json"]["data"]["external"]["delhi_db_public"]
+    assert lookup["program"][-1] == "node-public-address"
+    assert lookup["query"]["known"] == '${coalesce(e2e_node.delhi_db.public_ip_address, "none")}'
+    assert main_doc["output"]["witness_mumbai"]["value"] == "${aws_eip.mumbai_etcd.public_ip}"
+    assert "cloud_init_mumbai_etcd" not in main_doc["output"]
+
+
+def test_the_witness_image_follows_the_instance_types_architecture() -> None:
+    x86 = documents(
+        witness_on({"provider": "aws", "location": "ap-south-1", "instance_type": "t3.micro"})
+    )
+    image = x86["aws.tf.json"]["data"]["aws_ami"]["mumbai"]
+    assert image["filter"][0]["values"] == [
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+    ]
+    assert image["filter"][1]["values"] == ["x86_64"]
+    assert architecture("m7gd.large") == architecture("c6gn.medium") == "arm64"
+    assert architecture("g4dn.xlarge") == architecture("m7i-flex.large") == "amd64"
+
+
+def test_the_witness_user_data_fits_what_aws_takes() -> None:
+    """AWS takes 16 KB of user data: the witness's cloud-init, filled, goes gzip-compressed."""
+    plan = cloud_plan(load_spec(None))
+    text = next(f.text for f in render_cloud_init(plan) if f.path.name == "mumbai-etcd.yaml")
+    pem = "-----BEGIN X-----\n" + "A" * 1800 + "\n-----END X-----\n"
+    filled = re.sub(r"(?<!\$)\$\{[a-z0-9_]+\}", base64.b64encode(pem.encode()).decode(), text)
+    assert len(base64.b64encode(gzip.compress(filled.encode()))) < 16 * 1024
 
 
 def test_an_external_witness_gets_its_cloud_init_and_an_address_variable_only() -> None:

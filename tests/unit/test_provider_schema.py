@@ -119,6 +119,12 @@ def test_each_provider_says_what_was_read_and_why_its_version() -> None:
     terraform = schema_table()["providers"]["terraform"]
     for cite in schema_table()["meta_arguments_sources"]:
         assert citation_problems(cite, terraform) == []
+    # A provider block's `alias` is Terraform's own, cited there at both readings.
+    alias_cites = schema_table()["provider_meta_arguments_sources"]
+    assert schema_table()["provider_meta_arguments"] == ["alias"]
+    assert {c["release"] for c in alias_cites} == set(terraform["confirmed_cites"].values())
+    for cite in alias_cites:
+        assert citation_problems(cite, terraform) == []
 
 
 def test_each_pin_is_one_exact_version_and_the_module_requires_it() -> None:
@@ -176,6 +182,20 @@ def test_the_provider_blocks_are_checked_against_their_arguments() -> None:
     assert severities({"provider": {"aws": {"region": "x"}}}) == {
         "provider.aws.region": Severity.NOTE  # only at an untagged commit
     }
+
+
+def test_several_blocks_of_one_provider_are_each_checked_and_need_distinct_aliases() -> None:
+    blocks = [{"region": "us-east-1"}, {"alias": "mumbai", "region": "ap-south-1"}]
+    assert severities({"provider": {"aws": blocks}}) == {
+        "provider.aws[0].region": Severity.NOTE,
+        "provider.aws[1].region": Severity.NOTE,
+    }
+    twice = [*blocks, {"alias": "mumbai", "regoin": "x"}]
+    problems = {str(p) for p in check_document({"provider": {"aws": twice}})}
+    assert "error: provider.aws[2]: another block has alias 'mumbai'" in problems
+    assert "error: provider.aws[2].regoin: unknown argument" in problems
+    problems = {str(p) for p in check_document({"provider": {"aws": [blocks[0], blocks[0]]}})}
+    assert "error: provider.aws[1]: another block has no alias" in problems
 
 
 def test_the_route53_validators_are_the_providers() -> None:
