@@ -463,6 +463,48 @@ def watcher_unit(plan: Plan) -> str:
     return unit("geoha: the fast failover watcher (fence, then lease revoke)", service, after)
 
 
+IMDS_GUARD_SERVICE = "geoha-imds-guard"
+IMDS_ADDRESS = "169.254.169.254"
+"""AWS's instance metadata service, which serves an instance's user data to whoever asks."""
+
+
+def on_aws(plan: Plan, vm: Vm) -> bool:
+    return plan.spec.regions[vm.region].cloud.on_aws
+
+
+def guard_rule(address: str) -> str:
+    """The iptables rule (without its -I/-C/-D) that refuses `address` to all but root."""
+    return f"OUTPUT -d {address} -m owner ! --uid-owner 0 -j REJECT"
+
+
+def guard_command(address: str) -> str:
+    """A shell command adding `guard_rule(address)` once, however often it runs."""
+    rule = guard_rule(address)
+    return f"iptables -w -C {rule} 2>/dev/null || iptables -w -I {rule}"
+
+
+def imds_guard_unit() -> str:
+    """Only root may ask AWS's instance metadata service: the user data it serves holds
+    the internal CA's key. Applied at every boot, before geoha-addresses and so before
+    every node service; cloud-init, which needs the service at each boot, runs as root."""
+    apply = guard_command(IMDS_ADDRESS)
+    lines = [
+        "# rendered by geoha; changes are overwritten",
+        "[Unit]",
+        "Description=geoha: only root reaches the instance metadata (it serves the user data)",
+        "Before=geoha-addresses.service",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        f"ExecStart=/bin/sh -c '{apply}'",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def boot_script() -> str:
     """geoha.cloud.boot_addresses as an executable for the VM's system python3."""
     return "#!/usr/bin/python3\n" + inspect.getsource(boot_addresses)
@@ -482,6 +524,8 @@ def vm_files(plan: Plan, vm: Vm) -> list[dict[str, Any]]:
     files.append(write_file("/etc/geoha/addresses.map", address_map(plan, vm, configs), 0o644))
     files.append(write_file("/usr/local/sbin/geoha-addresses", boot_script(), 0o755))
     units = {"geoha-addresses": addresses_unit()}
+    if on_aws(plan, vm):
+        units[IMDS_GUARD_SERVICE] = imds_guard_unit()
     if signs_certificates(plan, vm):
         units[CERTIFICATES_SERVICE] = certificates_unit(plan)
     units |= {service_name(n.role): node_unit(plan, n) for n in vm.nodes}
@@ -603,11 +647,15 @@ def packages(plan: Plan, vm: Vm) -> list[str]:
     wanted = PACKAGES[vm.kind]
     if runs_watcher(plan, vm) or signs_certificates(plan, vm):
         wanted = wanted + [p for p in WATCHER_PACKAGES if p not in wanted]
+    if on_aws(plan, vm):
+        wanted = [*wanted, "iptables"]
     return wanted
 
 
 def cloud_config(plan: Plan, vm: Vm) -> dict[str, Any]:
     runcmd: list[str | list[str]] = [STOP_AT_FIRST_FAILURE]
+    if on_aws(plan, vm):  # first of all: the metadata service serves the CA's key
+        runcmd.append(["systemctl", "enable", "--now", f"{IMDS_GUARD_SERVICE}.service"])
     first, last = build_status_commands() if vm.template else ([], [])
     watcher = runs_watcher(plan, vm)
     runcmd += first

@@ -44,6 +44,7 @@ VM_PROGRAMS = (
     CLOUD_TOOLS.python,
     "/usr/bin/python3",  # Debian's, which runs the boot-time address script
     "/usr/bin/kill",  # procps, on every Debian/Ubuntu: Patroni's unit reloads with it
+    "/bin/sh",  # the AWS witness's metadata guard runs its iptables command through it
 )
 """What a VM has to run: its packages' programs and geoha's virtualenv's."""
 VM_TARGETS = (

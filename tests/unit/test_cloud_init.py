@@ -593,6 +593,22 @@ def test_systemd_units_restart_their_services() -> None:
             assert "Requires=geoha-addresses.service" in content
 
 
+def test_only_root_on_the_aws_witness_reaches_the_metadata_that_holds_the_cas_key() -> None:
+    plan = reference()
+    for vm in cloud_vms(plan):
+        body = parsed(render_vm(plan, vm))
+        files = {f["path"]: f["content"] for f in body["write_files"]}
+        unit = files.get("/etc/systemd/system/geoha-imds-guard.service")
+        if vm.region != "mumbai":
+            assert unit is None and "iptables" not in body["packages"], vm.name
+            continue
+        assert "iptables" in body["packages"]
+        # Before anything else runs, and again at every boot before the node services.
+        assert body["runcmd"][1] == ["systemctl", "enable", "--now", "geoha-imds-guard.service"]
+        assert "Before=geoha-addresses.service" in unit
+        assert "-d 169.254.169.254 -m owner ! --uid-owner 0 -j REJECT" in unit
+
+
 def witness(plan: Plan) -> Vm:
     return next(vm for vm in cloud_vms(plan) if vm.kind is VmKind.WITNESS)
 
