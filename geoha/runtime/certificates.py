@@ -37,11 +37,13 @@ def region_names(plan: Plan, region: str) -> list[str]:
 
 
 def node_identity(plan: Plan, node: Node) -> tuple[list[str], list[str]]:
-    """What a NODE certificate names: (DNS names, addresses). On one machine every
-    loopback connection leaves from 127.0.0.1, and etcd checks a peer's source
-    address against its certificate, so a local certificate names that too."""
+    """What a NODE certificate names: (DNS names, addresses), among them the name others
+    dial it by where it has one (`host`). On one machine every loopback connection leaves
+    from 127.0.0.1, and etcd checks a peer's source address against its certificate, so a
+    local certificate names that too."""
     local = [] if plan.cloud else [LOCAL_SOURCE]
-    return [node.name], [node.address, *local]
+    names = [node.name] if node.host is None else [node.name, node.host]
+    return names, [node.address, *local]
 
 
 def issue_node_certificate(plan: Plan, node: Node, owner: Owner) -> None:
