@@ -124,6 +124,33 @@ async def _accepts(conn: asyncpg.Connection[Any], attrs: SessionAttrs) -> bool:
     return standby  # standby, read-only
 
 
+async def run_to_end(work: Awaitable[T], discard: Callable[[T], None]) -> T:
+    """`work`'s result, but `work` itself is never cancelled: a caller that gives up (a
+    request's deadline) leaves it to finish on its own, and what it makes then is
+    `discard`ed, its failure retrieved. A connect must be bounded by its own timeout.
+
+    Why: asyncpg 0.32 cancelled between opening the socket and sending SSLRequest closes
+    a socket whose upgrade future nobody awaits any more; the close then fails that
+    future ("unexpected connection_lost() call"), an exception no one retrieves."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(lambda done: _drop(done, discard))
+        raise
+
+
+def _drop(done: asyncio.Future[T], discard: Callable[[T], None]) -> None:
+    """A result nobody waits for any more: discarded, or its failure retrieved."""
+    if done.cancelled() or done.exception() is not None:
+        return
+    discard(done.result())
+
+
+def _terminate(conn: asyncpg.Connection[Any]) -> None:
+    conn.terminate()
+
+
 def host_walk_connect(target: DatabaseTarget, application_name: str) -> Any:
     """A pool `connect` that tries each host in order with libpq's per-host timeout.
 
@@ -138,12 +165,15 @@ def host_walk_connect(target: DatabaseTarget, application_name: str) -> Any:
                 None if "application_name=" in dsn else {"application_name": application_name}
             )
             try:
-                conn: asyncpg.Connection[Any] = await asyncpg.connect(
-                    dsn,
-                    timeout=target.connect_timeout_s,
-                    server_settings=settings,
-                    connection_class=kwargs["connection_class"],
-                    record_class=kwargs["record_class"],
+                conn: asyncpg.Connection[Any] = await run_to_end(
+                    asyncpg.connect(
+                        dsn,
+                        timeout=target.connect_timeout_s,
+                        server_settings=settings,
+                        connection_class=kwargs["connection_class"],
+                        record_class=kwargs["record_class"],
+                    ),
+                    discard=_terminate,
                 )
             except CONNECT_ERRORS as exc:
                 failures.append(f"{host}:{port} {_describe(exc)}")

@@ -269,18 +269,24 @@ def address_map(plan: Plan, vm: Vm) -> list[str]:
     return [line for line in content.splitlines() if not line.startswith("#")]
 
 
+DELHI_DB_MAP = [
+    "net 10.10.0.0/16 ${network_delhi}",
+    "self 10.10.5.1",
+    "self 10.10.6.1",
+    "cidr 10.10.0.0/16 ${network_delhi}",
+    "cidr 10.20.0.0/16 ${network_chennai}",
+    "dns ${internal_name_servers}",
+]
+"""How delhi-db's address map begins: its own slots and networks, and where it asks."""
+
+
 def test_address_maps_name_only_the_peers_a_vm_needs() -> None:
     plan = cloud_plan(parse_spec(E2E_WITNESS))
     vms = {vm.name: vm for vm in cloud_vms(plan)}
     # The database's pg_hba names both data regions' layout networks: each becomes the
     # network E2E gave that region's VPC. Peers are asked of the internal zone's servers.
     assert address_map(plan, vms["delhi-db"]) == [
-        "net 10.10.0.0/16 ${network_delhi}",
-        "self 10.10.5.1",
-        "self 10.10.6.1",
-        "cidr 10.10.0.0/16 ${network_delhi}",
-        "cidr 10.20.0.0/16 ${network_chennai}",
-        "dns ${internal_name_servers}",
+        *DELHI_DB_MAP,
         "peer 10.20.6.1 chennai-etcd.internal.geoha.test",
         "peer 10.30.6.1 mumbai-etcd.internal.geoha.test",
         "peer 10.20.5.1 chennai-db.internal.geoha.test",
@@ -301,12 +307,7 @@ def test_with_a_witness_across_the_internet_each_vm_resolves_the_etcd_names_its_
     # Inside E2E: the peers' private addresses, and the witness's Elastic IP, from the
     # internal zone; the VM's own name is its own address.
     assert address_map(plan, vms["delhi-db"]) == [
-        "net 10.10.0.0/16 ${network_delhi}",
-        "self 10.10.5.1",
-        "self 10.10.6.1",
-        "cidr 10.10.0.0/16 ${network_delhi}",
-        "cidr 10.20.0.0/16 ${network_chennai}",
-        "dns ${internal_name_servers}",
+        *DELHI_DB_MAP,
         "peer 10.20.5.1 chennai-db.internal.geoha.test",
         "host delhi-etcd.internal.geoha.test self",
         "host chennai-etcd.internal.geoha.test chennai-etcd.internal.geoha.test",
