@@ -315,7 +315,7 @@ def test_with_a_witness_across_the_internet_each_vm_resolves_the_etcd_names_its_
     ]
     # On the witness: a data region's member is its database VM's public address (its
     # connections come from there, and etcd checks a peer's certificate names against
-    # that address). AWS pins the witness's own address: its slot is real.
+    # that address). Its VPC is the region's `cidr` itself: the layout network is the real one.
     assert address_map(plan, vms["mumbai-etcd"]) == [
         "net 10.30.0.0/16",
         "self 10.30.6.1",
