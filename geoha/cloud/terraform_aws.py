@@ -218,8 +218,9 @@ def witness_resources(plan: Plan, region: str) -> Resources:
                     f"aws_route.{tf_name(region, 'internet')}",
                     f"aws_vpc_security_group_egress_rule.{tf_name(region, 'out')}",
                 ],
-                # A newer image, or a changed cloud-init, would replace the witness: a data
-                # operation (docs/CLOUD.md), as for the E2E VMs' start scripts.
+                # A newer image would replace the witness (a data operation: docs/CLOUD.md),
+                # and a changed cloud-init would stop and start it for nothing (cloud-init
+                # runs once): both are left alone, as the E2E VMs' start scripts are.
                 "lifecycle": {"ignore_changes": ["ami", "user_data_base64"]},
             }
         },
