@@ -38,12 +38,26 @@ from geoha.cloud.vms import cloud_node
 from geoha.plan import Node, Plan, Tools, expand
 from geoha.render.etcd import render_etcd
 from geoha.render.files import File, write_files
-from geoha.spec import load_spec
+from geoha.spec import parse_spec
 from geoha.traffic.tls import ca_files, issue, new_ca
 
 TIMEOUT_S = 60.0
 SUDO = [] if os.geteuid() == 0 else ["sudo", "-n"]
-PUBLIC = {"delhi": "127.10.6.9", "chennai": "127.20.6.9"}
+SITES = {
+    "regions": {
+        "delhi": {"role": "primary", "cidr": "10.10.0.0/16", "local_net": "127.141.0.0/16"},
+        "chennai": {"role": "replica", "cidr": "10.20.0.0/16", "local_net": "127.142.0.0/16"},
+        "mumbai": {
+            "role": "witness",
+            "cidr": "10.30.0.0/16",
+            "local_net": "127.143.0.0/16",
+            "cloud": {"provider": "aws", "location": "ap-south-1"},
+        },
+    }
+}
+"""The reference topology (its witness on AWS) on loopback nets no other test, and no
+`geoha up`, uses."""
+PUBLIC = {"delhi": "127.141.6.9", "chennai": "127.142.6.9"}
 """Where the witness reaches each data region's member: not the address the other data
 region uses (its slot), as a VM's public address is not its private one."""
 
@@ -59,7 +73,7 @@ def sites(tmp_path: Path) -> Plan:
     """The reference's three etcd members, laid out on loopback under `tmp_path` and
     adjusted as the cloud plan does (names; data regions listening on every address),
     each with ports of its own (the data regions' listen on every address)."""
-    spec = load_spec(None)  # the witness is on AWS
+    spec = parse_spec(SITES)
     local = expand(spec, tmp_path, Tools.discover())
     nodes = []
     for node in local.etcd_nodes:
@@ -172,4 +186,4 @@ def test_members_agree_on_names_each_resolves_its_own_way(
         assert members == expected
     # The witness knows the data regions only by their "public" stand-ins.
     witness = next(n for n in nodes if n.region not in plan.spec.data_regions)
-    assert "127.10.6.1" not in hosts_file(plan, witness)
+    assert "127.141.6.1" not in hosts_file(plan, witness)
