@@ -24,7 +24,7 @@ from geoha.cloud.prices import DNS_AND_MONITORING, PriceTable
 from geoha.cloud.terraform_aws import WITNESS_DISK_GB
 from geoha.cloud.vms import cloud_plan
 from geoha.plan import NodeRole, Plan
-from geoha.spec import RegionCloud, Spec
+from geoha.spec import Spec
 
 GLOBAL_SCOPE = "global"
 WITNESS_ITEM = "witness (not in the seed estimate)"
@@ -91,9 +91,11 @@ def estimate_cost(plan: Plan, table: PriceTable) -> CostEstimate:
         for name, region in spec.regions.items()
         if not region.is_data and not region.cloud.external
     )
+    aws_witnesses: dict[str, tuple[str, str]] = {}
     for region_name in witnesses:
         if spec.regions[region_name].cloud.on_aws:
-            lines += _aws_witness_lines(spec, table, region_name)
+            aws_lines, aws_witnesses[region_name] = _aws_witness(spec, table, region_name)
+            lines += aws_lines
             continue
         count = len(plan.in_region(region_name, NodeRole.ETCD))
         price = table.plan(spec.regions[region_name].cloud.etcd_plan)
@@ -116,46 +118,34 @@ def estimate_cost(plan: Plan, table: PriceTable) -> CostEstimate:
         data_regions=tuple(spec.data_regions),
         witness_regions=witnesses,
         external_witnesses=tuple(n for n, r in spec.regions.items() if r.cloud.external),
-        aws_witnesses={
-            name: _aws_dates(table, spec.regions[name].cloud)
-            for name in witnesses
-            if spec.regions[name].cloud.on_aws
-        },
+        aws_witnesses=aws_witnesses,
     )
 
 
-def _aws_dates(table: PriceTable, cloud: RegionCloud) -> tuple[str, str]:
-    """A witness on AWS's region, and the dates of the prices it is costed at."""
-    prices = table.aws[cloud.location or ""]
-    instance = prices.instances[cloud.aws_instance_type]
-    dates = sorted({instance.date, prices.public_ipv4.date, prices.storage.date})
-    return prices.region, ", ".join(dates)
-
-
-def _aws_witness_lines(spec: Spec, table: PriceTable, region_name: str) -> list[CostLine]:
+def _aws_witness(
+    spec: Spec, table: PriceTable, region_name: str
+) -> tuple[list[CostLine], tuple[str, str]]:
     """A witness on AWS: its instance, its Elastic IP (AWS charges every public IPv4
     address by the hour) and its disk, each from its dated USD price, at
-    `cloud.inr_per_usd`; a month is AWS's 730 hours."""
+    `cloud.inr_per_usd`; a month is AWS's 730 hours. With them, its AWS region and the
+    dates of those prices."""
     cloud = spec.regions[region_name].cloud
     prices = table.aws[cloud.location or ""]
     rate = Decimal(str(spec.cloud.inr_per_usd))
     instance = prices.instances[cloud.aws_instance_type]
+    ipv4, storage = prices.public_ipv4, prices.storage
     parts = (
         (f"{WITNESS_ITEM}: instance", instance.name, instance.usd * HOURS_PER_MONTH, instance),
-        (
-            f"{WITNESS_ITEM}: Elastic IP",
-            "public IPv4",
-            prices.public_ipv4.usd * HOURS_PER_MONTH,
-            prices.public_ipv4,
-        ),
+        (f"{WITNESS_ITEM}: Elastic IP", ipv4.name, ipv4.usd * HOURS_PER_MONTH, ipv4),
         (
             f"{WITNESS_ITEM}: disk",
-            f"{WITNESS_DISK_GB} GB gp3",
-            prices.storage.usd * WITNESS_DISK_GB,
-            prices.storage,
+            f"{WITNESS_DISK_GB} GB {storage.name}",
+            storage.usd * WITNESS_DISK_GB,
+            storage,
         ),
     )
-    return [
+    dates = ", ".join(sorted({price.date for *_, price in parts}))
+    lines = [
         CostLine(
             scope=region_name,
             item=item,
@@ -168,6 +158,7 @@ def _aws_witness_lines(spec: Spec, table: PriceTable, region_name: str) -> list[
         )
         for item, name, usd_a_month, price in parts
     ]
+    return lines, (prices.region, dates)
 
 
 def _region_lines(plan: Plan, table: PriceTable, region_name: str) -> list[CostLine]:

@@ -93,8 +93,7 @@ class UsdPrice:
     """One AWS price, in US dollars as AWS lists it, with its own date and source."""
 
     name: str
-    usd: Decimal
-    unit: str  # "hour" or "GB-month"
+    usd: Decimal  # an hour; storage: a GB-month
     date: str
     source: str
 
@@ -155,20 +154,18 @@ def _aws_prices(region: str, entry: _AwsRegion) -> AwsPrices:
     return AwsPrices(
         region=region,
         instances={
-            name: UsdPrice(name, i.usd_per_hour, "hour", i.date, i.source)
+            name: UsdPrice(name, i.usd_per_hour, i.date, i.source)
             for name, i in entry.instances.items()
         },
         public_ipv4=UsdPrice(
-            "public IPv4 address",
+            "public IPv4",
             entry.public_ipv4_usd_per_hour,
-            "hour",
             entry.public_ipv4.date,
             entry.public_ipv4.source,
         ),
         storage=UsdPrice(
-            "gp3 disk",
+            "gp3",
             entry.storage_usd_per_gb_month,
-            "GB-month",
             entry.storage.date,
             entry.storage.source,
         ),

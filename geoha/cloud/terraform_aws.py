@@ -59,6 +59,11 @@ def provider_alias(region: str) -> str:
     return tf_name(region)
 
 
+def provider_ref(region: str) -> str:
+    """What a witness region's resources name as their `provider`."""
+    return f"aws.{provider_alias(region)}"
+
+
 def provider_block(spec: Spec, region: str) -> dict[str, Any]:
     """The AWS provider in the witness region's AWS region (Route 53's stays the default)."""
     location = spec.regions[region].cloud.location
@@ -88,7 +93,7 @@ def ingress(provider: str, group: str, cidr: str, port: int, why: str) -> dict[s
 def security_rules(spec: Spec, region: str, group: str) -> Resources:
     """etcd from each data region's database VM (its member, and Patroni as a client),
     SSH from the administrators' network; everything outbound."""
-    provider = f"aws.{provider_alias(region)}"
+    provider = provider_ref(region)
     rules: dict[str, dict[str, Any]] = {
         tf_name(region, "ssh"): ingress(
             provider, group, "${var.admin_cidr}", 22, "SSH from var.admin_cidr"
@@ -122,7 +127,7 @@ def witness_resources(plan: Plan, region: str) -> Resources:
     name = tf_name(region)
     instance = witness_instance(region)
     group = tf_name(region, "etcd_sg")
-    provider = f"aws.{provider_alias(region)}"
+    provider = provider_ref(region)
     label = f"{spec.name}-{region}"
 
     def tags(what: str) -> dict[str, str]:
@@ -243,7 +248,7 @@ def aws_documents(plan: Plan) -> tuple[Resources, dict[str, Any]]:
 def witness_image(plan: Plan, region: str) -> dict[str, Any]:
     arch = architecture(plan.spec.regions[region].cloud.aws_instance_type)
     return {
-        "provider": f"aws.{provider_alias(region)}",
+        "provider": provider_ref(region),
         "most_recent": True,
         "owners": [UBUNTU_OWNER],
         "filter": [
